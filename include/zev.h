@@ -1,0 +1,276 @@
+/* zev.h: the public API of zev, a zero-copy reactor over epoll and kqueue.
+ *
+ * Sections, in order: version and export macro, errors, loop, common handle calls, timer,
+ * async. Buffers and addresses live in zev/buf.h and zev/addr.h; TCP and UDP in zev/tcp.h and
+ * zev/udp.h; all are included from here, so users include only <zev.h>.
+ *
+ * Conventions (see DESIGN.md):
+ * - Calls return 0 or a non-negative count on success and a negative errno on failure.
+ * - The user owns every handle's memory; handles may be embedded in the user's structs. The
+ *   library never frees user memory. After zev_close()'s callback the memory may be reused.
+ * - A loop and its handles belong to one thread; only zev_async_send() is thread-safe.
+ * - Struct fields are grouped: public (the user's to read and write), read-only (the user may
+ *   read), private (do not touch; the layout may change between versions).
+ */
+#ifndef ZEV_H
+#define ZEV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- version and export macro ----------------------------------------------------------- */
+
+#define ZEV_VERSION_MAJOR 0
+#define ZEV_VERSION_MINOR 1
+#define ZEV_VERSION_PATCH 0
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ZEV_EXPORT __attribute__((visibility("default")))
+#else
+#define ZEV_EXPORT
+#endif
+
+/* "0.1.0": the version the library was built as (may differ from the header's). */
+ZEV_EXPORT const char *zev_version(void);
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+/* Text for a negative errno returned by zev ("address already in use"). Never NULL. */
+ZEV_EXPORT const char *zev_strerror(int err);
+/* The errno's symbolic name ("EADDRINUSE"); "UNKNOWN" for codes zev never returns. */
+ZEV_EXPORT const char *zev_err_name(int err);
+
+/* ---- intrusive list link (private: embedded in handles, managed by the library) ---------- */
+
+struct zev__link {
+    struct zev__link *prev;
+    struct zev__link *next;
+};
+
+/* ---- I/O watcher (private: the loop's unit of fd interest, embedded in TCP/UDP handles) -- */
+
+typedef struct zev_loop_s zev_loop_t;
+struct zev_watcher;
+typedef void (*zev__io_cb)(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
+
+struct zev_watcher {
+    int fd;
+    unsigned events;    /* ZEV__READABLE | ZEV__WRITABLE registered with the backend */
+    unsigned flags;     /* ZEV__W_* state bits */
+    unsigned revents;   /* events fed for the pending phase */
+    zev__io_cb cb;
+    struct zev__link pending; /* in loop->pending_watchers while fed */
+};
+
+/* ---- allocator hook ------------------------------------------------------------------------ */
+
+/* Where the loop gets memory: once at init (backend event array, buffer pool chunks) and,
+ * for TCP listeners, nowhere else; never per message. Defaults to malloc/free. */
+typedef struct {
+    void *(*alloc)(void *ctx, size_t size);
+    void (*free)(void *ctx, void *ptr, size_t size);
+    void *ctx;
+} zev_allocator_t;
+
+#include "zev/buf.h"
+#include "zev/addr.h"
+
+/* ---- loop --------------------------------------------------------------------------------- */
+
+typedef enum {
+    ZEV_RUN_DEFAULT = 0, /* until stopped or no active referenced handle is left */
+    ZEV_RUN_ONCE,        /* one iteration, blocking for I/O if there is nothing to do */
+    ZEV_RUN_NOWAIT       /* one iteration, never blocking */
+} zev_run_mode;
+
+/* Counters for people who study or benchmark the loop. Monotonic since init. */
+typedef struct {
+    uint64_t iterations;     /* loop iterations run */
+    uint64_t polls;          /* calls into the kernel wait (epoll_wait / kevent) */
+    uint64_t wakeups;        /* polls that returned at least one event */
+    uint64_t events;         /* I/O events dispatched to watchers */
+    uint64_t max_events;     /* most events returned by one poll */
+    uint64_t blocked_ns;     /* time spent inside the kernel wait */
+    uint64_t timers_fired;   /* timer callbacks run */
+} zev_loop_metrics_t;
+
+typedef struct {
+    zev_allocator_t allocator;    /* zeroed: malloc/free */
+    unsigned max_events;          /* events fetched per poll; 0: 1024 */
+    size_t buf_size;              /* bytes per pool chunk; 0: 64 KiB */
+} zev_loop_options_t;
+
+struct zev_timer_s;
+
+struct zev_loop_s {
+    /* public */
+    void *data;
+    /* read-only */
+    zev_loop_metrics_t metrics;
+    /* private */
+    unsigned state;                  /* ZEV__LOOP_* */
+    unsigned stop_flag;
+    uint64_t now_ms;
+    unsigned active_refs;            /* handles that are active and referenced */
+    unsigned open_handles;           /* initialised and not yet fully closed */
+    struct zev__link closing;        /* handles whose close callback is due */
+    struct zev__link pending_watchers;
+    struct zev__link async_handles;
+    struct zev_timer_s *timer_root;  /* pairing min-heap of active timers */
+    size_t timer_count;
+    uint64_t timer_seq;              /* start order, breaks deadline ties */
+    zev_allocator_t allocator;
+    /* backend state: sized at init, owned by the backend file */
+    int backend_fd;
+    void *backend_events;
+    unsigned backend_max_events;
+    unsigned backend_n_ready;        /* events of the batch being dispatched */
+    unsigned backend_next_ready;     /* index of the next one to dispatch */
+    void *backend_changes;           /* kqueue: pending changelist */
+    unsigned backend_n_changes;
+    unsigned backend_max_changes;
+    int wake_fds[2];                 /* eventfd or self-pipe; -1 where EVFILT_USER is used */
+    struct zev_watcher wake_watcher;
+    int async_wake_pending;          /* atomic: a wake-up is in flight */
+    zev_buf_pool_t pool;
+};
+
+/* Initialise a loop in memory the caller owns. -EINVAL if loop is NULL, or a backend errno
+ * (-EMFILE, -ENOMEM). */
+ZEV_EXPORT int zev_loop_init(zev_loop_t *loop);
+/* As zev_loop_init with options (opts may be NULL). -EINVAL on NULL loop or bad options. */
+ZEV_EXPORT int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts);
+/* Release the loop's resources. -EBUSY while any handle is open or a close callback is due
+ * (the loop stays usable); -EBADF if already closed; -EINVAL on NULL. */
+ZEV_EXPORT int zev_loop_close(zev_loop_t *loop);
+/* Run the loop. Returns 1 if referenced active handles remain (more to do), 0 if not;
+ * -EINVAL on NULL or bad mode, -EBADF on a closed loop, -EBUSY if called from inside run,
+ * or a negative errno the kernel wait failed with (never EINTR, which is retried). */
+ZEV_EXPORT int zev_run(zev_loop_t *loop, zev_run_mode mode);
+/* Make zev_run return after the current iteration. -EINVAL on NULL, -EBADF if closed. */
+ZEV_EXPORT int zev_stop(zev_loop_t *loop);
+/* 1 if the loop has referenced active handles or due close callbacks, else 0. */
+ZEV_EXPORT int zev_loop_alive(const zev_loop_t *loop);
+/* Cached monotonic time in ms, updated once per iteration; 0 on NULL. */
+ZEV_EXPORT uint64_t zev_now(const zev_loop_t *loop);
+/* Refresh the cached time now (a long callback may want this before starting timers). */
+ZEV_EXPORT void zev_update_time(zev_loop_t *loop);
+/* Monotonic clock in nanoseconds, uncached. */
+ZEV_EXPORT uint64_t zev_hrtime(void);
+/* Copy the loop's counters into *out. -EINVAL on NULL. */
+ZEV_EXPORT int zev_loop_metrics(const zev_loop_t *loop, zev_loop_metrics_t *out);
+/* "epoll" or "kqueue": the backend this library was built with. */
+ZEV_EXPORT const char *zev_backend_name(void);
+
+/* ---- common handle calls ------------------------------------------------------------------ */
+
+typedef enum {
+    ZEV_HANDLE_UNKNOWN = 0,
+    ZEV_TIMER,
+    ZEV_ASYNC,
+    ZEV_TCP,
+    ZEV_UDP
+} zev_handle_type;
+
+typedef struct zev_handle_s zev_handle_t;
+typedef void (*zev_close_cb)(zev_handle_t *handle);
+
+/* Per-type close behaviour; private, set by each handle type's init. */
+struct zev__handle_ops {
+    void (*close)(zev_handle_t *handle);  /* stop I/O now, inside zev_close */
+    void (*finish)(zev_handle_t *handle); /* deferred: cancel requests, before the close cb */
+};
+
+/* The first member of every handle. Pass &h->handle to the calls below. */
+struct zev_handle_s {
+    /* public */
+    void *data;
+    /* read-only */
+    zev_loop_t *loop;
+    zev_handle_type type;
+    /* private */
+    unsigned flags; /* ZEV__H_* */
+    const struct zev__handle_ops *ops;
+    zev_close_cb close_cb;
+    struct zev__link closing;
+};
+
+/* Close a handle: stops it now; cb (may be NULL) runs exactly once from the loop, never
+ * inside this call; after it the memory may be freed. -EBADF if already closing or closed,
+ * -EINVAL on NULL. */
+ZEV_EXPORT int zev_close(zev_handle_t *handle, zev_close_cb cb);
+/* Make an active handle keep zev_run going (the default). -EINVAL on NULL, -EBADF if closed. */
+ZEV_EXPORT int zev_ref(zev_handle_t *handle);
+/* Let zev_run return while this handle stays usable (Node's unref). Errors as zev_ref. */
+ZEV_EXPORT int zev_unref(zev_handle_t *handle);
+/* 1 if referenced, 0 if not or on NULL. */
+ZEV_EXPORT int zev_has_ref(const zev_handle_t *handle);
+/* 1 if the handle is doing something (timer started, TCP reading/listening...), else 0. */
+ZEV_EXPORT int zev_is_active(const zev_handle_t *handle);
+/* 1 from zev_close until the handle is fully closed and after, else 0. */
+ZEV_EXPORT int zev_is_closing(const zev_handle_t *handle);
+
+/* ---- timer -------------------------------------------------------------------------------- */
+
+typedef struct zev_timer_s zev_timer_t;
+typedef void (*zev_timer_cb)(zev_timer_t *timer);
+
+struct zev_timer_s {
+    zev_handle_t handle;
+    /* private */
+    zev_timer_cb cb;
+    uint64_t deadline_ms;
+    uint64_t repeat_ms;
+    uint64_t start_seq;
+    zev_timer_t *heap_child; /* pairing heap links (src/reactor/heap.c) */
+    zev_timer_t *heap_next;
+    zev_timer_t *heap_prev;  /* previous sibling, or the parent for a first child */
+};
+
+/* Initialise a timer. -EINVAL on NULL, -EBADF on a closed loop. */
+ZEV_EXPORT int zev_timer_init(zev_loop_t *loop, zev_timer_t *timer);
+/* Start (or restart) a timer: cb after timeout_ms, then every repeat_ms if non-zero.
+ * O(log n), never allocates. -EINVAL on NULL timer/cb or negative times, -EBADF if closed. */
+ZEV_EXPORT int zev_timer_start(zev_timer_t *timer, zev_timer_cb cb, int64_t timeout_ms,
+                               int64_t repeat_ms);
+/* Stop a timer; stopping a stopped timer is fine. -EINVAL on NULL, -EBADF if closed. */
+ZEV_EXPORT int zev_timer_stop(zev_timer_t *timer);
+/* Restart a repeating timer with its repeat as timeout; stop it if repeat is 0.
+ * -EINVAL if it was never started, -EBADF if closed. */
+ZEV_EXPORT int zev_timer_again(zev_timer_t *timer);
+/* Set the repeat interval used from the next expiry on. -EINVAL on NULL or negative. */
+ZEV_EXPORT int zev_timer_set_repeat(zev_timer_t *timer, int64_t repeat_ms);
+/* The repeat interval in ms; 0 on NULL. */
+ZEV_EXPORT uint64_t zev_timer_get_repeat(const zev_timer_t *timer);
+/* Milliseconds until the timer fires (0 if due or inactive). */
+ZEV_EXPORT uint64_t zev_timer_get_due_in(const zev_timer_t *timer);
+
+/* ---- async: the one thread-safe wake-up ----------------------------------------------------- */
+
+typedef struct zev_async_s zev_async_t;
+typedef void (*zev_async_cb)(zev_async_t *async);
+
+struct zev_async_s {
+    zev_handle_t handle;
+    /* private */
+    zev_async_cb cb;
+    int pending; /* atomic */
+    struct zev__link node; /* in loop->async_handles */
+};
+
+/* Initialise an async handle; it is active (keeps the loop running) until closed or unref'd.
+ * -EINVAL on NULL loop/async/cb, -EBADF on a closed loop. */
+ZEV_EXPORT int zev_async_init(zev_loop_t *loop, zev_async_t *async, zev_async_cb cb);
+/* Wake the loop and run the callback there; safe from any thread. Sends before the callback
+ * runs coalesce into one call. -EINVAL on NULL, -EBADF if closing. */
+ZEV_EXPORT int zev_async_send(zev_async_t *async);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZEV_H */

@@ -1,0 +1,64 @@
+/* zev/buf.h: refcounted buffers and slices, the zero-copy currency of zev (DESIGN.md §5).
+ *
+ * The loop owns a pool of fixed-size chunks. The kernel reads straight into a chunk; callbacks
+ * get a slice (pointer, length, owning chunk) that is valid during the callback. To keep the
+ * bytes longer, take a reference with zev_buf_ref() and drop it with zev_buf_unref(). A slice
+ * with owner NULL is raw memory that the caller keeps alive until the call that took it is
+ * complete. Included from <zev.h>.
+ */
+#ifndef ZEV_BUF_H
+#define ZEV_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct zev_buf_s zev_buf_t;
+typedef struct zev_buf_pool_s zev_buf_pool_t;
+
+struct zev_buf_s {
+    /* read-only */
+    char *base;
+    size_t size;
+    /* private */
+    uint32_t refs;
+    zev_buf_pool_t *pool;
+    zev_buf_t *next_free;
+};
+
+/* A view of bytes: base..base+len, kept alive by owner (NULL: raw caller memory). */
+typedef struct {
+    char *base;
+    size_t len;
+    zev_buf_t *owner;
+} zev_slice_t;
+
+typedef struct {
+    size_t chunk_size; /* bytes of payload per chunk */
+    uint64_t allocated;  /* chunks obtained from the allocator so far */
+    uint64_t in_use;     /* chunks with at least one reference */
+    uint64_t peak;       /* most chunks in use at once */
+} zev_buf_pool_stats_t;
+
+struct zev_buf_pool_s {
+    /* private */
+    zev_buf_pool_stats_t stats;
+    zev_buf_t *free_list;
+    const zev_allocator_t *allocator;
+    size_t live; /* allocated minus returned to the allocator; for leak checks at close */
+};
+
+/* Take a chunk from the loop's pool with one reference; NULL if memory is exhausted. */
+ZEV_EXPORT zev_buf_t *zev_buf_get(struct zev_loop_s *loop);
+/* Take one more reference; returns buf. NULL-safe. */
+ZEV_EXPORT zev_buf_t *zev_buf_ref(zev_buf_t *buf);
+/* Drop a reference; the last one returns the chunk to its pool. NULL-safe. */
+ZEV_EXPORT void zev_buf_unref(zev_buf_t *buf);
+/* Pool counters. -EINVAL on NULL. */
+ZEV_EXPORT int zev_buf_pool_stats(const struct zev_loop_s *loop, zev_buf_pool_stats_t *out);
+/* A slice of raw memory the caller keeps alive until the taking call completes. */
+static inline zev_slice_t zev_slice(const void *base, size_t len) {
+    zev_slice_t s = {(char *)base, len, NULL};
+    return s;
+}
+
+#endif /* ZEV_BUF_H */

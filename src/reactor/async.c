@@ -1,0 +1,62 @@
+/* src/reactor/async.c: async handles, the one way to reach a loop from another thread.
+ *
+ * zev_async_send() sets the handle's pending flag and, only if no wake-up is already in
+ * flight for the loop, asks the backend to wake it (one eventfd write or EVFILT_USER trigger).
+ * So N sends before the loop reacts cost at most one syscall and run the callback once. The
+ * loop clears its in-flight flag before scanning, so a send that races the scan either is seen
+ * by it or causes a new wake-up: none is lost.
+ */
+#include "backend.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+
+static atomic_int *as_atomic(int *p) {
+    /* zev.h declares these fields as plain int to stay C++-includable; they are only ever
+     * accessed through the C11 atomic functions, here and below. */
+    return (atomic_int *)p;
+}
+
+static void async_close(zev_handle_t *h) {
+    zev_async_t *a = (zev_async_t *)h;
+    zev__list_remove(&a->node);
+}
+
+static const struct zev__handle_ops async_ops = {.close = async_close, .finish = NULL};
+
+int zev_async_init(zev_loop_t *loop, zev_async_t *a, zev_async_cb cb) {
+    if (!loop || !a || !cb) return -EINVAL;
+    if (!zev__loop_usable(loop)) return -EBADF;
+    *a = (zev_async_t){0};
+    zev__handle_init(loop, &a->handle, ZEV_ASYNC, &async_ops);
+    a->cb = cb;
+    atomic_init(as_atomic(&a->pending), 0);
+    zev__list_push_back(&loop->async_handles, &a->node);
+    zev__handle_start(&a->handle);
+    return 0;
+}
+
+int zev_async_send(zev_async_t *a) {
+    if (!a) return -EINVAL;
+    if (!zev__handle_usable(&a->handle)) return -EBADF;
+    if (atomic_exchange(as_atomic(&a->pending), 1) != 0) return 0;
+    zev_loop_t *loop = a->handle.loop;
+    if (atomic_exchange(as_atomic(&loop->async_wake_pending), 1) != 0) return 0;
+    return zev__backend_wake(loop);
+}
+
+void zev__async_dispatch(zev_loop_t *loop) {
+    atomic_store(as_atomic(&loop->async_wake_pending), 0);
+    /* A callback may close any async handle, so walk a detached list: closing unlinks a node
+     * from whichever list holds it, and each visited node goes back to the loop's list. */
+    struct zev__link todo;
+    zev__list_move(&loop->async_handles, &todo);
+    while (!zev__list_empty(&todo)) {
+        struct zev__link *node = todo.next;
+        zev__list_remove(node);
+        zev__list_push_back(&loop->async_handles, node);
+        zev_async_t *a = zev__container_of(node, zev_async_t, node);
+        if (atomic_exchange(as_atomic(&a->pending), 0) != 0) a->cb(a);
+    }
+}

@@ -1,0 +1,82 @@
+/* src/reactor/buf.c: the loop's pool of refcounted chunks that the kernel reads into.
+ *
+ * A chunk is one allocation: a zev_buf_t header, padded to a cache line, then `size` bytes of
+ * payload. The pool grows on demand and keeps released chunks on a free list, so in steady
+ * state getting and releasing a chunk is a pointer swap: no allocation per message. Chunks go
+ * back to the allocator only at zev_loop_close. Refcounts are plain integers: a loop and its
+ * buffers belong to one thread (DESIGN.md §7).
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+#define HEADER_SIZE ((sizeof(zev_buf_t) + 63u) & ~(size_t)63u)
+
+void zev__buf_pool_init(zev_loop_t *loop, size_t chunk_size) {
+    zev_buf_pool_t *pool = &loop->pool;
+    *pool = (zev_buf_pool_t){0};
+    pool->stats.chunk_size = chunk_size;
+    pool->allocator = &loop->allocator;
+}
+
+static zev_buf_t *chunk_new(zev_buf_pool_t *pool) {
+    size_t size = pool->stats.chunk_size;
+    char *mem = pool->allocator->alloc(pool->allocator->ctx, HEADER_SIZE + size);
+    if (!mem) return NULL;
+    zev_buf_t *b = (zev_buf_t *)mem;
+    b->base = mem + HEADER_SIZE;
+    b->size = size;
+    b->pool = pool;
+    b->next_free = NULL;
+    pool->stats.allocated++;
+    pool->live++;
+    return b;
+}
+
+zev_buf_t *zev_buf_get(zev_loop_t *loop) {
+    if (!zev__loop_usable(loop)) return NULL;
+    zev_buf_pool_t *pool = &loop->pool;
+    zev_buf_t *b = pool->free_list;
+    if (b) {
+        pool->free_list = b->next_free;
+        b->next_free = NULL;
+    } else {
+        b = chunk_new(pool);
+        if (!b) return NULL;
+    }
+    b->refs = 1;
+    if (++pool->stats.in_use > pool->stats.peak) pool->stats.peak = pool->stats.in_use;
+    return b;
+}
+
+zev_buf_t *zev_buf_ref(zev_buf_t *b) {
+    if (b) b->refs++;
+    return b;
+}
+
+void zev_buf_unref(zev_buf_t *b) {
+    if (!b || b->refs == 0) return;
+    if (--b->refs > 0) return;
+    zev_buf_pool_t *pool = b->pool;
+    pool->stats.in_use--;
+    b->next_free = pool->free_list;
+    pool->free_list = b;
+}
+
+int zev_buf_pool_stats(const zev_loop_t *loop, zev_buf_pool_stats_t *out) {
+    if (!loop || !out) return -EINVAL;
+    *out = loop->pool.stats;
+    return 0;
+}
+
+int zev__buf_pool_close(zev_loop_t *loop) {
+    zev_buf_pool_t *pool = &loop->pool;
+    if (pool->stats.in_use > 0) return -EBUSY;
+    while (pool->free_list) {
+        zev_buf_t *b = pool->free_list;
+        pool->free_list = b->next_free;
+        pool->live--;
+        pool->allocator->free(pool->allocator->ctx, b, HEADER_SIZE + b->size);
+    }
+    return 0;
+}

@@ -1,0 +1,94 @@
+/* src/reactor/handle.c: what every handle shares: ref/unref, active state, and deferred close.
+ *
+ * zev_close() stops the handle at once (its type's ops->close) and queues it; the loop's last
+ * phase runs ops->finish (cancel outstanding requests) and then the user's close callback,
+ * exactly once and never inside zev_close(). Types plug in through struct zev__handle_ops, so
+ * this file knows no handle type.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+void zev__handle_init(zev_loop_t *loop, zev_handle_t *h, zev_handle_type type,
+                      const struct zev__handle_ops *ops) {
+    h->data = NULL;
+    h->loop = loop;
+    h->type = type;
+    h->flags = ZEV__H_REF;
+    h->ops = ops;
+    h->close_cb = NULL;
+    zev__list_init(&h->closing);
+    loop->open_handles++;
+}
+
+static bool counts_toward_alive(const zev_handle_t *h) {
+    return (h->flags & (ZEV__H_ACTIVE | ZEV__H_REF)) == (ZEV__H_ACTIVE | ZEV__H_REF);
+}
+
+void zev__handle_start(zev_handle_t *h) {
+    if (h->flags & ZEV__H_ACTIVE) return;
+    h->flags |= ZEV__H_ACTIVE;
+    if (counts_toward_alive(h)) h->loop->active_refs++;
+}
+
+void zev__handle_stop(zev_handle_t *h) {
+    if (!(h->flags & ZEV__H_ACTIVE)) return;
+    if (counts_toward_alive(h)) h->loop->active_refs--;
+    h->flags &= ~ZEV__H_ACTIVE;
+}
+
+int zev_ref(zev_handle_t *h) {
+    if (!h) return -EINVAL;
+    if (h->flags & ZEV__H_CLOSED) return -EBADF;
+    if (h->flags & ZEV__H_REF) return 0;
+    h->flags |= ZEV__H_REF;
+    if (counts_toward_alive(h)) h->loop->active_refs++;
+    return 0;
+}
+
+int zev_unref(zev_handle_t *h) {
+    if (!h) return -EINVAL;
+    if (h->flags & ZEV__H_CLOSED) return -EBADF;
+    if (!(h->flags & ZEV__H_REF)) return 0;
+    if (counts_toward_alive(h)) h->loop->active_refs--;
+    h->flags &= ~ZEV__H_REF;
+    return 0;
+}
+
+int zev_has_ref(const zev_handle_t *h) {
+    return h && (h->flags & ZEV__H_REF) ? 1 : 0;
+}
+
+int zev_is_active(const zev_handle_t *h) {
+    return h && (h->flags & ZEV__H_ACTIVE) ? 1 : 0;
+}
+
+int zev_is_closing(const zev_handle_t *h) {
+    return h && (h->flags & (ZEV__H_CLOSING | ZEV__H_CLOSED)) ? 1 : 0;
+}
+
+int zev_close(zev_handle_t *h, zev_close_cb cb) {
+    if (!h || !h->loop) return -EINVAL;
+    if (h->flags & (ZEV__H_CLOSING | ZEV__H_CLOSED)) return -EBADF;
+    h->flags |= ZEV__H_CLOSING;
+    h->close_cb = cb;
+    if (h->ops && h->ops->close) h->ops->close(h);
+    zev__handle_stop(h);
+    zev__list_push_back(&h->loop->closing, &h->closing);
+    return 0;
+}
+
+void zev__handle_run_closing(zev_loop_t *loop) {
+    /* Handles closed by these callbacks wait for the next iteration, which will not block. */
+    struct zev__link due;
+    zev__list_move(&loop->closing, &due);
+    while (!zev__list_empty(&due)) {
+        struct zev__link *node = due.next;
+        zev__list_remove(node);
+        zev_handle_t *h = zev__container_of(node, zev_handle_t, closing);
+        if (h->ops && h->ops->finish) h->ops->finish(h);
+        h->flags = (h->flags & ~ZEV__H_CLOSING) | ZEV__H_CLOSED;
+        loop->open_handles--;
+        if (h->close_cb) h->close_cb(h);
+    }
+}

@@ -1,0 +1,56 @@
+/* src/reactor/watcher.c: I/O watchers, the loop's unit of fd interest, and the pending queue.
+ *
+ * A watcher is registered with the backend once; after that, wanting to write costs nothing.
+ * Because readiness is edge-triggered, an owner that stops reading early (its fairness budget,
+ * or a resume after pause) feeds itself to the pending queue; the loop runs that queue in the
+ * next iteration and polls without blocking while it is non-empty.
+ */
+#include "backend.h"
+#include "internal.h"
+
+void zev__watcher_init(struct zev_watcher *w, int fd, zev__io_cb cb) {
+    w->fd = fd;
+    w->events = 0;
+    w->flags = 0;
+    w->revents = 0;
+    w->cb = cb;
+    zev__list_init(&w->pending);
+}
+
+int zev__watcher_start(zev_loop_t *loop, struct zev_watcher *w, unsigned events) {
+    if ((w->flags & ZEV__W_REGISTERED) && (w->events & events) == events) return 0;
+    int err = zev__backend_watch(loop, w, w->events | events);
+    if (err < 0) return err;
+    w->events |= events;
+    w->flags |= ZEV__W_REGISTERED;
+    return 0;
+}
+
+void zev__watcher_stop(zev_loop_t *loop, struct zev_watcher *w) {
+    zev__list_remove(&w->pending);
+    w->revents = 0;
+    if (!(w->flags & ZEV__W_REGISTERED)) return;
+    zev__backend_unwatch(loop, w);
+    w->flags &= ~ZEV__W_REGISTERED;
+    w->events = 0;
+}
+
+void zev__watcher_feed(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
+    w->revents |= revents;
+    if (!zev__list_linked(&w->pending)) zev__list_push_back(&loop->pending_watchers, &w->pending);
+}
+
+void zev__watcher_run_pending(zev_loop_t *loop) {
+    /* Watchers fed while this runs (a budget used up again) wait for the next iteration. A
+     * callback may stop any watcher in `due`; stopping unlinks it, so it is never run. */
+    struct zev__link due;
+    zev__list_move(&loop->pending_watchers, &due);
+    while (!zev__list_empty(&due)) {
+        struct zev__link *node = due.next;
+        zev__list_remove(node);
+        struct zev_watcher *w = zev__container_of(node, struct zev_watcher, pending);
+        unsigned revents = w->revents;
+        w->revents = 0;
+        w->cb(loop, w, revents);
+    }
+}

@@ -1,0 +1,36 @@
+/* tests/support/zt.c: the loop fixture, fd-leak check and small callbacks for the suites. */
+#include "zt.h"
+
+#include <dirent.h>
+
+zev_loop_t zt_loop;
+static int fds_at_setup;
+
+int zt_fd_count(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int n = 0;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the directory's own fd */
+}
+
+void zt_setup(void) {
+    fds_at_setup = zt_fd_count();
+    cr_assert_eq(zev_loop_init(&zt_loop), 0);
+}
+
+void zt_teardown(void) {
+    int err = zev_loop_close(&zt_loop);
+    cr_assert_eq(err, 0, "zev_loop_close: %s (a handle was left open)", zev_err_name(err));
+    cr_assert_eq(zt_fd_count(), fds_at_setup, "descriptors leaked");
+}
+
+void zt_run(void) {
+    int r = zev_run(&zt_loop, ZEV_RUN_DEFAULT);
+    cr_assert_eq(r, 0, "zev_run returned %d (%s)", r, zev_err_name(r));
+}
+
+void zt_count_close(zev_handle_t *h) {
+    if (h->data) (*(int *)h->data)++;
+}

@@ -1,0 +1,27 @@
+/* tests/support/zt.h: helpers shared by the Criterion suites.
+ *
+ * Every suite that uses the loop fixture gets a fresh loop in `zt_loop`, and its teardown
+ * closes the loop (asserting success: every handle was closed) and asserts that the test
+ * released every descriptor it opened.
+ */
+#ifndef ZT_H
+#define ZT_H
+
+#include "zev.h"
+
+#include <criterion/criterion.h>
+
+extern zev_loop_t zt_loop;
+
+/* Number of open descriptors of this process. */
+int zt_fd_count(void);
+/* Fixture: record fds, init zt_loop. */
+void zt_setup(void);
+/* Fixture: close zt_loop, assert no fd leaked. */
+void zt_teardown(void);
+/* Run zt_loop until nothing is alive; assert it returned 0. Tests bound it with .timeout. */
+void zt_run(void);
+/* Close callback that counts into an int pointed to by handle->data (if set). */
+void zt_count_close(zev_handle_t *h);
+
+#endif
