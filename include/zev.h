@@ -83,7 +83,7 @@ typedef struct {
 
 typedef enum {
     ZEV_RUN_DEFAULT = 0, /* until stopped or no active referenced handle is left */
-    ZEV_RUN_ONCE,        /* one iteration, blocking for I/O if there is nothing to do */
+    ZEV_RUN_ONCE,        /* one iteration; blocks for I/O or a timer only if no callback ran */
     ZEV_RUN_NOWAIT       /* one iteration, never blocking */
 } zev_run_mode;
 

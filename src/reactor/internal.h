@@ -129,8 +129,8 @@ void zev__timer_heap_remove(zev_loop_t *loop, zev_timer_t *t);
 static inline zev_timer_t *zev__timer_heap_min(const zev_loop_t *loop) {
     return loop->timer_root;
 }
-/* Run every timer due at loop->now_ms that was started before this call. */
-void zev__timer_run_due(zev_loop_t *loop);
+/* Run every timer due at loop->now_ms that was started before this call; returns how many. */
+unsigned zev__timer_run_due(zev_loop_t *loop);
 /* Milliseconds until the nearest timer, -1 if none. */
 int zev__timer_next_timeout(const zev_loop_t *loop);
 

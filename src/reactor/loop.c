@@ -133,8 +133,9 @@ void zev__loop_account_poll(zev_loop_t *loop, uint64_t blocked_ns, unsigned n_ev
 }
 
 /* How long the poll phase may block: not at all when something is already waiting to run. */
-static int poll_timeout(const zev_loop_t *loop, zev_run_mode mode) {
+static int poll_timeout(const zev_loop_t *loop, zev_run_mode mode, bool made_progress) {
     if (mode == ZEV_RUN_NOWAIT || loop->stop_flag) return 0;
+    if (mode == ZEV_RUN_ONCE && made_progress) return 0; /* ONCE ran a callback: don't block */
     if (!zev__list_empty(&loop->pending_watchers) || !zev__list_empty(&loop->closing)) return 0;
     if (loop->active_refs == 0) return 0;
     return zev__timer_next_timeout(loop);
@@ -142,9 +143,10 @@ static int poll_timeout(const zev_loop_t *loop, zev_run_mode mode) {
 
 static int run_iteration(zev_loop_t *loop, zev_run_mode mode) {
     zev_update_time(loop);
-    zev__timer_run_due(loop);
+    bool made_progress = zev__timer_run_due(loop) > 0;
+    made_progress |= !zev__list_empty(&loop->pending_watchers);
     zev__watcher_run_pending(loop);
-    int err = zev__backend_poll(loop, poll_timeout(loop, mode));
+    int err = zev__backend_poll(loop, poll_timeout(loop, mode, made_progress));
     if (err < 0) return err;
     /* ONCE promises progress: if the poll timed out for a timer, fire it now. */
     if (mode == ZEV_RUN_ONCE) {

@@ -97,8 +97,9 @@ int zev__timer_next_timeout(const zev_loop_t *loop) {
     return diff > INT_MAX ? INT_MAX : (int)diff;
 }
 
-void zev__timer_run_due(zev_loop_t *loop) {
+unsigned zev__timer_run_due(zev_loop_t *loop) {
     uint64_t started_before = loop->timer_seq;
+    unsigned fired = 0;
     for (;;) {
         zev_timer_t *t = zev__timer_heap_min(loop);
         if (!t || t->deadline_ms > loop->now_ms || t->start_seq >= started_before) break;
@@ -107,6 +108,8 @@ void zev__timer_run_due(zev_loop_t *loop) {
         timer_disarm(t);
         if (t->repeat_ms) timer_arm(t, t->repeat_ms);
         loop->metrics.timers_fired++;
+        fired++;
         t->cb(t);
     }
+    return fired;
 }

@@ -1,0 +1,167 @@
+/* tests/test_handle.c: ref/unref, active state, and deferred close with its re-entrancy. */
+#include "zt.h"
+
+#include <errno.h>
+
+TestSuite(handle, .init = zt_setup, .fini = zt_teardown, .timeout = 10);
+
+static int order[8];
+static int n_order;
+
+static void record_close(zev_handle_t *h) {
+    order[n_order++] = *(int *)h->data;
+}
+
+static void noop_timer(zev_timer_t *t) {
+    (void)t;
+}
+
+Test(handle, close_callback_runs_from_the_loop_never_inside_close) {
+    zev_timer_t t;
+    int id = 7;
+    n_order = 0;
+    zev_timer_init(&zt_loop, &t);
+    t.handle.data = &id;
+    cr_assert_eq(zev_close(&t.handle, record_close), 0);
+    cr_assert_eq(n_order, 0, "not run inside zev_close");
+    cr_assert(zev_is_closing(&t.handle));
+    zt_run();
+    cr_assert_eq(n_order, 1);
+    cr_assert_eq(order[0], 7);
+    zt_run();
+    cr_assert_eq(n_order, 1, "exactly once");
+}
+
+Test(handle, close_callbacks_run_in_close_order) {
+    zev_timer_t t[3];
+    int ids[3] = {0, 1, 2};
+    n_order = 0;
+    for (int i = 0; i < 3; i++) {
+        zev_timer_init(&zt_loop, &t[i]);
+        t[i].handle.data = &ids[i];
+    }
+    zev_close(&t[2].handle, record_close);
+    zev_close(&t[0].handle, record_close);
+    zev_close(&t[1].handle, record_close);
+    zt_run();
+    cr_assert_eq(n_order, 3);
+    cr_assert_eq(order[0], 2);
+    cr_assert_eq(order[1], 0);
+    cr_assert_eq(order[2], 1);
+}
+
+Test(handle, closing_twice_is_ebadf_and_the_callback_still_runs_once) {
+    zev_timer_t t;
+    int closed = 0;
+    zev_timer_init(&zt_loop, &t);
+    t.handle.data = &closed;
+    cr_assert_eq(zev_close(&t.handle, zt_count_close), 0);
+    cr_assert_eq(zev_close(&t.handle, zt_count_close), -EBADF);
+    zt_run();
+    cr_assert_eq(zev_close(&t.handle, zt_count_close), -EBADF, "closed handles stay closed");
+    cr_assert_eq(closed, 1);
+}
+
+static zev_timer_t chain[2];
+static int chain_ids[2] = {10, 11};
+
+static void close_next(zev_handle_t *h) {
+    record_close(h);
+    if (h == &chain[0].handle) zev_close(&chain[1].handle, record_close);
+}
+
+Test(handle, a_close_callback_may_close_another_handle) {
+    n_order = 0;
+    for (int i = 0; i < 2; i++) {
+        zev_timer_init(&zt_loop, &chain[i]);
+        chain[i].handle.data = &chain_ids[i];
+    }
+    zev_close(&chain[0].handle, close_next);
+    zt_run();
+    cr_assert_eq(n_order, 2);
+    cr_assert_eq(order[0], 10);
+    cr_assert_eq(order[1], 11);
+}
+
+static zev_timer_t self_closer;
+static int self_fired;
+
+static void close_self(zev_timer_t *t) {
+    self_fired++;
+    cr_assert_eq(zev_close(&t->handle, NULL), 0);
+}
+
+Test(handle, a_callback_may_close_its_own_handle) {
+    self_fired = 0;
+    zev_timer_init(&zt_loop, &self_closer);
+    zev_timer_start(&self_closer, close_self, 0, 1); /* repeating: must not fire again */
+    zt_run();
+    cr_assert_eq(self_fired, 1);
+}
+
+Test(handle, unref_lets_the_loop_exit_with_the_handle_active) {
+    zev_timer_t t;
+    zev_timer_init(&zt_loop, &t);
+    zev_timer_start(&t, noop_timer, 60000, 0);
+    cr_assert(zev_has_ref(&t.handle));
+    cr_assert_eq(zev_unref(&t.handle), 0);
+    cr_assert_eq(zev_unref(&t.handle), 0, "idempotent");
+    cr_assert_not(zev_has_ref(&t.handle));
+    cr_assert(zev_is_active(&t.handle));
+    cr_assert_eq(zev_loop_alive(&zt_loop), 0);
+    zt_run(); /* returns at once though the timer is pending */
+    cr_assert(zev_is_active(&t.handle));
+    cr_assert_eq(zev_ref(&t.handle), 0);
+    cr_assert_eq(zev_loop_alive(&zt_loop), 1);
+    zev_close(&t.handle, NULL);
+    zt_run();
+}
+
+Test(handle, unref_before_start_is_remembered) {
+    zev_timer_t t;
+    zev_timer_init(&zt_loop, &t);
+    zev_unref(&t.handle);
+    zev_timer_start(&t, noop_timer, 60000, 0);
+    cr_assert_eq(zev_loop_alive(&zt_loop), 0);
+    zev_timer_stop(&t);
+    zev_ref(&t.handle);
+    cr_assert_eq(zev_loop_alive(&zt_loop), 0, "inactive handles do not keep the loop alive");
+    zev_close(&t.handle, NULL);
+    zt_run();
+}
+
+Test(handle, is_active_follows_start_and_stop) {
+    zev_timer_t t;
+    zev_timer_init(&zt_loop, &t);
+    cr_assert_not(zev_is_active(&t.handle));
+    zev_timer_start(&t, noop_timer, 100, 0);
+    cr_assert(zev_is_active(&t.handle));
+    zev_timer_stop(&t);
+    cr_assert_not(zev_is_active(&t.handle));
+    zev_close(&t.handle, NULL);
+    cr_assert_not(zev_is_active(&t.handle));
+    zt_run();
+}
+
+Test(handle, calls_on_a_closed_handle_are_ebadf) {
+    zev_timer_t t;
+    zev_timer_init(&zt_loop, &t);
+    zev_close(&t.handle, NULL);
+    cr_assert_eq(zev_timer_start(&t, noop_timer, 1, 0), -EBADF, "while closing");
+    zt_run();
+    cr_assert_eq(zev_timer_start(&t, noop_timer, 1, 0), -EBADF, "after close");
+    cr_assert_eq(zev_timer_stop(&t), -EBADF);
+    cr_assert_eq(zev_timer_again(&t), -EBADF);
+    cr_assert_eq(zev_ref(&t.handle), -EBADF);
+    cr_assert_eq(zev_unref(&t.handle), -EBADF);
+    cr_assert_eq(zev_loop_alive(&zt_loop), 0);
+}
+
+Test(handle, null_handle_calls_are_einval) {
+    cr_assert_eq(zev_close(NULL, NULL), -EINVAL);
+    cr_assert_eq(zev_ref(NULL), -EINVAL);
+    cr_assert_eq(zev_unref(NULL), -EINVAL);
+    cr_assert_eq(zev_has_ref(NULL), 0);
+    cr_assert_eq(zev_is_active(NULL), 0);
+    cr_assert_eq(zev_is_closing(NULL), 0);
+}

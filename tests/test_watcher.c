@@ -1,0 +1,192 @@
+/* tests/test_watcher.c: the backend through the internal watcher API, on pipes and
+ * socketpairs: edge-triggered delivery, hang-up, stale events, the pending queue. */
+#include "internal.h"
+#include "zt.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+TestSuite(watcher, .init = zt_setup, .fini = zt_teardown, .timeout = 10);
+
+struct probe {
+    struct zev_watcher w;
+    int calls;
+    unsigned last;
+    struct probe *victim; /* stopped by this probe's callback, if set */
+};
+
+static void on_event(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
+    struct probe *p = zev__container_of(w, struct probe, w);
+    p->calls++;
+    p->last = revents;
+    if (p->victim) {
+        zev__watcher_stop(loop, &p->victim->w);
+        close(p->victim->w.fd);
+        p->victim->w.fd = -1;
+    }
+}
+
+static zev_timer_t keepalive;
+
+static void noop(zev_timer_t *t) {
+    (void)t;
+}
+
+/* One blocking-free iteration with a referenced handle, so the loop really polls. */
+static void iterate(void) {
+    zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+}
+
+static void keepalive_start(void) {
+    zev_timer_init(&zt_loop, &keepalive);
+    zev_timer_start(&keepalive, noop, 60000, 0);
+}
+
+static void keepalive_close(void) {
+    zev_close(&keepalive.handle, NULL);
+    zt_run();
+}
+
+Test(watcher, a_readable_pipe_reaches_the_watcher_once_per_edge) {
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    struct probe p = {0};
+    keepalive_start();
+    zev__watcher_init(&p.w, fds[0], on_event);
+    cr_assert_eq(zev__watcher_start(&zt_loop, &p.w, ZEV__READABLE), 0);
+    iterate();
+    cr_assert_eq(p.calls, 0, "nothing written yet");
+    cr_assert_eq(write(fds[1], "x", 1), 1);
+    iterate();
+    cr_assert_eq(p.calls, 1);
+    cr_assert(p.last & ZEV__READABLE);
+    iterate();
+    cr_assert_eq(p.calls, 1, "edge-triggered: unread data is not reported again");
+    cr_assert_eq(write(fds[1], "y", 1), 1);
+    iterate();
+    cr_assert_eq(p.calls, 2, "new data is a new edge");
+    zev__watcher_stop(&zt_loop, &p.w);
+    close(fds[0]);
+    close(fds[1]);
+    keepalive_close();
+}
+
+Test(watcher, a_socket_is_writable_once_after_registration) {
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct probe p = {0};
+    keepalive_start();
+    zev__watcher_init(&p.w, sv[0], on_event);
+    zev__watcher_start(&zt_loop, &p.w, ZEV__READABLE | ZEV__WRITABLE);
+    iterate();
+    cr_assert_eq(p.calls, 1);
+    cr_assert_eq(p.last & (ZEV__WRITABLE | ZEV__READABLE), ZEV__WRITABLE);
+    iterate();
+    cr_assert_eq(p.calls, 1);
+    zev__watcher_stop(&zt_loop, &p.w);
+    close(sv[0]);
+    close(sv[1]);
+    keepalive_close();
+}
+
+Test(watcher, peer_close_is_reported_as_hangup) {
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct probe p = {0};
+    keepalive_start();
+    zev__watcher_init(&p.w, sv[0], on_event);
+    zev__watcher_start(&zt_loop, &p.w, ZEV__READABLE);
+    iterate();
+    close(sv[1]);
+    iterate();
+    cr_assert_geq(p.calls, 1);
+    cr_assert(p.last & ZEV__HANGUP);
+    cr_assert(p.last & ZEV__READABLE, "a hang-up is readable: read() returns the EOF");
+    zev__watcher_stop(&zt_loop, &p.w);
+    close(sv[0]);
+    keepalive_close();
+}
+
+Test(watcher, a_watcher_stopped_earlier_in_the_batch_never_gets_its_stale_event) {
+    int a[2], b[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+    struct probe pa = {0}, pb = {0};
+    pa.victim = &pb;
+    pb.victim = &pa;
+    keepalive_start();
+    zev__watcher_init(&pa.w, a[0], on_event);
+    zev__watcher_init(&pb.w, b[0], on_event);
+    zev__watcher_start(&zt_loop, &pa.w, ZEV__READABLE);
+    zev__watcher_start(&zt_loop, &pb.w, ZEV__READABLE);
+    /* Both become readable before the poll: one batch holds both events. Whichever runs
+     * first stops and closes the other; the other's event must be dropped. */
+    cr_assert_eq(write(a[1], "a", 1), 1);
+    cr_assert_eq(write(b[1], "b", 1), 1);
+    iterate();
+    cr_assert_eq(pa.calls + pb.calls, 1, "exactly one callback ran");
+    struct probe *survivor = pa.calls ? &pa : &pb;
+    zev__watcher_stop(&zt_loop, &survivor->w);
+    close(survivor->w.fd);
+    close(a[1]);
+    close(b[1]);
+    keepalive_close();
+}
+
+Test(watcher, a_fed_watcher_runs_next_iteration_without_blocking) {
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    struct probe p = {0};
+    keepalive_start();
+    zev__watcher_init(&p.w, fds[0], on_event);
+    zev__watcher_start(&zt_loop, &p.w, ZEV__READABLE);
+    zev__watcher_feed(&zt_loop, &p.w, ZEV__READABLE);
+    cr_assert_eq(p.calls, 0, "feeding never runs the callback inline");
+    /* The pending watcher is progress: ONCE must not then block for the 60 s keepalive
+     * (the suite's timeout catches that). */
+    zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert_eq(p.calls, 1);
+    cr_assert_eq(p.last, ZEV__READABLE);
+    zev__watcher_stop(&zt_loop, &p.w);
+    close(fds[0]);
+    close(fds[1]);
+    keepalive_close();
+}
+
+Test(watcher, stopping_a_fed_watcher_cancels_its_pending_run) {
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    struct probe p = {0};
+    keepalive_start();
+    zev__watcher_init(&p.w, fds[0], on_event);
+    zev__watcher_start(&zt_loop, &p.w, ZEV__READABLE);
+    zev__watcher_feed(&zt_loop, &p.w, ZEV__READABLE);
+    zev__watcher_stop(&zt_loop, &p.w);
+    iterate();
+    cr_assert_eq(p.calls, 0);
+    close(fds[0]);
+    close(fds[1]);
+    keepalive_close();
+}
+
+Test(watcher, events_are_counted_in_the_metrics) {
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    struct probe p = {0};
+    keepalive_start();
+    zev__watcher_init(&p.w, fds[0], on_event);
+    zev__watcher_start(&zt_loop, &p.w, ZEV__READABLE);
+    cr_assert_eq(write(fds[1], "x", 1), 1);
+    zev_loop_metrics_t before, after;
+    zev_loop_metrics(&zt_loop, &before);
+    iterate();
+    zev_loop_metrics(&zt_loop, &after);
+    cr_assert_eq(after.events - before.events, 1);
+    cr_assert_eq(after.wakeups - before.wakeups, 1);
+    cr_assert_geq(after.max_events, 1);
+    zev__watcher_stop(&zt_loop, &p.w);
+    close(fds[0]);
+    close(fds[1]);
+    keepalive_close();
+}

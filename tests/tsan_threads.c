@@ -1,0 +1,40 @@
+/* tests/tsan_threads.c: runs the thread scenarios under ThreadSanitizer without Criterion,
+ * which cannot start under TSan (see support/thread_scenarios.h). Prints one line per
+ * scenario and the usual "N passed, N failed" line; exits 1 on any failure. A data race makes
+ * TSan abort the process (halt_on_error=1 in scripts/test), which fails the test too. */
+#include "thread_scenarios.h"
+
+#include <stdio.h>
+
+struct scenario {
+    const char *name;
+    const char *(*run)(void);
+};
+
+static const char *pingpong(void) {
+    return zt_async_pingpong(2000);
+}
+
+static const char *storm(void) {
+    return zt_async_storm(4, 20000);
+}
+
+int main(void) {
+    const struct scenario scenarios[] = {
+        {"async_pingpong", pingpong},
+        {"async_storm", storm},
+    };
+    int passed = 0, failed = 0;
+    for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+        const char *err = scenarios[i].run();
+        printf("[%s] threads::%s%s%s\n", err ? "FAIL" : "PASS", scenarios[i].name,
+               err ? ": " : "", err ? err : "");
+        if (err) {
+            failed++;
+        } else {
+            passed++;
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
