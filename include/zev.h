@@ -104,7 +104,16 @@ typedef struct {
     size_t buf_size;              /* bytes per pool chunk; 0: 64 KiB */
 } zev_loop_options_t;
 
-struct zev_timer_s;
+struct zev__timer_node;
+
+/* private: a pool of fixed-size objects (write-queue entries, timeout nodes), grown in blocks
+ * through the allocator and reused; returned to the allocator at zev_loop_close. */
+struct zev__slab {
+    void *free_list;
+    void *blocks;
+    size_t obj_size;
+    size_t in_use;
+};
 
 struct zev_loop_s {
     /* public */
@@ -120,7 +129,7 @@ struct zev_loop_s {
     struct zev__link closing;        /* handles whose close callback is due */
     struct zev__link pending_watchers;
     struct zev__link async_handles;
-    struct zev_timer_s *timer_root;  /* pairing min-heap of active timers */
+    struct zev__timer_node *timer_root; /* pairing min-heap of armed timer nodes */
     size_t timer_count;
     uint64_t timer_seq;              /* start order, breaks deadline ties */
     zev_allocator_t allocator;
@@ -137,6 +146,10 @@ struct zev_loop_s {
     struct zev_watcher wake_watcher;
     int async_wake_pending;          /* atomic: a wake-up is in flight */
     zev_buf_pool_t pool;
+    zev_buf_t *read_chunk;           /* shared landing area for reads (buf.c) */
+    size_t read_off;
+    struct zev__slab slab;           /* 64-byte objects */
+    struct zev__slab slab_large;     /* 128-byte objects */
 };
 
 /* Initialise a loop in memory the caller owns. -EINVAL if loop is NULL, or a backend errno
@@ -173,6 +186,7 @@ typedef enum {
     ZEV_TIMER,
     ZEV_ASYNC,
     ZEV_TCP,
+    ZEV_TCP_SERVER,
     ZEV_UDP
 } zev_handle_type;
 
@@ -182,7 +196,10 @@ typedef void (*zev_close_cb)(zev_handle_t *handle);
 /* Per-type close behaviour; private, set by each handle type's init. */
 struct zev__handle_ops {
     void (*close)(zev_handle_t *handle);  /* stop I/O now, inside zev_close */
-    void (*finish)(zev_handle_t *handle); /* deferred: cancel requests, before the close cb */
+    /* Deferred, before the close cb: cancel requests. Returns 0 when done, 1 to hold the close
+     * callback back until the type calls zev__handle_close_resume (a server waiting for its
+     * connections to close). */
+    int (*finish)(zev_handle_t *handle);
 };
 
 /* The first member of every handle. Pass &h->handle to the calls below. */
@@ -219,16 +236,23 @@ ZEV_EXPORT int zev_is_closing(const zev_handle_t *handle);
 typedef struct zev_timer_s zev_timer_t;
 typedef void (*zev_timer_cb)(zev_timer_t *timer);
 
+/* private: an entry of the loop's timer heap. Timers embed one; sockets borrow one from the
+ * loop's slab for their idle and connect timeouts. */
+struct zev__timer_node {
+    uint64_t deadline_ms;
+    uint64_t start_seq;
+    struct zev__timer_node *child; /* pairing heap links (src/reactor/heap.c) */
+    struct zev__timer_node *next;
+    struct zev__timer_node *prev;  /* previous sibling, or the parent for a first child */
+    void (*fire)(zev_loop_t *loop, struct zev__timer_node *node);
+};
+
 struct zev_timer_s {
     zev_handle_t handle;
     /* private */
+    struct zev__timer_node node;
     zev_timer_cb cb;
-    uint64_t deadline_ms;
     uint64_t repeat_ms;
-    uint64_t start_seq;
-    zev_timer_t *heap_child; /* pairing heap links (src/reactor/heap.c) */
-    zev_timer_t *heap_next;
-    zev_timer_t *heap_prev;  /* previous sibling, or the parent for a first child */
 };
 
 /* Initialise a timer. -EINVAL on NULL, -EBADF on a closed loop. */
@@ -268,6 +292,8 @@ ZEV_EXPORT int zev_async_init(zev_loop_t *loop, zev_async_t *async, zev_async_cb
 /* Wake the loop and run the callback there; safe from any thread. Sends before the callback
  * runs coalesce into one call. -EINVAL on NULL, -EBADF if closing. */
 ZEV_EXPORT int zev_async_send(zev_async_t *async);
+
+#include "zev/tcp.h"
 
 #ifdef __cplusplus
 }

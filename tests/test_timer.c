@@ -1,4 +1,5 @@
 /* tests/test_timer.c: timer ordering, repeat, again, stop/start inside callbacks, scale. */
+#include "internal.h"
 #include "zt.h"
 
 #include <errno.h>
@@ -250,14 +251,15 @@ Test(timer, heap_pops_many_random_deadlines_in_key_order) {
     uint64_t last_deadline = 0, last_seq = 0;
     int first = 1;
     while (zt_loop.timer_root) {
-        zev_timer_t *m = zt_loop.timer_root;
+        struct zev__timer_node *n = zt_loop.timer_root;
+        zev_timer_t *m = zev__container_of(n, zev_timer_t, node);
         if (!first) {
-            cr_assert(m->deadline_ms > last_deadline ||
-                      (m->deadline_ms == last_deadline && m->start_seq > last_seq));
+            cr_assert(m->node.deadline_ms > last_deadline ||
+                      (m->node.deadline_ms == last_deadline && m->node.start_seq > last_seq));
         }
         first = 0;
-        last_deadline = m->deadline_ms;
-        last_seq = m->start_seq;
+        last_deadline = m->node.deadline_ms;
+        last_seq = m->node.start_seq;
         zev_timer_stop(m);
     }
     for (int i = 0; i < N; i++) zev_close(&t[i].handle, NULL);

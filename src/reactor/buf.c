@@ -71,6 +71,11 @@ int zev_buf_pool_stats(const zev_loop_t *loop, zev_buf_pool_stats_t *out) {
 
 int zev__buf_pool_close(zev_loop_t *loop) {
     zev_buf_pool_t *pool = &loop->pool;
+    /* The read area's own reference is the loop's, not a user's: drop it first. */
+    if (loop->read_chunk && loop->read_chunk->refs == 1) {
+        zev_buf_unref(loop->read_chunk);
+        loop->read_chunk = NULL;
+    }
     if (pool->stats.in_use > 0) return -EBUSY;
     while (pool->free_list) {
         zev_buf_t *b = pool->free_list;
@@ -79,4 +84,39 @@ int zev__buf_pool_close(zev_loop_t *loop) {
         pool->allocator->free(pool->allocator->ctx, b, HEADER_SIZE + b->size);
     }
     return 0;
+}
+
+/* ---- the shared read area ----
+ *
+ * Reads from every socket of the loop land in the free tail of one chunk, loop->read_chunk,
+ * which the loop holds one reference to. After the data callback, if the loop's reference is
+ * the only one left, nobody kept any slice and the whole chunk is free again; otherwise the
+ * bytes just read stay reserved (somebody may hold them) and the next read goes after them.
+ * So an echo server reuses one hot chunk forever, and a proxy that queues slices only moves
+ * on to a new chunk when the old one fills. Idle connections hold no buffer at all.
+ */
+
+zev_buf_t *zev__buf_read_area(zev_loop_t *loop, size_t min_len, char **base, size_t *len) {
+    zev_buf_t *b = loop->read_chunk;
+    if (!b || b->size - loop->read_off < min_len) {
+        zev_buf_t *fresh = zev_buf_get(loop);
+        if (!fresh) return NULL;
+        zev_buf_unref(b);
+        loop->read_chunk = b = fresh;
+        loop->read_off = 0;
+    }
+    *base = b->base + loop->read_off;
+    *len = b->size - loop->read_off;
+    return b;
+}
+
+void zev__buf_read_done(zev_loop_t *loop, size_t used) {
+    zev_buf_t *b = loop->read_chunk;
+    if (!b) return;
+    if (b->refs == 1) {
+        loop->read_off = 0;
+    } else {
+        loop->read_off += (used + 15u) & ~(size_t)15u; /* keep slices 16-byte aligned */
+        if (loop->read_off > b->size) loop->read_off = b->size;
+    }
 }

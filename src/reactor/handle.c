@@ -78,6 +78,10 @@ int zev_close(zev_handle_t *h, zev_close_cb cb) {
     return 0;
 }
 
+void zev__handle_close_resume(zev_handle_t *h) {
+    if (!zev__list_linked(&h->closing)) zev__list_push_back(&h->loop->closing, &h->closing);
+}
+
 void zev__handle_run_closing(zev_loop_t *loop) {
     /* Handles closed by these callbacks wait for the next iteration, which will not block. */
     struct zev__link due;
@@ -86,7 +90,7 @@ void zev__handle_run_closing(zev_loop_t *loop) {
         struct zev__link *node = due.next;
         zev__list_remove(node);
         zev_handle_t *h = zev__container_of(node, zev_handle_t, closing);
-        if (h->ops && h->ops->finish) h->ops->finish(h);
+        if (h->ops && h->ops->finish && h->ops->finish(h) != 0) continue; /* held back */
         h->flags = (h->flags & ~ZEV__H_CLOSING) | ZEV__H_CLOSED;
         loop->open_handles--;
         if (h->close_cb) h->close_cb(h);

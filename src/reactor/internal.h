@@ -88,6 +88,8 @@ void zev__handle_init(zev_loop_t *loop, zev_handle_t *h, zev_handle_type type,
 /* Mark active/inactive, keeping loop->active_refs in step. Idempotent. */
 void zev__handle_start(zev_handle_t *h);
 void zev__handle_stop(zev_handle_t *h);
+/* Queue a held-back close (see zev__handle_ops.finish) to complete in the next close phase. */
+void zev__handle_close_resume(zev_handle_t *h);
 /* Run due close callbacks (the last phase of an iteration). */
 void zev__handle_run_closing(zev_loop_t *loop);
 
@@ -121,17 +123,21 @@ void zev__watcher_feed(zev_loop_t *loop, struct zev_watcher *w, unsigned revents
 /* Run the watchers fed in the previous iteration. */
 void zev__watcher_run_pending(zev_loop_t *loop);
 
-/* ---- timers (heap.c, timer.c) ---- */
+/* ---- timer nodes (heap.c, timer.c) ---- */
 
-void zev__timer_heap_insert(zev_loop_t *loop, zev_timer_t *t);
-void zev__timer_heap_remove(zev_loop_t *loop, zev_timer_t *t);
+void zev__timer_heap_insert(zev_loop_t *loop, struct zev__timer_node *n);
+void zev__timer_heap_remove(zev_loop_t *loop, struct zev__timer_node *n);
+bool zev__timer_node_armed(const zev_loop_t *loop, const struct zev__timer_node *n);
 /* Smallest (deadline, seq), or NULL. */
-static inline zev_timer_t *zev__timer_heap_min(const zev_loop_t *loop) {
+static inline struct zev__timer_node *zev__timer_heap_min(const zev_loop_t *loop) {
     return loop->timer_root;
 }
-/* Run every timer due at loop->now_ms that was started before this call; returns how many. */
+/* Arm (or re-arm) n to fire after timeout_ms: n->fire(loop, n) runs once, disarmed. */
+void zev__timer_node_start(zev_loop_t *loop, struct zev__timer_node *n, uint64_t timeout_ms);
+void zev__timer_node_stop(zev_loop_t *loop, struct zev__timer_node *n);
+/* Fire every node due at loop->now_ms that was armed before this call; returns how many. */
 unsigned zev__timer_run_due(zev_loop_t *loop);
-/* Milliseconds until the nearest timer, -1 if none. */
+/* Milliseconds until the nearest node, -1 if none. */
 int zev__timer_next_timeout(const zev_loop_t *loop);
 
 /* ---- async (async.c) ---- */
@@ -144,5 +150,23 @@ void zev__async_dispatch(zev_loop_t *loop);
 void zev__buf_pool_init(zev_loop_t *loop, size_t chunk_size);
 /* Returns the pool's free chunks to the allocator; -EBUSY if chunks are still referenced. */
 int zev__buf_pool_close(zev_loop_t *loop);
+
+/* The shared read area: every socket's reads land in the tail of one pool chunk. Get the
+ * free tail (at least min_len bytes, or a fresh chunk); NULL when memory is exhausted. */
+zev_buf_t *zev__buf_read_area(zev_loop_t *loop, size_t min_len, char **base, size_t *len);
+/* After the data callback: if nobody else holds the chunk, its whole space is free again;
+ * otherwise the used bytes stay reserved for whoever took a reference. */
+void zev__buf_read_done(zev_loop_t *loop, size_t used);
+
+/* ---- slab (slab.c): fixed-size objects, reused without allocation in steady state ---- */
+
+enum { ZEV__SLAB_SMALL = 64, ZEV__SLAB_LARGE = 128 };
+
+void zev__slab_init(struct zev__slab *slab, size_t obj_size);
+/* One object of slab->obj_size bytes, uninitialised; NULL if memory is exhausted. */
+void *zev__slab_get(zev_loop_t *loop, struct zev__slab *slab);
+void zev__slab_put(struct zev__slab *slab, void *obj);
+/* Release every block; -EBUSY if objects are still in use. */
+int zev__slab_close(zev_loop_t *loop, struct zev__slab *slab);
 
 #endif /* ZEV_REACTOR_INTERNAL_H */

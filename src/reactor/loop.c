@@ -81,6 +81,8 @@ int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts) {
     zev__list_init(&loop->pending_watchers);
     zev__list_init(&loop->async_handles);
     zev__buf_pool_init(loop, o.buf_size ? o.buf_size : DEFAULT_BUF_SIZE);
+    zev__slab_init(&loop->slab, ZEV__SLAB_SMALL);
+    zev__slab_init(&loop->slab_large, ZEV__SLAB_LARGE);
     zev_update_time(loop);
 
     int err = zev__backend_init(loop);
@@ -97,8 +99,11 @@ int zev_loop_close(zev_loop_t *loop) {
     if (loop->state == ZEV__LOOP_CLOSED) return -EBADF;
     if (loop->state != ZEV__LOOP_READY) return loop->state == ZEV__LOOP_RUNNING ? -EBUSY : -EINVAL;
     if (loop->open_handles > 0 || !zev__list_empty(&loop->closing)) return -EBUSY;
+    if (loop->slab.in_use > 0 || loop->slab_large.in_use > 0) return -EBUSY;
     int err = zev__buf_pool_close(loop);
     if (err < 0) return err;
+    zev__slab_close(loop, &loop->slab);
+    zev__slab_close(loop, &loop->slab_large);
     zev__backend_close(loop);
     loop->state = ZEV__LOOP_CLOSED;
     return 0;

@@ -1,0 +1,214 @@
+/* zev/tcp.h: TCP listeners (Node's net.Server) and stream sockets (Node's net.Socket).
+ * Included from <zev.h>; docs/tcp.md maps every Node net call to these.
+ *
+ * Ownership: the user owns zev_tcp_server_t and zev_tcp_t memory (embed them in your own
+ * structs). A server hands a new connection to the connection callback, which accepts it into
+ * a zev_tcp_t the user initialised. Nothing is allocated per message: queued writes take
+ * entries from a per-loop slab that is reused, and reads land in the loop's buffer pool.
+ */
+#ifndef ZEV_TCP_H
+#define ZEV_TCP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct zev_tcp_s zev_tcp_t;
+typedef struct zev_tcp_server_s zev_tcp_server_t;
+
+/* ---- TCP listener ------------------------------------------------------------------------- */
+
+/* A connection is waiting: call zev_tcp_accept() now (a connection not accepted inside the
+ * callback is closed and counted as dropped). status < 0 reports a failure to accept, such as
+ * -EMFILE (accepting then pauses briefly; see docs/tcp.md). */
+typedef void (*zev_tcp_connection_cb)(zev_tcp_server_t *server, int status);
+/* A connection was closed at once because maxConnections was reached (Node's 'drop'). */
+typedef void (*zev_tcp_drop_cb)(zev_tcp_server_t *server, const zev_sockaddr_t *peer);
+
+typedef struct {
+    int backlog;        /* 0: 511, as Node */
+    int ipv6_only;      /* 1: an IPv6 listener does not accept IPv4-mapped peers */
+    int reuse_port;     /* 1: SO_REUSEPORT, several listeners (one per loop) on one port */
+} zev_tcp_listen_opts_t;
+
+typedef struct {
+    uint64_t accepted; /* connections handed to the connection callback */
+    uint64_t dropped;  /* connections closed at once (maxConnections, not accepted, shed) */
+    uint64_t accept_errors;
+} zev_tcp_server_stats_t;
+
+struct zev_tcp_server_s {
+    zev_handle_t handle;
+    /* private */
+    struct zev_watcher io;
+    zev_tcp_connection_cb on_connection;
+    zev_tcp_drop_cb on_drop;
+    int pending_fd;           /* accepted, waiting for zev_tcp_accept inside the callback */
+    int reserve_fd;           /* spent to shed a connection on EMFILE */
+    unsigned connections;
+    unsigned max_connections; /* 0: no limit */
+    unsigned backoff_ms;      /* current EMFILE pause */
+    zev_tcp_server_stats_t stats;
+    struct zev__timer_node backoff; /* resumes accepting after an EMFILE pause */
+    zev_sockaddr_t pending_peer;
+};
+
+/* Initialise a listener. -EINVAL on NULL, -EBADF on a closed loop. */
+ZEV_EXPORT int zev_tcp_server_init(zev_loop_t *loop, zev_tcp_server_t *server);
+/* Listen on host ("127.0.0.1", "::1", NULL or "" for any IPv4, "::" for any IPv6) and port
+ * (0: ephemeral). opts may be NULL. -EINVAL on bad text, port outside 0..65535 or NULL cb;
+ * -EADDRINUSE, -EACCES, -EADDRNOTAVAIL from the kernel; -EBADF if closed; -EALREADY if
+ * already listening. */
+ZEV_EXPORT int zev_tcp_listen(zev_tcp_server_t *server, const char *host, int port,
+                              const zev_tcp_listen_opts_t *opts, zev_tcp_connection_cb cb);
+/* Take the waiting connection into client (initialised with zev_tcp_init, not yet used).
+ * Only inside the connection callback. -EAGAIN if none is waiting, -EINVAL/-EBADF on bad
+ * handles, -EISCONN if client is already in use. */
+ZEV_EXPORT int zev_tcp_accept(zev_tcp_server_t *server, zev_tcp_t *client);
+/* Address the listener is bound to (Node's server.address()). -ENOTCONN if not listening. */
+ZEV_EXPORT int zev_tcp_server_address(const zev_tcp_server_t *server, zev_addr_info_t *out);
+/* Live connections accepted from this listener and not yet closed (getConnections). */
+ZEV_EXPORT int zev_tcp_server_connections(const zev_tcp_server_t *server);
+/* Close connections over max at once and report them to cb (may be NULL); 0: no limit. */
+ZEV_EXPORT int zev_tcp_server_set_max_connections(zev_tcp_server_t *server, unsigned max,
+                                                  zev_tcp_drop_cb cb);
+/* Counters. -EINVAL on NULL. */
+ZEV_EXPORT int zev_tcp_server_stats(const zev_tcp_server_t *server, zev_tcp_server_stats_t *out);
+/* zev_close(&server->handle, cb) stops accepting at once; cb runs after every connection
+ * accepted from it has closed too (Node's server.close). */
+
+/* ---- TCP stream socket -------------------------------------------------------------------- */
+
+/* Events of a socket, usually one static const table shared by every connection. Any entry
+ * may be NULL. Each runs from the loop, never inside the call that caused it. */
+typedef struct {
+    /* Bytes arrived. The slice is valid during the call; zev_buf_ref(slice->owner) keeps it. */
+    void (*data)(zev_tcp_t *t, const zev_slice_t *slice);
+    /* The peer ended its side (EOF). Unless allow_half_open, zev ends ours after flushing. */
+    void (*end)(zev_tcp_t *t);
+    /* The connection failed (-ECONNRESET, -ETIMEDOUT, -EPIPE...). Reading has stopped and
+     * queued writes completed with err; close the socket. Runs once. */
+    void (*error)(zev_tcp_t *t, int err);
+    /* The write queue fell back under the high-water mark after a write returned 1. */
+    void (*drain)(zev_tcp_t *t);
+    /* No read or write for the idle timeout (Node's 'timeout'); nothing is closed for you. */
+    void (*timeout)(zev_tcp_t *t);
+    /* After zev_tcp_end (or the automatic end on peer EOF): every queued byte was written and
+     * our side is shut down (Node's 'finish'). A good moment to close once 'end' was seen. */
+    void (*finish)(zev_tcp_t *t);
+} zev_tcp_events_t;
+
+typedef void (*zev_tcp_connect_cb)(zev_tcp_t *t, int status);
+/* A write finished: status 0 (every byte handed to the kernel) or a negative errno
+ * (-ECANCELED if the socket was closed first). */
+typedef void (*zev_tcp_write_cb)(zev_tcp_t *t, int status, void *arg);
+
+struct zev__wentry;
+struct zev__timer_node;
+
+struct zev_tcp_s {
+    zev_handle_t handle;
+    /* private */
+    struct zev_watcher io;
+    const zev_tcp_events_t *events;
+    zev_tcp_server_t *server;         /* the listener it came from, for its connection count */
+    struct zev__wentry *wq_head;      /* write queue: unsent slices, then finished writes */
+    struct zev__wentry *wq_tail;
+    size_t wq_bytes;                  /* bytes queued, not yet written */
+    uint32_t wq_writes;               /* writes whose callback is still due */
+    uint32_t hwm;                     /* high-water mark in bytes */
+    int err;                          /* the failure being (or that was) reported */
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+    struct zev__timer_node *idle;     /* idle timeout / connect timeout node, from the slab */
+    zev_tcp_connect_cb connect_cb;
+    char *user_buf;                   /* read into user memory instead of the pool */
+    size_t user_buf_len;
+};
+
+/* Initialise a socket for connect or accept. -EINVAL on NULL, -EBADF on a closed loop. */
+ZEV_EXPORT int zev_tcp_init(zev_loop_t *loop, zev_tcp_t *t);
+/* Set the event table (kept by pointer; it must outlive the socket). NULL clears. */
+ZEV_EXPORT int zev_tcp_set_events(zev_tcp_t *t, const zev_tcp_events_t *events);
+/* Connect to a numeric address and port; cb(t, 0) once connected or cb(t, -ECONNREFUSED,
+ * -ETIMEDOUT, -ENETUNREACH...). -EINVAL on bad text/port/NULL, -EISCONN if in use. */
+ZEV_EXPORT int zev_tcp_connect(zev_tcp_t *t, const char *host, int port, zev_tcp_connect_cb cb);
+/* As zev_tcp_connect with a parsed address. */
+ZEV_EXPORT int zev_tcp_connect_addr(zev_tcp_t *t, const zev_sockaddr_t *addr,
+                                    zev_tcp_connect_cb cb);
+/* Fail a connect that has not finished after timeout_ms with -ETIMEDOUT (0: no limit, the
+ * kernel's). Call before connect. -EINVAL on negative. */
+ZEV_EXPORT int zev_tcp_set_connect_timeout(zev_tcp_t *t, int64_t timeout_ms);
+
+/* Start delivering data (Node's resume). Data already buffered is delivered next iteration.
+ * -ENOTCONN before connect/accept, -EBADF if closed. */
+ZEV_EXPORT int zev_tcp_read_start(zev_tcp_t *t);
+/* Stop delivering data (Node's pause); bytes wait in the kernel. */
+ZEV_EXPORT int zev_tcp_read_stop(zev_tcp_t *t);
+/* Read into buf (caller-owned, len bytes) instead of the pool: slices then have owner NULL
+ * and are only valid during the data callback. buf NULL returns to the pool. */
+ZEV_EXPORT int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len);
+
+/* Write n slices in order. Raw slices (owner NULL) must stay valid until cb; refcounted ones
+ * are held by the queue until sent. Tries the kernel at once; queues what remains by
+ * reference. cb (may be NULL) always runs later from the loop. Returns 0, or 1 when the
+ * queue is above the high-water mark (wait for the drain event); -EPIPE after end, -EBADF if
+ * closed, -EINVAL on bad args, -ENOMEM if no queue entry could be had. Failures of the
+ * connection arrive in cb and the error event. */
+ZEV_EXPORT int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n,
+                             zev_tcp_write_cb cb, void *arg);
+/* Queue len bytes of file fd from offset, sent with sendfile in order with other writes;
+ * the caller keeps fd open until cb. -ENOSYS where sendfile is unavailable. */
+ZEV_EXPORT int zev_tcp_sendfile(zev_tcp_t *t, int fd, off_t offset, size_t len,
+                                zev_tcp_write_cb cb, void *arg);
+/* Half-close: shut down our side once every queued byte is written (Node's end()). Later
+ * writes fail with -EPIPE. Idempotent. */
+ZEV_EXPORT int zev_tcp_end(zev_tcp_t *t);
+/* Destroy: zev_close(&t->handle, cb). Queued writes complete with -ECANCELED. */
+
+/* Node's allowHalfOpen: 1 keeps our side open after the peer's EOF (default 0). */
+ZEV_EXPORT int zev_tcp_set_allow_half_open(zev_tcp_t *t, int enable);
+/* Write-queue high-water mark in bytes (default 64 KiB). -EINVAL if 0 or above 1 GiB. */
+ZEV_EXPORT int zev_tcp_set_high_water_mark(zev_tcp_t *t, size_t bytes);
+/* Idle timeout (Node's setTimeout): the timeout event after ms without I/O; 0 disables.
+ * Costs no heap operation per read or write. -EINVAL on negative, -ENOMEM. */
+ZEV_EXPORT int zev_tcp_set_timeout(zev_tcp_t *t, int64_t ms);
+/* TCP_NODELAY on or off. -ENOTCONN without a socket yet. */
+ZEV_EXPORT int zev_tcp_set_nodelay(zev_tcp_t *t, int enable);
+/* SO_KEEPALIVE, with the first probe after delay_s seconds (0: the system's). */
+ZEV_EXPORT int zev_tcp_set_keepalive(zev_tcp_t *t, int enable, unsigned delay_s);
+
+/* Local and peer address (Node's address(), remoteAddress/remotePort/remoteFamily). */
+ZEV_EXPORT int zev_tcp_local_address(const zev_tcp_t *t, zev_addr_info_t *out);
+ZEV_EXPORT int zev_tcp_remote_address(const zev_tcp_t *t, zev_addr_info_t *out);
+/* Counters: Node's bytesRead, bytesWritten, writableLength; writes still pending. */
+ZEV_EXPORT uint64_t zev_tcp_bytes_read(const zev_tcp_t *t);
+ZEV_EXPORT uint64_t zev_tcp_bytes_written(const zev_tcp_t *t);
+ZEV_EXPORT size_t zev_tcp_write_queue_size(const zev_tcp_t *t);
+ZEV_EXPORT unsigned zev_tcp_write_queue_count(const zev_tcp_t *t);
+/* The file descriptor, or -EBADF. For options zev does not wrap; do not read or write it. */
+ZEV_EXPORT int zev_tcp_fileno(const zev_tcp_t *t);
+
+/* ---- pipe: zero-copy forwarding with backpressure ------------------------------------------ */
+
+typedef struct zev_tcp_pipe_s zev_tcp_pipe_t;
+struct zev_tcp_pipe_s {
+    /* private */
+    zev_tcp_t *src;
+    zev_tcp_t *dst;
+    int end_dst;              /* end dst when src ends */
+    zev_tcp_events_t src_events; /* src's events, chained: pipe takes data, end and drain */
+    zev_tcp_events_t dst_events;
+    const zev_tcp_events_t *src_user;
+    const zev_tcp_events_t *dst_user;
+};
+
+/* Forward everything src reads to dst without copying, pausing src while dst is above its
+ * high-water mark and resuming on drain; ends dst when src ends unless end_dst is 0. The
+ * caller owns p until zev_tcp_unpipe or until either socket closes. Other events still reach
+ * the sockets' own tables. -EINVAL on NULL or src == dst, -EBUSY if either is already piped. */
+ZEV_EXPORT int zev_tcp_pipe(zev_tcp_pipe_t *p, zev_tcp_t *src, zev_tcp_t *dst, int end_dst);
+/* Stop forwarding; restores both sockets' own event tables. src stays as it was (reading or
+ * paused). */
+ZEV_EXPORT int zev_tcp_unpipe(zev_tcp_pipe_t *p);
+
+#endif /* ZEV_TCP_H */

@@ -1,0 +1,94 @@
+/* src/tcp/internal.h: what the TCP files share. A stream socket's life is a set of flag bits
+ * in its handle (the write-queue states are drawn in docs/internals.md); the write queue is a
+ * singly linked list of slab entries. */
+#ifndef ZEV_TCP_INTERNAL_H
+#define ZEV_TCP_INTERNAL_H
+
+#include "../reactor/internal.h"
+#include "../reactor/sys.h"
+
+/* Handle flag bits owned by TCP (zev_handle_t.flags, from bit 8 up). */
+enum {
+    ZEV__TCP_CONNECTING = 1u << 8,
+    ZEV__TCP_CONNECTED = 1u << 9,
+    ZEV__TCP_READING = 1u << 10,
+    ZEV__TCP_ENDING = 1u << 11,      /* end() asked: shut down once the queue is empty */
+    ZEV__TCP_SHUT = 1u << 12,        /* our side is shut down */
+    ZEV__TCP_EOF = 1u << 13,         /* the peer's EOF was read */
+    ZEV__TCP_FAILED = 1u << 14,      /* t->err is set; reported once */
+    ZEV__TCP_REPORTED = 1u << 15,    /* the failure reached the callbacks */
+    ZEV__TCP_HALF_OPEN = 1u << 16,   /* allowHalfOpen */
+    ZEV__TCP_NEED_DRAIN = 1u << 17,  /* a write returned 1: emit drain when under the HWM */
+    ZEV__TCP_LISTENING = 1u << 18,   /* servers */
+    ZEV__TCP_ACCEPT_PAUSED = 1u << 19,
+    ZEV__TCP_CONNECT_DUE = 1u << 20, /* connect finished or failed synchronously: report */
+};
+
+enum { ZEV__TCP_DEFAULT_HWM = 64 * 1024, ZEV__TCP_READ_BUDGET = 32 };
+
+/* Write-queue entry: one slice (or file region) still to send, or a finished write whose
+ * callback is due. Exactly ZEV__SLAB_SMALL bytes. */
+struct zev__wentry {
+    struct zev__wentry *next;
+    char *base;           /* unsent bytes; NULL for a file region */
+    size_t len;           /* unsent bytes left */
+    zev_buf_t *owner;     /* reference held while queued, or NULL */
+    zev_tcp_write_cb cb;  /* on the last entry of a write */
+    void *arg;
+    int file_fd;          /* sendfile source, or -1 */
+    unsigned flags;       /* ZEV__WE_* */
+    off_t file_off;
+};
+
+enum {
+    ZEV__WE_LAST = 1u << 0, /* the last entry of its write: completing it completes the write */
+    ZEV__WE_DONE = 1u << 1, /* fully written; only the callback is left */
+};
+
+/* Timeout bookkeeping borrowed from the large slab while a timeout is set. */
+struct zev__tcp_timeout {
+    struct zev__timer_node node;
+    zev_tcp_t *socket;
+    uint64_t last_active_ms;
+    uint64_t idle_ms;    /* Node's setTimeout; 0: none */
+    uint64_t connect_ms; /* connect timeout; 0: the kernel's */
+    int connecting;      /* the node currently times the connect */
+};
+
+/* stream.c */
+void zev__tcp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
+/* Record a failure: reported once, from the loop, to the error event and queued writes. */
+void zev__tcp_fail(zev_tcp_t *t, int err);
+/* Recompute whether the socket keeps the loop alive (reading, connecting or writing). */
+void zev__tcp_update_active(zev_tcp_t *t);
+/* Attach an open, connected-or-connecting fd to t and register it with the loop. */
+int zev__tcp_attach(zev_tcp_t *t, int fd);
+static inline bool zev__tcp_closing(const zev_tcp_t *t) {
+    return (t->handle.flags & (ZEV__H_CLOSING | ZEV__H_CLOSED)) != 0;
+}
+
+/* read.c */
+void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents);
+
+/* write.c */
+void zev__tcp_flush(zev_tcp_t *t);
+/* Complete every queued write with err and free the entries. */
+void zev__tcp_cancel_writes(zev_tcp_t *t, int err);
+/* Shut our side down if end() was asked and nothing is left to send. */
+void zev__tcp_maybe_shutdown(zev_tcp_t *t);
+
+/* timeout.c */
+/* Stamp activity for the idle timeout: one store, plus a heap insert only if it had fired. */
+void zev__tcp_touch(zev_tcp_t *t);
+/* The connect started / ended: time it if asked, then switch to the idle timeout if set. */
+void zev__tcp_timeout_connect_started(zev_tcp_t *t);
+void zev__tcp_timeout_connect_ended(zev_tcp_t *t);
+void zev__tcp_timeout_clear(zev_tcp_t *t);
+
+/* listen.c */
+void zev__tcp_server_connection_closed(zev_tcp_server_t *s);
+
+/* connect.c */
+void zev__tcp_on_connect_result(zev_tcp_t *t);
+
+#endif /* ZEV_TCP_INTERNAL_H */

@@ -1,0 +1,241 @@
+/* src/tcp/listen.c: TCP listeners (Node's net.Server): listen, accept, connection limits,
+ * running out of descriptors, and close-after-the-last-connection.
+ *
+ * Accepting runs until EAGAIN or a budget per iteration, so a connection storm cannot starve
+ * established sockets. On EMFILE/ENFILE the listener spends its reserve descriptor to accept
+ * and shed one waiting connection (so the peer is told, instead of waiting in the backlog),
+ * reports the error, and pauses accepting with a doubling backoff (10 ms .. 1 s): under a
+ * permanent EMFILE the loop makes a bounded number of accept calls per second, never spins.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+
+#define ACCEPT_BUDGET 64
+#define DEFAULT_BACKLOG 511
+#define BACKOFF_MIN_MS 10u
+#define BACKOFF_MAX_MS 1000u
+
+static int open_reserve(void) {
+    return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void close_fd(int *fd) {
+    if (*fd >= 0) zev__sys_close(*fd);
+    *fd = -1;
+}
+
+static void server_close(zev_handle_t *h) {
+    zev_tcp_server_t *s = (zev_tcp_server_t *)h;
+    zev__timer_node_stop(h->loop, &s->backoff);
+    if (s->io.fd >= 0) zev__watcher_stop(h->loop, &s->io);
+    close_fd(&s->io.fd);
+    close_fd(&s->reserve_fd);
+    close_fd(&s->pending_fd);
+    h->flags &= ~ZEV__TCP_LISTENING;
+}
+
+/* Hold the close callback back until the last accepted connection has closed. */
+static int server_finish(zev_handle_t *h) {
+    return ((zev_tcp_server_t *)h)->connections > 0;
+}
+
+static const struct zev__handle_ops server_ops = {.close = server_close, .finish = server_finish};
+
+static void on_backoff(zev_loop_t *loop, struct zev__timer_node *n);
+static void on_listen_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
+
+int zev_tcp_server_init(zev_loop_t *loop, zev_tcp_server_t *s) {
+    if (!loop || !s) return -EINVAL;
+    if (!zev__loop_usable(loop)) return -EBADF;
+    *s = (zev_tcp_server_t){0};
+    zev__handle_init(loop, &s->handle, ZEV_TCP_SERVER, &server_ops);
+    zev__watcher_init(&s->io, -1, on_listen_io);
+    s->pending_fd = -1;
+    s->reserve_fd = -1;
+    s->backoff.fire = on_backoff;
+    return 0;
+}
+
+static int set_int_opt(int fd, int level, int name, int value) {
+    return zev__sys_setsockopt(fd, level, name, &value, sizeof(value));
+}
+
+static int bind_and_listen(int fd, const zev_sockaddr_t *addr, const zev_tcp_listen_opts_t *o) {
+    int err = set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (err < 0) return err;
+    if (o->reuse_port) {
+#ifdef SO_REUSEPORT
+        err = set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+        if (err < 0) return err;
+#else
+        return -ENOTSUP;
+#endif
+    }
+    if (addr->sa.sa_family == AF_INET6) {
+        err = set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, o->ipv6_only ? 1 : 0);
+        if (err < 0) return err;
+    }
+    err = zev__sys_bind(fd, &addr->sa, zev_addr_len(addr));
+    if (err < 0) return err;
+    return zev__sys_listen(fd, o->backlog > 0 ? o->backlog : DEFAULT_BACKLOG);
+}
+
+int zev_tcp_listen(zev_tcp_server_t *s, const char *host, int port,
+                   const zev_tcp_listen_opts_t *opts, zev_tcp_connection_cb cb) {
+    if (!s || !cb) return -EINVAL;
+    if (!zev__handle_usable(&s->handle)) return -EBADF;
+    if (s->handle.flags & ZEV__TCP_LISTENING) return -EALREADY;
+    zev_tcp_listen_opts_t o = {0};
+    if (opts) o = *opts;
+    if (o.backlog < 0) return -EINVAL;
+    zev_sockaddr_t addr;
+    int err = zev_addr_parse(&addr, host, port);
+    if (err < 0) return err;
+
+    int fd = zev__sys_socket(addr.sa.sa_family, SOCK_STREAM, 0);
+    if (fd < 0) return fd;
+    err = bind_and_listen(fd, &addr, &o);
+    if (err < 0) goto close_listener;
+    s->reserve_fd = open_reserve(); /* best effort: without it EMFILE still backs off */
+    s->io.fd = fd;
+    err = zev__watcher_start(s->handle.loop, &s->io, ZEV__READABLE);
+    if (err < 0) goto close_reserve;
+    s->on_connection = cb;
+    s->handle.flags |= ZEV__TCP_LISTENING;
+    zev__handle_start(&s->handle);
+    /* Connections may already wait (a reused port): look once, next iteration. */
+    zev__watcher_feed(s->handle.loop, &s->io, ZEV__READABLE);
+    return 0;
+
+close_reserve:
+    s->io.fd = -1;
+    close_fd(&s->reserve_fd);
+close_listener:
+    zev__sys_close(fd);
+    return err;
+}
+
+int zev_tcp_accept(zev_tcp_server_t *s, zev_tcp_t *client) {
+    if (!s || !client) return -EINVAL;
+    if (!zev__handle_usable(&s->handle) || !zev__handle_usable(&client->handle)) return -EBADF;
+    if (client->handle.loop != s->handle.loop) return -EINVAL;
+    if (s->pending_fd < 0) return -EAGAIN;
+    if (client->io.fd >= 0 || client->handle.flags & (ZEV__TCP_CONNECTING | ZEV__TCP_CONNECTED))
+        return -EISCONN;
+    int err = zev__tcp_attach(client, s->pending_fd);
+    if (err < 0) return err; /* the fd stays pending and is dropped after the callback */
+    s->pending_fd = -1;
+    client->handle.flags |= ZEV__TCP_CONNECTED;
+    client->server = s;
+    s->connections++;
+    s->stats.accepted++;
+    return 0;
+}
+
+void zev__tcp_server_connection_closed(zev_tcp_server_t *s) {
+    s->connections--;
+    if (s->connections == 0 && (s->handle.flags & ZEV__H_CLOSING))
+        zev__handle_close_resume(&s->handle);
+}
+
+/* Out of descriptors: shed one waiting connection with the reserve fd, then pause. */
+static void handle_fd_exhaustion(zev_tcp_server_t *s, int err) {
+    if (s->reserve_fd >= 0) {
+        close_fd(&s->reserve_fd);
+        int fd = zev__sys_accept(s->io.fd, NULL, NULL);
+        if (fd >= 0) {
+            zev__sys_close(fd);
+            s->stats.dropped++;
+        }
+        s->reserve_fd = open_reserve();
+    }
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (s->backoff_ms > BACKOFF_MAX_MS) s->backoff_ms = BACKOFF_MAX_MS;
+    s->handle.flags |= ZEV__TCP_ACCEPT_PAUSED;
+    zev__timer_node_start(s->handle.loop, &s->backoff, s->backoff_ms);
+    s->stats.accept_errors++;
+    s->on_connection(s, err);
+}
+
+static void on_backoff(zev_loop_t *loop, struct zev__timer_node *n) {
+    zev_tcp_server_t *s = zev__container_of(n, zev_tcp_server_t, backoff);
+    s->handle.flags &= ~ZEV__TCP_ACCEPT_PAUSED;
+    /* The listening socket's edge came and went while paused: look again. */
+    zev__watcher_feed(loop, &s->io, ZEV__READABLE);
+}
+
+static bool over_limit(const zev_tcp_server_t *s) {
+    return s->max_connections && s->connections >= s->max_connections;
+}
+
+/* Returns false when accepting should stop for this iteration. */
+static bool accept_one(zev_tcp_server_t *s) {
+    socklen_t len = sizeof(s->pending_peer);
+    int fd = zev__sys_accept(s->io.fd, &s->pending_peer.sa, &len);
+    if (fd == -EAGAIN) return false;
+    if (fd == -EINTR || fd == -ECONNABORTED) return true;
+    if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+        handle_fd_exhaustion(s, fd);
+        return false;
+    }
+    if (fd < 0) {
+        s->stats.accept_errors++;
+        s->on_connection(s, fd);
+        return false;
+    }
+    s->backoff_ms = 0;
+    if (over_limit(s)) {
+        zev__sys_close(fd);
+        s->stats.dropped++;
+        if (s->on_drop) s->on_drop(s, &s->pending_peer);
+        return true;
+    }
+    s->pending_fd = fd;
+    s->on_connection(s, 0);
+    if (s->pending_fd >= 0) { /* not accepted inside the callback */
+        close_fd(&s->pending_fd);
+        s->stats.dropped++;
+    }
+    return true;
+}
+
+static void on_listen_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
+    (void)revents;
+    zev_tcp_server_t *s = zev__container_of(w, zev_tcp_server_t, io);
+    for (int budget = ACCEPT_BUDGET; budget > 0; budget--) {
+        unsigned f = s->handle.flags;
+        if (!(f & ZEV__TCP_LISTENING) || (f & ZEV__TCP_ACCEPT_PAUSED)) return;
+        if (!accept_one(s)) return;
+    }
+    zev__watcher_feed(loop, w, ZEV__READABLE);
+}
+
+int zev_tcp_server_address(const zev_tcp_server_t *s, zev_addr_info_t *out) {
+    if (!s || !out) return -EINVAL;
+    if (!(s->handle.flags & ZEV__TCP_LISTENING)) return -ENOTCONN;
+    zev_sockaddr_t addr;
+    socklen_t len = sizeof(addr);
+    if (getsockname(s->io.fd, &addr.sa, &len) < 0) return -errno;
+    return zev_addr_info(&addr, out);
+}
+
+int zev_tcp_server_connections(const zev_tcp_server_t *s) {
+    return s ? (int)s->connections : -EINVAL;
+}
+
+int zev_tcp_server_set_max_connections(zev_tcp_server_t *s, unsigned max, zev_tcp_drop_cb cb) {
+    if (!s) return -EINVAL;
+    if (!zev__handle_usable(&s->handle)) return -EBADF;
+    s->max_connections = max;
+    s->on_drop = cb;
+    return 0;
+}
+
+int zev_tcp_server_stats(const zev_tcp_server_t *s, zev_tcp_server_stats_t *out) {
+    if (!s || !out) return -EINVAL;
+    *out = s->stats;
+    return 0;
+}

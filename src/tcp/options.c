@@ -1,0 +1,96 @@
+/* src/tcp/options.c: socket options, addresses and counters of a stream socket. */
+#include "internal.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#define MAX_HWM (1u << 30)
+
+static int socket_fd(const zev_tcp_t *t) {
+    if (!t) return -EINVAL;
+    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    return t->io.fd >= 0 ? t->io.fd : -ENOTCONN;
+}
+
+int zev_tcp_set_nodelay(zev_tcp_t *t, int enable) {
+    int fd = socket_fd(t);
+    if (fd < 0) return fd;
+    int v = enable ? 1 : 0;
+    return zev__sys_setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v));
+}
+
+int zev_tcp_set_keepalive(zev_tcp_t *t, int enable, unsigned delay_s) {
+    int fd = socket_fd(t);
+    if (fd < 0) return fd;
+    if (delay_s > 32767) return -EINVAL; /* the kernels' limit for the idle time */
+    int v = enable ? 1 : 0;
+    int err = zev__sys_setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof(v));
+    if (err < 0 || !enable || delay_s == 0) return err;
+    int d = (int)delay_s;
+#if defined(TCP_KEEPIDLE)
+    return zev__sys_setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &d, sizeof(d));
+#elif defined(TCP_KEEPALIVE)
+    return zev__sys_setsockopt(fd, IPPROTO_TCP, TCP_KEEPALIVE, &d, sizeof(d));
+#else
+    return 0;
+#endif
+}
+
+int zev_tcp_set_allow_half_open(zev_tcp_t *t, int enable) {
+    if (!t) return -EINVAL;
+    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (enable) {
+        t->handle.flags |= ZEV__TCP_HALF_OPEN;
+    } else {
+        t->handle.flags &= ~ZEV__TCP_HALF_OPEN;
+    }
+    return 0;
+}
+
+int zev_tcp_set_high_water_mark(zev_tcp_t *t, size_t bytes) {
+    if (!t || bytes == 0 || bytes > MAX_HWM) return -EINVAL;
+    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    t->hwm = (uint32_t)bytes;
+    return 0;
+}
+
+static int address_of(const zev_tcp_t *t, zev_addr_info_t *out, bool peer) {
+    if (!out) return -EINVAL;
+    int fd = socket_fd(t);
+    if (fd < 0) return fd;
+    zev_sockaddr_t addr;
+    socklen_t len = sizeof(addr);
+    int r = peer ? getpeername(fd, &addr.sa, &len) : getsockname(fd, &addr.sa, &len);
+    if (r < 0) return -errno;
+    return zev_addr_info(&addr, out);
+}
+
+int zev_tcp_local_address(const zev_tcp_t *t, zev_addr_info_t *out) {
+    return address_of(t, out, false);
+}
+
+int zev_tcp_remote_address(const zev_tcp_t *t, zev_addr_info_t *out) {
+    return address_of(t, out, true);
+}
+
+uint64_t zev_tcp_bytes_read(const zev_tcp_t *t) {
+    return t ? t->bytes_read : 0;
+}
+
+uint64_t zev_tcp_bytes_written(const zev_tcp_t *t) {
+    return t ? t->bytes_written : 0;
+}
+
+size_t zev_tcp_write_queue_size(const zev_tcp_t *t) {
+    return t ? t->wq_bytes : 0;
+}
+
+unsigned zev_tcp_write_queue_count(const zev_tcp_t *t) {
+    return t ? t->wq_writes : 0;
+}
+
+int zev_tcp_fileno(const zev_tcp_t *t) {
+    if (!t || t->io.fd < 0) return -EBADF;
+    return t->io.fd;
+}

@@ -1,0 +1,97 @@
+/* src/tcp/read.c: reading a stream socket into the loop's buffer pool (or user memory) and
+ * handing slices to the data event; EOF and half-open handling.
+ *
+ * Fairness: one socket reads at most ZEV__TCP_READ_BUDGET times per iteration; if data is
+ * still waiting it feeds itself to the pending queue (the edge will not come again), and the
+ * other sockets get their turn first.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+/* Smallest tail of the shared read area worth reading into before taking a fresh chunk. */
+#define MIN_READ_SPACE 4096u
+
+int zev_tcp_read_start(zev_tcp_t *t) {
+    if (!t) return -EINVAL;
+    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    unsigned f = t->handle.flags;
+    if (!(f & (ZEV__TCP_CONNECTED | ZEV__TCP_CONNECTING))) return -ENOTCONN;
+    if (f & ZEV__TCP_FAILED) return t->err;
+    if (f & (ZEV__TCP_READING | ZEV__TCP_EOF)) return 0;
+    t->handle.flags |= ZEV__TCP_READING;
+    /* Bytes may have arrived while paused; their edge is gone, so look once, next iteration. */
+    if (f & ZEV__TCP_CONNECTED) zev__watcher_feed(t->handle.loop, &t->io, ZEV__READABLE);
+    zev__tcp_update_active(t);
+    return 0;
+}
+
+int zev_tcp_read_stop(zev_tcp_t *t) {
+    if (!t) return -EINVAL;
+    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    t->handle.flags &= ~ZEV__TCP_READING;
+    zev__tcp_update_active(t);
+    return 0;
+}
+
+int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len) {
+    if (!t || (buf && len == 0)) return -EINVAL;
+    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    t->user_buf = buf;
+    t->user_buf_len = buf ? len : 0;
+    return 0;
+}
+
+static void on_eof(zev_tcp_t *t) {
+    t->handle.flags |= ZEV__TCP_EOF;
+    t->handle.flags &= ~ZEV__TCP_READING;
+    zev__tcp_update_active(t);
+    if (t->events && t->events->end) t->events->end(t);
+    if (zev__tcp_closing(t)) return;
+    if (!(t->handle.flags & ZEV__TCP_HALF_OPEN)) zev_tcp_end(t);
+}
+
+/* One read into the shared area or the user's buffer. Returns bytes, 0 on EOF, -errno. */
+static ssize_t read_once(zev_tcp_t *t, zev_slice_t *slice) {
+    zev_loop_t *loop = t->handle.loop;
+    if (t->user_buf) {
+        slice->base = t->user_buf;
+        slice->owner = NULL;
+        return zev__sys_read(t->io.fd, t->user_buf, t->user_buf_len);
+    }
+    size_t len = 0;
+    slice->owner = zev__buf_read_area(loop, MIN_READ_SPACE, &slice->base, &len);
+    if (!slice->owner) return -ENOMEM;
+    ssize_t n = zev__sys_read(t->io.fd, slice->base, len);
+    slice->len = len; /* what was asked; the caller compares */
+    return n;
+}
+
+void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents) {
+    zev_loop_t *loop = t->handle.loop;
+    for (int budget = ZEV__TCP_READ_BUDGET; budget > 0; budget--) {
+        if (!(t->handle.flags & ZEV__TCP_READING) || zev__tcp_closing(t)) return;
+        zev_slice_t slice;
+        ssize_t n = read_once(t, &slice);
+        if (n == -EINTR) continue;
+        if (n == -EAGAIN) return;
+        if (n < 0) {
+            zev__tcp_fail(t, (int)n);
+            return;
+        }
+        if (n == 0) {
+            on_eof(t);
+            return;
+        }
+        size_t asked = t->user_buf ? t->user_buf_len : slice.len;
+        slice.len = (size_t)n;
+        t->bytes_read += (uint64_t)n;
+        zev__tcp_touch(t);
+        if (t->events && t->events->data) t->events->data(t, &slice);
+        if (slice.owner) zev__buf_read_done(loop, (size_t)n);
+        /* A short read drained the socket: a new arrival raises a new edge, so skip the read
+         * that would only say EAGAIN. Not after a hang-up: the EOF itself is still to read. */
+        if ((size_t)n < asked && !(revents & (ZEV__HANGUP | ZEV__ERROR))) return;
+    }
+    zev__watcher_feed(loop, &t->io, ZEV__READABLE);
+}

@@ -1,0 +1,120 @@
+/* src/tcp/stream.c: a stream socket's life: init, attach to an fd, event dispatch, failure
+ * reporting and close. Reading, writing, connecting and timeouts live in their own files.
+ *
+ * Every failure goes through zev__tcp_fail(), which only records it and feeds the watcher:
+ * the error event and the failed write callbacks then run from the loop's pending phase,
+ * never inside the user's call that noticed the failure (a write that hit ECONNRESET).
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+static void tcp_close(zev_handle_t *h) {
+    zev_tcp_t *t = (zev_tcp_t *)h;
+    zev_loop_t *loop = h->loop;
+    zev__tcp_timeout_clear(t);
+    if (t->io.fd >= 0) {
+        zev__watcher_stop(loop, &t->io);
+        zev__sys_close(t->io.fd);
+        t->io.fd = -1;
+    }
+    h->flags &= ~(ZEV__TCP_READING | ZEV__TCP_CONNECTING);
+}
+
+static int tcp_finish(zev_handle_t *h) {
+    zev_tcp_t *t = (zev_tcp_t *)h;
+    if (t->handle.flags & ZEV__TCP_CONNECTING && t->connect_cb) {
+        t->handle.flags &= ~ZEV__TCP_CONNECTING;
+        t->connect_cb(t, -ECANCELED);
+    }
+    zev__tcp_cancel_writes(t, -ECANCELED);
+    if (t->server) {
+        zev__tcp_server_connection_closed(t->server);
+        t->server = NULL;
+    }
+    return 0;
+}
+
+static const struct zev__handle_ops tcp_ops = {.close = tcp_close, .finish = tcp_finish};
+
+int zev_tcp_init(zev_loop_t *loop, zev_tcp_t *t) {
+    if (!loop || !t) return -EINVAL;
+    if (!zev__loop_usable(loop)) return -EBADF;
+    *t = (zev_tcp_t){0};
+    zev__handle_init(loop, &t->handle, ZEV_TCP, &tcp_ops);
+    zev__watcher_init(&t->io, -1, zev__tcp_io);
+    t->hwm = ZEV__TCP_DEFAULT_HWM;
+    return 0;
+}
+
+int zev_tcp_set_events(zev_tcp_t *t, const zev_tcp_events_t *events) {
+    if (!t) return -EINVAL;
+    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    t->events = events;
+    return 0;
+}
+
+int zev__tcp_attach(zev_tcp_t *t, int fd) {
+#ifdef SO_NOSIGPIPE
+    /* Where sends have no MSG_NOSIGNAL (macOS), the socket itself must not raise SIGPIPE. */
+    int one = 1;
+    int err = zev__sys_setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
+    if (err < 0) return err;
+#endif
+    t->io.fd = fd;
+    /* Registered once for both directions: wanting to write later costs no epoll_ctl. */
+    int rc = zev__watcher_start(t->handle.loop, &t->io, ZEV__READABLE | ZEV__WRITABLE);
+    if (rc < 0) t->io.fd = -1;
+    return rc;
+}
+
+void zev__tcp_update_active(zev_tcp_t *t) {
+    unsigned f = t->handle.flags;
+    bool busy = (f & (ZEV__TCP_READING | ZEV__TCP_CONNECTING)) || t->wq_head != NULL ||
+                (f & ZEV__TCP_ENDING && !(f & ZEV__TCP_SHUT)) ||
+                (f & ZEV__TCP_FAILED && !(f & ZEV__TCP_REPORTED));
+    if (busy) {
+        zev__handle_start(&t->handle);
+    } else {
+        zev__handle_stop(&t->handle);
+    }
+}
+
+void zev__tcp_fail(zev_tcp_t *t, int err) {
+    if (t->handle.flags & ZEV__TCP_FAILED) return;
+    t->err = err;
+    t->handle.flags |= ZEV__TCP_FAILED;
+    t->handle.flags &= ~ZEV__TCP_READING;
+    zev__watcher_feed(t->handle.loop, &t->io, ZEV__ERROR);
+    zev__tcp_update_active(t);
+}
+
+static void report_failure(zev_tcp_t *t) {
+    t->handle.flags |= ZEV__TCP_REPORTED;
+    zev__tcp_cancel_writes(t, t->err);
+    if (zev__tcp_closing(t)) return;
+    zev__tcp_update_active(t);
+    if (t->events && t->events->error) t->events->error(t, t->err);
+}
+
+/* The watcher callback: one entry point for kernel events and fed (deferred) work. Each step
+ * re-checks the handle, since any callback may have closed it. */
+void zev__tcp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
+    (void)loop;
+    zev_tcp_t *t = zev__container_of(w, zev_tcp_t, io);
+    unsigned f = t->handle.flags;
+    if (f & (ZEV__TCP_CONNECTING | ZEV__TCP_CONNECT_DUE)) {
+        if (revents & (ZEV__WRITABLE | ZEV__ERROR | ZEV__HANGUP) || f & ZEV__TCP_CONNECT_DUE)
+            zev__tcp_on_connect_result(t);
+        return;
+    }
+    if ((f & (ZEV__TCP_FAILED | ZEV__TCP_REPORTED)) == ZEV__TCP_FAILED) {
+        report_failure(t);
+        return;
+    }
+    if (f & ZEV__TCP_FAILED) return;
+    if (revents & (ZEV__READABLE | ZEV__HANGUP | ZEV__ERROR)) zev__tcp_on_readable(t, revents);
+    if (zev__tcp_closing(t) || t->handle.flags & ZEV__TCP_FAILED) return;
+    bool ending = (t->handle.flags & (ZEV__TCP_ENDING | ZEV__TCP_SHUT)) == ZEV__TCP_ENDING;
+    if (revents & (ZEV__WRITABLE | ZEV__ERROR) && (t->wq_head || ending)) zev__tcp_flush(t);
+}

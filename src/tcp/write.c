@@ -1,0 +1,322 @@
+/* src/tcp/write.c: the write queue. Slices go to the kernel by reference, never copied.
+ *
+ * With nothing unsent, a write goes straight to one sendmsg (a gathered write, like writev,
+ * but with MSG_NOSIGNAL so a vanished peer is an EPIPE, never a SIGPIPE). What the kernel did
+ * not take is queued as slab entries pointing at the caller's bytes; when the socket turns
+ * writable, one sendmsg covers every queued slice up to IOV_MAX, and partial writes move the
+ * entries forward exactly. A write callback always runs from the loop, so an entry marked DONE
+ * stays in the queue until then. docs/internals.md draws the queue's states.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sys/socket.h>
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+#define FLUSH_IOV (IOV_MAX < 1024 ? IOV_MAX : 1024)
+
+static struct zev__wentry *entry_new(zev_tcp_t *t) {
+    struct zev__wentry *e = zev__slab_get(t->handle.loop, &t->handle.loop->slab);
+    if (!e) return NULL;
+    *e = (struct zev__wentry){.file_fd = -1};
+    return e;
+}
+
+static void entry_append(zev_tcp_t *t, struct zev__wentry *e) {
+    if (t->wq_tail) {
+        t->wq_tail->next = e;
+    } else {
+        t->wq_head = e;
+    }
+    t->wq_tail = e;
+}
+
+static void entry_free(zev_tcp_t *t, struct zev__wentry *e) {
+    zev_buf_unref(e->owner);
+    zev__slab_put(&t->handle.loop->slab, e);
+}
+
+static struct zev__wentry *entry_pop(zev_tcp_t *t) {
+    struct zev__wentry *e = t->wq_head;
+    t->wq_head = e->next;
+    if (!t->wq_head) t->wq_tail = NULL;
+    return e;
+}
+
+static ssize_t send_iov(zev_tcp_t *t, struct iovec *iov, int n) {
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+#ifdef MSG_NOSIGNAL
+    int flags = MSG_NOSIGNAL;
+#else
+    int flags = 0; /* SO_NOSIGPIPE was set on the socket instead */
+#endif
+    for (;;) {
+        ssize_t r = zev__sys_sendmsg(t->io.fd, &msg, flags);
+        if (r != -EINTR) return r;
+    }
+}
+
+static void account_written(zev_tcp_t *t, size_t n) {
+    t->bytes_written += n;
+    zev__tcp_touch(t);
+}
+
+/* Queue the part of slices[] past `skip` bytes; the last entry carries the callback. A write
+ * that was sent whole but has a callback gets one DONE entry, so the callback runs later. */
+static int queue_rest(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, size_t skip,
+                      zev_tcp_write_cb cb, void *arg) {
+    struct zev__wentry *last = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        if (skip >= slices[i].len) {
+            skip -= slices[i].len;
+            continue;
+        }
+        struct zev__wentry *e = entry_new(t);
+        if (!e) return -ENOMEM;
+        e->base = slices[i].base + skip;
+        e->len = slices[i].len - skip;
+        e->owner = zev_buf_ref(slices[i].owner);
+        skip = 0;
+        t->wq_bytes += e->len;
+        entry_append(t, e);
+        last = e;
+    }
+    if (!cb) return 0;
+    if (!last) {
+        last = entry_new(t);
+        if (!last) return -ENOMEM;
+        last->flags = ZEV__WE_DONE;
+        entry_append(t, last);
+        zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
+    }
+    last->flags |= ZEV__WE_LAST;
+    last->cb = cb;
+    last->arg = arg;
+    t->wq_writes++;
+    return 0;
+}
+
+static int check_writable(const zev_tcp_t *t) {
+    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    unsigned f = t->handle.flags;
+    if (f & (ZEV__TCP_ENDING | ZEV__TCP_SHUT)) return -EPIPE;
+    if (f & ZEV__TCP_FAILED) return t->err < 0 ? t->err : -EPIPE;
+    if (!(f & (ZEV__TCP_CONNECTED | ZEV__TCP_CONNECTING))) return -ENOTCONN;
+    return 0;
+}
+
+static int after_queueing(zev_tcp_t *t) {
+    zev__tcp_update_active(t);
+    if (t->wq_bytes > t->hwm) {
+        t->handle.flags |= ZEV__TCP_NEED_DRAIN;
+        return 1;
+    }
+    return 0;
+}
+
+int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, zev_tcp_write_cb cb,
+                  void *arg) {
+    if (!t || (n > 0 && !slices)) return -EINVAL;
+    int err = check_writable(t);
+    if (err < 0) return err;
+    for (unsigned i = 0; i < n; i++) {
+        if (!slices[i].base && slices[i].len > 0) return -EINVAL;
+    }
+
+    size_t sent = 0;
+    if (t->wq_bytes == 0 && (t->handle.flags & ZEV__TCP_CONNECTED) && n > 0) {
+        struct iovec iov[64];
+        int n_iov = 0;
+        for (unsigned i = 0; i < n && n_iov < 64; i++) {
+            if (slices[i].len == 0) continue;
+            iov[n_iov].iov_base = slices[i].base;
+            iov[n_iov].iov_len = slices[i].len;
+            n_iov++;
+        }
+        ssize_t r = n_iov ? send_iov(t, iov, n_iov) : 0;
+        if (r >= 0) {
+            sent = (size_t)r;
+            account_written(t, sent);
+        } else if (r != -EAGAIN) {
+            zev__tcp_fail(t, (int)r); /* reported from the loop; this write fails with it */
+        }
+    }
+    err = queue_rest(t, slices, n, sent, cb, arg);
+    if (err < 0) {
+        zev__tcp_fail(t, err);
+        return err;
+    }
+    return after_queueing(t);
+}
+
+int zev_tcp_sendfile(zev_tcp_t *t, int fd, off_t offset, size_t len, zev_tcp_write_cb cb,
+                     void *arg) {
+#ifdef __linux__
+    if (!t || fd < 0 || offset < 0) return -EINVAL;
+    int err = check_writable(t);
+    if (err < 0) return err;
+    struct zev__wentry *e = entry_new(t);
+    if (!e) return -ENOMEM;
+    e->file_fd = fd;
+    e->file_off = offset;
+    e->len = len;
+    e->flags = ZEV__WE_LAST | (len == 0 ? ZEV__WE_DONE : 0);
+    e->cb = cb;
+    e->arg = arg;
+    if (cb) t->wq_writes++;
+    t->wq_bytes += len;
+    entry_append(t, e);
+    /* Ordered behind everything queued: the flush sends it when its turn comes. */
+    zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
+    return after_queueing(t);
+#else
+    (void)t, (void)fd, (void)offset, (void)len, (void)cb, (void)arg;
+    return -ENOSYS;
+#endif
+}
+
+static void complete(zev_tcp_t *t, struct zev__wentry *e, int status) {
+    zev_tcp_write_cb cb = e->cb;
+    void *arg = e->arg;
+    bool counted = (e->flags & ZEV__WE_LAST) && cb;
+    entry_free(t, e);
+    if (counted) {
+        t->wq_writes--;
+        cb(t, status, arg);
+    }
+}
+
+/* Mark fully sent entries; a write's last entry stays (DONE) until its callback runs. */
+static void advance(zev_tcp_t *t, size_t n) {
+    t->wq_bytes -= n;
+    struct zev__wentry *e = t->wq_head;
+    while (e && n > 0) {
+        if (e->flags & ZEV__WE_DONE) {
+            e = e->next;
+            continue;
+        }
+        size_t take = n < e->len ? n : e->len;
+        e->len -= take;
+        if (e->base) e->base += take;
+        n -= take;
+        if (e->len == 0) {
+            e->flags |= ZEV__WE_DONE;
+            zev_buf_unref(e->owner); /* sent: the bytes are no longer needed */
+            e->owner = NULL;
+        }
+        e = e->next;
+    }
+}
+
+/* One gathered send over the unsent entries at the head. Returns bytes, -EAGAIN, -errno. */
+static ssize_t send_queued(zev_tcp_t *t, size_t *asked) {
+    struct iovec iov[FLUSH_IOV];
+    int n = 0;
+    *asked = 0;
+    for (struct zev__wentry *e = t->wq_head; e && n < FLUSH_IOV; e = e->next) {
+        if (e->flags & ZEV__WE_DONE) continue;
+        if (!e->base) break; /* a file region: sent on its own */
+        iov[n].iov_base = e->base;
+        iov[n].iov_len = e->len;
+        *asked += e->len;
+        n++;
+    }
+    return n ? send_iov(t, iov, n) : 0;
+}
+
+#ifdef __linux__
+static ssize_t send_file_entry(zev_tcp_t *t, struct zev__wentry *e, size_t *asked) {
+    *asked = e->len;
+    for (;;) {
+        ssize_t r = zev__sys_sendfile(t->io.fd, e->file_fd, &e->file_off, e->len);
+        if (r == 0 && e->len > 0) return -EIO; /* the file is shorter than promised */
+        if (r != -EINTR) return r;
+    }
+}
+#endif
+
+/* Run callbacks of finished writes at the head. Returns false if the socket was closed. */
+static bool complete_done(zev_tcp_t *t) {
+    while (t->wq_head && (t->wq_head->flags & ZEV__WE_DONE)) {
+        complete(t, entry_pop(t), 0);
+        if (zev__tcp_closing(t) || t->handle.flags & ZEV__TCP_FAILED) return false;
+    }
+    return true;
+}
+
+static void after_flush(zev_tcp_t *t) {
+    zev__tcp_maybe_shutdown(t);
+    if (zev__tcp_closing(t)) return;
+    if ((t->handle.flags & ZEV__TCP_NEED_DRAIN) && t->wq_bytes <= t->hwm) {
+        t->handle.flags &= ~ZEV__TCP_NEED_DRAIN;
+        if (t->events && t->events->drain) t->events->drain(t);
+    }
+    if (!zev__tcp_closing(t)) zev__tcp_update_active(t);
+}
+
+void zev__tcp_flush(zev_tcp_t *t) {
+    if (!(t->handle.flags & ZEV__TCP_CONNECTED)) return;
+    for (;;) {
+        if (!complete_done(t)) return;
+        struct zev__wentry *head = t->wq_head;
+        if (!head) break;
+        size_t asked = 0;
+        ssize_t r;
+#ifdef __linux__
+        r = head->base ? send_queued(t, &asked) : send_file_entry(t, head, &asked);
+#else
+        r = send_queued(t, &asked);
+#endif
+        if (r == -EAGAIN) break;
+        if (r < 0) {
+            zev__tcp_fail(t, (int)r);
+            return;
+        }
+        account_written(t, (size_t)r);
+        advance(t, (size_t)r);
+        if ((size_t)r < asked) break; /* the kernel is full; its next edge resumes us */
+    }
+    after_flush(t);
+}
+
+void zev__tcp_cancel_writes(zev_tcp_t *t, int err) {
+    /* Detach first: a callback may write again (and fail fast) while we walk. */
+    struct zev__wentry *e = t->wq_head;
+    t->wq_head = t->wq_tail = NULL;
+    t->wq_bytes = 0;
+    while (e) {
+        struct zev__wentry *next = e->next;
+        complete(t, e, (e->flags & ZEV__WE_DONE) ? 0 : err);
+        e = next;
+    }
+}
+
+void zev__tcp_maybe_shutdown(zev_tcp_t *t) {
+    unsigned f = t->handle.flags;
+    if (!(f & ZEV__TCP_ENDING) || (f & ZEV__TCP_SHUT) || !(f & ZEV__TCP_CONNECTED)) return;
+    if (t->wq_head) return;
+    t->handle.flags |= ZEV__TCP_SHUT;
+    int err = zev__sys_shutdown(t->io.fd, SHUT_WR);
+    if (err < 0 && err != -ENOTCONN) {
+        zev__tcp_fail(t, err);
+        return;
+    }
+    zev__tcp_update_active(t);
+    if (t->events && t->events->finish) t->events->finish(t);
+}
+
+int zev_tcp_end(zev_tcp_t *t) {
+    if (!t) return -EINVAL;
+    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    unsigned f = t->handle.flags;
+    if (!(f & (ZEV__TCP_CONNECTED | ZEV__TCP_CONNECTING))) return -ENOTCONN;
+    if (f & ZEV__TCP_ENDING) return 0;
+    t->handle.flags |= ZEV__TCP_ENDING;
+    /* Shut down (and emit finish) from the loop, never inside this call. */
+    zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
+    zev__tcp_update_active(t);
+    return 0;
+}
