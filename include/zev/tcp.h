@@ -120,6 +120,8 @@ struct zev_tcp_s {
     uint64_t bytes_read;
     uint64_t bytes_written;
     struct zev__timer_node *idle;     /* idle timeout / connect timeout node, from the slab */
+    struct zev_tcp_pipe_s *pipe_out;  /* the pipe this socket feeds, or NULL */
+    struct zev_tcp_pipe_s *pipe_in;   /* the pipe that feeds this socket, or NULL */
     zev_tcp_connect_cb connect_cb;
     char *user_buf;                   /* read into user memory instead of the pool */
     size_t user_buf_len;
@@ -195,17 +197,16 @@ struct zev_tcp_pipe_s {
     /* private */
     zev_tcp_t *src;
     zev_tcp_t *dst;
-    int end_dst;              /* end dst when src ends */
-    zev_tcp_events_t src_events; /* src's events, chained: pipe takes data, end and drain */
-    zev_tcp_events_t dst_events;
-    const zev_tcp_events_t *src_user;
-    const zev_tcp_events_t *dst_user;
+    int end_dst; /* end dst when src ends */
 };
 
 /* Forward everything src reads to dst without copying, pausing src while dst is above its
- * high-water mark and resuming on drain; ends dst when src ends unless end_dst is 0. The
- * caller owns p until zev_tcp_unpipe or until either socket closes. Other events still reach
- * the sockets' own tables. -EINVAL on NULL or src == dst, -EBUSY if either is already piped. */
+ * high-water mark and resuming on drain; ends dst when src ends unless end_dst is 0. While
+ * piped, src's data goes to dst only (its data event is not called); every other event still
+ * reaches both sockets' own tables. A socket may be the source of one pipe and the destination
+ * of another (a two-way proxy). The caller owns p until zev_tcp_unpipe or until either socket
+ * closes. -EINVAL on NULL or src == dst, -EBUSY if src is already a source or dst already a
+ * destination. */
 ZEV_EXPORT int zev_tcp_pipe(zev_tcp_pipe_t *p, zev_tcp_t *src, zev_tcp_t *dst, int end_dst);
 /* Stop forwarding; restores both sockets' own event tables. src stays as it was (reading or
  * paused). */

@@ -18,8 +18,13 @@ static atomic_int *as_atomic(int *p) {
     return (atomic_int *)p;
 }
 
+/* pending: 0 idle, 1 sent, 2 closed. Senders on other threads look only at this atomic,
+ * never at the handle's flags, which the loop thread changes without synchronisation. */
+enum { ASYNC_IDLE = 0, ASYNC_SENT = 1, ASYNC_CLOSED = 2 };
+
 static void async_close(zev_handle_t *h) {
     zev_async_t *a = (zev_async_t *)h;
+    atomic_store(as_atomic(&a->pending), ASYNC_CLOSED);
     zev__list_remove(&a->node);
 }
 
@@ -39,8 +44,9 @@ int zev_async_init(zev_loop_t *loop, zev_async_t *a, zev_async_cb cb) {
 
 int zev_async_send(zev_async_t *a) {
     if (!a) return -EINVAL;
-    if (!zev__handle_usable(&a->handle)) return -EBADF;
-    if (atomic_exchange(as_atomic(&a->pending), 1) != 0) return 0;
+    int expected = ASYNC_IDLE;
+    if (!atomic_compare_exchange_strong(as_atomic(&a->pending), &expected, ASYNC_SENT))
+        return expected == ASYNC_CLOSED ? -EBADF : 0; /* closed, or already sent: coalesce */
     zev_loop_t *loop = a->handle.loop;
     if (atomic_exchange(as_atomic(&loop->async_wake_pending), 1) != 0) return 0;
     return zev__backend_wake(loop);
@@ -57,6 +63,7 @@ void zev__async_dispatch(zev_loop_t *loop) {
         zev__list_remove(node);
         zev__list_push_back(&loop->async_handles, node);
         zev_async_t *a = zev__container_of(node, zev_async_t, node);
-        if (atomic_exchange(as_atomic(&a->pending), 0) != 0) a->cb(a);
+        int sent = ASYNC_SENT;
+        if (atomic_compare_exchange_strong(as_atomic(&a->pending), &sent, ASYNC_IDLE)) a->cb(a);
     }
 }

@@ -22,6 +22,7 @@ enum {
     ZEV__TCP_LISTENING = 1u << 18,   /* servers */
     ZEV__TCP_ACCEPT_PAUSED = 1u << 19,
     ZEV__TCP_CONNECT_DUE = 1u << 20, /* connect finished or failed synchronously: report */
+    ZEV__TCP_PEER_HUP = 1u << 21,    /* the kernel reported the peer's FIN: read up to the EOF */
 };
 
 enum { ZEV__TCP_DEFAULT_HWM = 64 * 1024, ZEV__TCP_READ_BUDGET = 32 };
@@ -87,6 +88,13 @@ void zev__tcp_timeout_clear(zev_tcp_t *t);
 
 /* listen.c */
 void zev__tcp_server_connection_closed(zev_tcp_server_t *s);
+
+/* pipe.c: hooks the read and write paths call for piped sockets */
+void zev__tcp_pipe_data(zev_tcp_t *src, const zev_slice_t *slice);
+void zev__tcp_pipe_end(zev_tcp_t *src);
+void zev__tcp_pipe_drain(zev_tcp_t *dst);
+/* Unpipe whatever t takes part in (it is closing). */
+void zev__tcp_pipe_detach(zev_tcp_t *t);
 
 /* connect.c */
 void zev__tcp_on_connect_result(zev_tcp_t *t);

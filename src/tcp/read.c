@@ -46,6 +46,7 @@ static void on_eof(zev_tcp_t *t) {
     t->handle.flags |= ZEV__TCP_EOF;
     t->handle.flags &= ~ZEV__TCP_READING;
     zev__tcp_update_active(t);
+    if (t->pipe_out) zev__tcp_pipe_end(t);
     if (t->events && t->events->end) t->events->end(t);
     if (zev__tcp_closing(t)) return;
     if (!(t->handle.flags & ZEV__TCP_HALF_OPEN)) zev_tcp_end(t);
@@ -87,11 +88,16 @@ void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents) {
         slice.len = (size_t)n;
         t->bytes_read += (uint64_t)n;
         zev__tcp_touch(t);
-        if (t->events && t->events->data) t->events->data(t, &slice);
+        if (t->pipe_out) {
+            zev__tcp_pipe_data(t, &slice);
+        } else if (t->events && t->events->data) {
+            t->events->data(t, &slice);
+        }
         if (slice.owner) zev__buf_read_done(loop, (size_t)n);
         /* A short read drained the socket: a new arrival raises a new edge, so skip the read
          * that would only say EAGAIN. Not after a hang-up: the EOF itself is still to read. */
-        if ((size_t)n < asked && !(revents & (ZEV__HANGUP | ZEV__ERROR))) return;
+        bool hup = (revents & ZEV__ERROR) || (t->handle.flags & ZEV__TCP_PEER_HUP);
+        if ((size_t)n < asked && !hup) return;
     }
     zev__watcher_feed(loop, &t->io, ZEV__READABLE);
 }

@@ -12,6 +12,7 @@
 static void tcp_close(zev_handle_t *h) {
     zev_tcp_t *t = (zev_tcp_t *)h;
     zev_loop_t *loop = h->loop;
+    zev__tcp_pipe_detach(t);
     zev__tcp_timeout_clear(t);
     if (t->io.fd >= 0) {
         zev__watcher_stop(loop, &t->io);
@@ -113,6 +114,9 @@ void zev__tcp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
         return;
     }
     if (f & ZEV__TCP_FAILED) return;
+    /* Remember a hang-up: its edge may arrive while reading is paused, and the short-read
+     * shortcut in read.c must not then stop before the EOF. */
+    if (revents & ZEV__HANGUP) t->handle.flags |= ZEV__TCP_PEER_HUP;
     if (revents & (ZEV__READABLE | ZEV__HANGUP | ZEV__ERROR)) zev__tcp_on_readable(t, revents);
     if (zev__tcp_closing(t) || t->handle.flags & ZEV__TCP_FAILED) return;
     bool ending = (t->handle.flags & (ZEV__TCP_ENDING | ZEV__TCP_SHUT)) == ZEV__TCP_ENDING;

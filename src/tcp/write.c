@@ -99,6 +99,12 @@ static int queue_rest(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, size_
     return 0;
 }
 
+static size_t total_len(const zev_slice_t *slices, unsigned n) {
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++) total += slices[i].len;
+    return total;
+}
+
 static int check_writable(const zev_tcp_t *t) {
     if (!zev__handle_usable(&t->handle)) return -EBADF;
     unsigned f = t->handle.flags;
@@ -140,6 +146,9 @@ int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, zev_tcp_w
         if (r >= 0) {
             sent = (size_t)r;
             account_written(t, sent);
+            /* Short: flush the rest from the loop, where EAGAIN (not a guess) says when the
+             * kernel is full. */
+            if (sent < total_len(slices, n)) zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
         } else if (r != -EAGAIN) {
             zev__tcp_fail(t, (int)r); /* reported from the loop; this write fails with it */
         }
@@ -212,24 +221,21 @@ static void advance(zev_tcp_t *t, size_t n) {
 }
 
 /* One gathered send over the unsent entries at the head. Returns bytes, -EAGAIN, -errno. */
-static ssize_t send_queued(zev_tcp_t *t, size_t *asked) {
+static ssize_t send_queued(zev_tcp_t *t) {
     struct iovec iov[FLUSH_IOV];
     int n = 0;
-    *asked = 0;
     for (struct zev__wentry *e = t->wq_head; e && n < FLUSH_IOV; e = e->next) {
         if (e->flags & ZEV__WE_DONE) continue;
         if (!e->base) break; /* a file region: sent on its own */
         iov[n].iov_base = e->base;
         iov[n].iov_len = e->len;
-        *asked += e->len;
         n++;
     }
     return n ? send_iov(t, iov, n) : 0;
 }
 
 #ifdef __linux__
-static ssize_t send_file_entry(zev_tcp_t *t, struct zev__wentry *e, size_t *asked) {
-    *asked = e->len;
+static ssize_t send_file_entry(zev_tcp_t *t, struct zev__wentry *e) {
     for (;;) {
         ssize_t r = zev__sys_sendfile(t->io.fd, e->file_fd, &e->file_off, e->len);
         if (r == 0 && e->len > 0) return -EIO; /* the file is shorter than promised */
@@ -252,7 +258,8 @@ static void after_flush(zev_tcp_t *t) {
     if (zev__tcp_closing(t)) return;
     if ((t->handle.flags & ZEV__TCP_NEED_DRAIN) && t->wq_bytes <= t->hwm) {
         t->handle.flags &= ~ZEV__TCP_NEED_DRAIN;
-        if (t->events && t->events->drain) t->events->drain(t);
+        if (t->pipe_in) zev__tcp_pipe_drain(t);
+        if (!zev__tcp_closing(t) && t->events && t->events->drain) t->events->drain(t);
     }
     if (!zev__tcp_closing(t)) zev__tcp_update_active(t);
 }
@@ -263,12 +270,11 @@ void zev__tcp_flush(zev_tcp_t *t) {
         if (!complete_done(t)) return;
         struct zev__wentry *head = t->wq_head;
         if (!head) break;
-        size_t asked = 0;
         ssize_t r;
 #ifdef __linux__
-        r = head->base ? send_queued(t, &asked) : send_file_entry(t, head, &asked);
+        r = head->base ? send_queued(t) : send_file_entry(t, head);
 #else
-        r = send_queued(t, &asked);
+        r = send_queued(t);
 #endif
         if (r == -EAGAIN) break;
         if (r < 0) {
@@ -277,7 +283,8 @@ void zev__tcp_flush(zev_tcp_t *t) {
         }
         account_written(t, (size_t)r);
         advance(t, (size_t)r);
-        if ((size_t)r < asked) break; /* the kernel is full; its next edge resumes us */
+        /* A short send usually means the kernel is full, but only EAGAIN proves it (and arms
+         * the next edge): go round once more rather than risk waiting for nothing. */
     }
     after_flush(t);
 }

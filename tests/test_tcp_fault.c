@@ -1,0 +1,182 @@
+/* tests/test_tcp_fault.c: TCP under injected syscall faults (built with -Dfault_injection):
+ * EMFILE on accept never spins, short and interrupted writes keep byte order, and faults reach
+ * the right callback. */
+#include "internal.h"
+#include "sys_fault.h"
+#include "tcp_pair.h"
+#include "zt.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void fault_setup(void) {
+    zev_fault_reset();
+    zt_setup();
+}
+
+static void fault_teardown(void) {
+    zev_fault_reset();
+    zt_teardown();
+}
+
+TestSuite(tcp_fault, .init = fault_setup, .fini = fault_teardown, .timeout = 30);
+
+static int emfile_reports;
+static int accepted;
+
+static void on_connection(zev_tcp_server_t *s, int status) {
+    if (status == -EMFILE) {
+        emfile_reports++;
+        return;
+    }
+    accepted++;
+}
+
+static void stop_loop(zev_timer_t *t) {
+    zev_stop(t->handle.loop);
+}
+
+Test(tcp_fault, permanent_emfile_backs_off_instead_of_spinning) {
+    zev_tcp_server_t s;
+    zev_tcp_server_init(&zt_loop, &s);
+    cr_assert_eq(zev_tcp_listen(&s, "127.0.0.1", 0, NULL, on_connection), 0);
+    zev_addr_info_t info;
+    zev_tcp_server_address(&s, &info);
+    /* A client waits in the backlog; every accept now fails with EMFILE. */
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)info.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+    zev_fault_fail(ZEV_SYS_ACCEPT, 0, -1, EMFILE);
+    zev_timer_t t;
+    zev_timer_init(&zt_loop, &t);
+    zev_timer_start(&t, stop_loop, 1000, 0);
+    zev_run(&zt_loop, ZEV_RUN_DEFAULT);
+    uint64_t calls = zev_fault_calls(ZEV_SYS_ACCEPT);
+    /* Backoff doubles from 10 ms to 1 s: about 7 attempts (plus one shed each) in 1 s. A
+     * spinning loop would make hundreds of thousands. */
+    cr_assert_geq(calls, 2);
+    cr_assert_leq(calls, 40, "%lu accept calls in one second", (unsigned long)calls);
+    cr_assert_geq(emfile_reports, 1);
+    cr_assert_eq(accepted, 0);
+    zev_loop_metrics_t m;
+    zev_loop_metrics(&zt_loop, &m);
+    cr_assert_leq(m.iterations, 100, "the loop slept between attempts");
+    zev_tcp_server_stats_t st;
+    zev_tcp_server_stats(&s, &st);
+    cr_assert_eq(st.accept_errors, (uint64_t)emfile_reports);
+
+    /* The condition clears: the waiting client is accepted on the next attempt. */
+    zev_fault_reset();
+    zev_timer_start(&t, stop_loop, 3000, 0);
+    while (accepted == 0 && zev_is_active(&t.handle)) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert_eq(accepted, 1, "accepting resumed after the backoff");
+    zev_close(&t.handle, NULL);
+    zev_close(&s.handle, NULL);
+    zt_run();
+    close(c);
+}
+
+struct sink {
+    uint8_t *got;
+    size_t n;
+};
+
+static void sink_data(zev_tcp_t *t, const zev_slice_t *s) {
+    struct sink *k = t->handle.data;
+    memcpy(k->got + k->n, s->base, s->len);
+    k->n += s->len;
+}
+
+static const zev_tcp_events_t sink_events = {.data = sink_data};
+
+Test(tcp_fault, short_and_interrupted_sends_keep_byte_order) {
+    zev_tcp_t a, b;
+    zt_tcp_pair(&a, &b);
+    enum { N = 200000 };
+    uint8_t *src = malloc(N);
+    for (int i = 0; i < N; i++) src[i] = (uint8_t)(i * 13 + (i >> 9));
+    struct sink k = {.got = malloc(N)};
+    b.handle.data = &k;
+    zev_tcp_set_events(&b, &sink_events);
+    zev_tcp_read_start(&b);
+    /* Every send moves at most 777 bytes: the queue must resume exactly where each stopped. */
+    zev_fault_short(ZEV_SYS_SENDMSG, 0, -1, 777);
+    zev_slice_t s[3] = {zev_slice(src, 1000), zev_slice(src + 1000, 99000),
+                        zev_slice(src + 100000, 50000)};
+    cr_assert_geq(zev_tcp_write(&a, s, 3, NULL, NULL), 0);
+    while (k.n < 150000) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert_geq(zev_fault_hits(ZEV_SYS_SENDMSG), 150000 / 777, "sends really were short");
+    /* Then every send is interrupted twice before it goes through. */
+    zev_fault_fail(ZEV_SYS_SENDMSG, 0, 2, EINTR);
+    zev_slice_t rest = zev_slice(src + 150000, 50000);
+    cr_assert_geq(zev_tcp_write(&a, &rest, 1, NULL, NULL), 0);
+    while (k.n < N) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert_eq(memcmp(k.got, src, N), 0, "bytes in order, none lost or repeated");
+    zev_fault_reset();
+    free(src);
+    free(k.got);
+    zev_close(&a.handle, NULL);
+    zev_close(&b.handle, NULL);
+    zt_run();
+}
+
+static int connect_status;
+
+static void record_connect(zev_tcp_t *t, int status) {
+    connect_status = status;
+    zev_close(&t->handle, NULL);
+}
+
+Test(tcp_fault, a_synchronous_connect_failure_reaches_the_callback_later) {
+    zev_tcp_t t;
+    zev_tcp_init(&zt_loop, &t);
+    zev_fault_fail(ZEV_SYS_CONNECT, 0, 1, ENETUNREACH);
+    connect_status = 1;
+    cr_assert_eq(zev_tcp_connect(&t, "127.0.0.1", 9, record_connect), 0);
+    cr_assert_eq(connect_status, 1, "not inside connect");
+    zt_run();
+    cr_assert_eq(connect_status, -ENETUNREACH);
+}
+
+Test(tcp_fault, bind_failures_are_returned_by_listen) {
+    zev_tcp_server_t s;
+    zev_tcp_server_init(&zt_loop, &s);
+    int fds = zt_fd_count();
+    zev_fault_fail(ZEV_SYS_BIND, 0, 1, EACCES); /* root may bind anywhere: inject it */
+    cr_assert_eq(zev_tcp_listen(&s, "127.0.0.1", 80, NULL, on_connection), -EACCES);
+    cr_assert_eq(zt_fd_count(), fds, "the socket was released");
+    zev_close(&s.handle, NULL);
+    zt_run();
+}
+
+static int read_errors;
+static int last_read_error;
+
+static void count_error(zev_tcp_t *t, int err) {
+    (void)t;
+    read_errors++;
+    last_read_error = err;
+}
+
+Test(tcp_fault, a_read_error_reaches_the_error_event_once) {
+    zev_tcp_t a, b;
+    zt_tcp_pair(&a, &b);
+    static const zev_tcp_events_t err_events = {.error = count_error};
+    zev_tcp_set_events(&b, &err_events);
+    zev_tcp_read_start(&b);
+    zev_fault_fail(ZEV_SYS_READ, 0, 1, EIO);
+    zev_slice_t s = zev_slice("boom", 4);
+    zev_tcp_write(&a, &s, 1, NULL, NULL);
+    while (!read_errors) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    for (int i = 0; i < 3; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(read_errors, 1);
+    cr_assert_eq(last_read_error, -EIO);
+    cr_assert_eq(zev_tcp_read_start(&b), -EIO, "the socket remembers why it failed");
+    zev_close(&a.handle, NULL);
+    zev_close(&b.handle, NULL);
+    zt_run();
+}

@@ -1,0 +1,306 @@
+/* tests/test_tcp_write.c: the write queue: order, callbacks, backpressure and drain, end and
+ * half-close, destroy with queued writes, peer reset, idle timeout. */
+#include "tcp_pair.h"
+#include "zt.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+TestSuite(tcp_write, .init = zt_setup, .fini = zt_teardown, .timeout = 30);
+
+struct sink {
+    uint8_t *got;
+    size_t n_got;
+    size_t cap;
+    int ends;
+    int errors;
+    int last_error;
+    int drains;
+    int finishes;
+    int timeouts;
+};
+
+static void sink_data(zev_tcp_t *t, const zev_slice_t *s) {
+    struct sink *k = t->handle.data;
+    if (k->got) {
+        cr_assert_leq(k->n_got + s->len, k->cap);
+        memcpy(k->got + k->n_got, s->base, s->len); /* the test's own check, not zev's path */
+    }
+    k->n_got += s->len;
+}
+
+static void sink_end(zev_tcp_t *t) {
+    ((struct sink *)t->handle.data)->ends++;
+}
+
+static void sink_error(zev_tcp_t *t, int err) {
+    struct sink *k = t->handle.data;
+    k->errors++;
+    k->last_error = err;
+}
+
+static void sink_drain(zev_tcp_t *t) {
+    ((struct sink *)t->handle.data)->drains++;
+}
+
+static void sink_finish(zev_tcp_t *t) {
+    ((struct sink *)t->handle.data)->finishes++;
+}
+
+static void sink_timeout(zev_tcp_t *t) {
+    ((struct sink *)t->handle.data)->timeouts++;
+}
+
+static const zev_tcp_events_t sink_events = {sink_data,  sink_end,     sink_error,
+                                             sink_drain, sink_timeout, sink_finish};
+
+static int write_statuses[64];
+static int write_order[64];
+static int n_writes_done;
+
+static void record_write(zev_tcp_t *t, int status, void *arg) {
+    (void)t;
+    write_statuses[n_writes_done] = status;
+    write_order[n_writes_done] = (int)(intptr_t)arg;
+    n_writes_done++;
+}
+
+static void close_pair(zev_tcp_t *a, zev_tcp_t *b) {
+    zev_close(&a->handle, NULL);
+    zev_close(&b->handle, NULL);
+    zt_run();
+}
+
+static uint8_t *pattern(size_t n, unsigned seed) {
+    uint8_t *p = malloc(n);
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)((i * 31u + seed) ^ (i >> 8));
+    return p;
+}
+
+Test(tcp_write, callbacks_run_later_in_order_and_bytes_arrive_in_order) {
+    zev_tcp_t a, b;
+    struct sink k = {0};
+    zt_tcp_pair(&a, &b);
+    uint8_t *src = pattern(3 * 100000, 1);
+    k.got = malloc(3 * 100000);
+    k.cap = 3 * 100000;
+    b.handle.data = &k;
+    zev_tcp_set_events(&b, &sink_events);
+    zev_tcp_read_start(&b);
+    n_writes_done = 0;
+    for (int i = 0; i < 3; i++) {
+        zev_slice_t s[2] = {zev_slice(src + i * 100000, 50000),
+                            zev_slice(src + i * 100000 + 50000, 50000)};
+        cr_assert_geq(zev_tcp_write(&a, s, 2, record_write, (void *)(intptr_t)i), 0);
+        cr_assert_eq(n_writes_done, 0, "never inside the write call");
+    }
+    while (k.n_got < 3 * 100000) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    while (n_writes_done < 3) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(write_statuses[i], 0);
+        cr_assert_eq(write_order[i], i);
+    }
+    cr_assert_eq(memcmp(k.got, src, k.cap), 0);
+    cr_assert_eq(zev_tcp_bytes_written(&a), 300000);
+    cr_assert_eq(zev_tcp_bytes_read(&b), 300000);
+    cr_assert_eq(zev_tcp_write_queue_size(&a), 0);
+    cr_assert_eq(zev_tcp_write_queue_count(&a), 0);
+    free(src);
+    free(k.got);
+    close_pair(&a, &b);
+}
+
+Test(tcp_write, high_water_mark_and_drain_with_a_paused_reader) {
+    zev_tcp_t a, b;
+    struct sink ka = {0}, kb = {0};
+    zt_tcp_pair(&a, &b);
+    a.handle.data = &ka;
+    b.handle.data = &kb;
+    zev_tcp_set_events(&a, &sink_events);
+    zev_tcp_set_events(&b, &sink_events);
+    zev_tcp_set_high_water_mark(&a, 64 * 1024);
+    enum { CHUNK = 256 * 1024 };
+    uint8_t *buf = pattern(CHUNK, 2);
+    /* b does not read: the kernel buffers fill, then zev's queue grows past the mark. */
+    int r = 0;
+    int writes = 0;
+    while (r == 0 && writes < 64) {
+        zev_slice_t s = zev_slice(buf, CHUNK);
+        r = zev_tcp_write(&a, &s, 1, NULL, NULL);
+        writes++;
+        zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    }
+    cr_assert_eq(r, 1, "a write reports the queue above the high-water mark");
+    cr_assert_gt(zev_tcp_write_queue_size(&a), 64 * 1024);
+    cr_assert_eq(ka.drains, 0);
+    size_t total = (size_t)writes * CHUNK;
+    zev_tcp_read_start(&b); /* resume the reader: the queue drains */
+    while (kb.n_got < total) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert_eq(ka.drains, 1, "one drain per crossing");
+    cr_assert_eq(zev_tcp_write_queue_size(&a), 0);
+    free(buf);
+    close_pair(&a, &b);
+}
+
+Test(tcp_write, destroy_completes_queued_writes_with_ecanceled) {
+    zev_tcp_t a, b;
+    zt_tcp_pair(&a, &b);
+    enum { CHUNK = 1 << 20 };
+    uint8_t *buf = pattern(CHUNK, 3);
+    n_writes_done = 0;
+    for (int i = 0; i < 8; i++) {
+        zev_slice_t s = zev_slice(buf, CHUNK);
+        zev_tcp_write(&a, &s, 1, record_write, (void *)(intptr_t)i);
+    }
+    cr_assert_gt(zev_tcp_write_queue_size(&a), 0, "8 MiB cannot all fit in the kernel");
+    zev_close(&a.handle, NULL);
+    cr_assert_eq(n_writes_done, 0, "not inside zev_close");
+    zev_close(&b.handle, NULL);
+    zt_run();
+    cr_assert_eq(n_writes_done, 8, "every write told");
+    int cancelled = 0;
+    for (int i = 0; i < 8; i++) {
+        cr_assert(write_statuses[i] == 0 || write_statuses[i] == -ECANCELED);
+        cancelled += write_statuses[i] == -ECANCELED;
+        cr_assert_eq(write_order[i], i);
+    }
+    cr_assert_gt(cancelled, 0);
+    free(buf);
+}
+
+Test(tcp_write, write_after_end_is_epipe_and_queues_nothing) {
+    zev_tcp_t a, b;
+    struct sink kb = {0}, ka = {0};
+    zt_tcp_pair(&a, &b);
+    a.handle.data = &ka;
+    b.handle.data = &kb;
+    zev_tcp_set_events(&a, &sink_events);
+    zev_tcp_set_events(&b, &sink_events);
+    zev_tcp_set_allow_half_open(&b, 1);
+    zev_tcp_read_start(&b);
+    zev_slice_t s = zev_slice("last words", 10);
+    cr_assert_eq(zev_tcp_write(&a, &s, 1, NULL, NULL), 0);
+    cr_assert_eq(zev_tcp_end(&a), 0);
+    cr_assert_eq(zev_tcp_end(&a), 0, "idempotent");
+    cr_assert_eq(zev_tcp_write(&a, &s, 1, NULL, NULL), -EPIPE);
+    cr_assert_eq(zev_tcp_write_queue_size(&a), 0);
+    while (!kb.ends) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert_eq(kb.n_got, 10);
+    cr_assert_eq(ka.finishes, 1, "finish after the queue flushed and our side shut down");
+    close_pair(&a, &b);
+}
+
+Test(tcp_write, half_close_both_ways_with_allow_half_open) {
+    zev_tcp_t a, b;
+    struct sink ka = {0}, kb = {0};
+    zt_tcp_pair(&a, &b);
+    a.handle.data = &ka;
+    b.handle.data = &kb;
+    zev_tcp_set_events(&a, &sink_events);
+    zev_tcp_set_events(&b, &sink_events);
+    zev_tcp_set_allow_half_open(&b, 1);
+    zev_tcp_read_start(&a);
+    zev_tcp_read_start(&b);
+    zev_tcp_end(&a);
+    while (!kb.ends) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    /* b saw EOF but, half-open, can still talk to a, which still reads. */
+    zev_slice_t s = zev_slice("after your end", 14);
+    cr_assert_eq(zev_tcp_write(&b, &s, 1, NULL, NULL), 0);
+    while (ka.n_got < 14) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert_eq(ka.ends, 0);
+    zev_tcp_end(&b);
+    while (!ka.ends) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert_eq(kb.finishes, 1);
+    cr_assert_eq(ka.finishes, 1);
+    close_pair(&a, &b);
+}
+
+Test(tcp_write, without_half_open_eof_ends_our_side_after_flushing) {
+    zev_tcp_t a, b;
+    struct sink ka = {0}, kb = {0};
+    zt_tcp_pair(&a, &b);
+    a.handle.data = &ka;
+    b.handle.data = &kb;
+    zev_tcp_set_events(&a, &sink_events);
+    zev_tcp_set_events(&b, &sink_events);
+    zev_tcp_read_start(&a);
+    zev_tcp_read_start(&b);
+    zev_tcp_end(&a);
+    while (!ka.ends) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert_eq(kb.ends, 1);
+    cr_assert_eq(kb.finishes, 1, "b ended automatically (allowHalfOpen off)");
+    close_pair(&a, &b);
+}
+
+Test(tcp_write, a_peer_reset_is_econnreset_in_error_and_write_callbacks) {
+    zev_tcp_t a, b;
+    struct sink ka = {0};
+    zt_tcp_pair(&a, &b);
+    a.handle.data = &ka;
+    zev_tcp_set_events(&a, &sink_events);
+    zev_tcp_read_start(&a);
+    /* b aborts: SO_LINGER 0 makes close() send a RST. */
+    struct linger lin = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(zev_tcp_fileno(&b), SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+    zev_close(&b.handle, NULL);
+    while (!ka.errors && !ka.ends) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert_eq(ka.errors, 1);
+    cr_assert_eq(ka.last_error, -ECONNRESET, "%s", zev_err_name(ka.last_error));
+    zev_slice_t s = zev_slice("x", 1);
+    cr_assert_eq(zev_tcp_write(&a, &s, 1, NULL, NULL), -ECONNRESET, "failed sockets say why");
+    zev_close(&a.handle, NULL);
+    zt_run();
+}
+
+Test(tcp_write, writing_to_a_reset_peer_never_raises_sigpipe) {
+    zev_tcp_t a, b;
+    struct sink ka = {0};
+    zt_tcp_pair(&a, &b);
+    a.handle.data = &ka;
+    zev_tcp_set_events(&a, &sink_events);
+    struct linger lin = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(zev_tcp_fileno(&b), SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+    zev_close(&b.handle, NULL);
+    zt_run();
+    n_writes_done = 0;
+    zev_slice_t s = zev_slice("ping", 4);
+    /* Criterion reports a SIGPIPE as a crash; the error must arrive as a status instead. */
+    for (int i = 0; i < 3 && !ka.errors; i++) {
+        zev_tcp_write(&a, &s, 1, record_write, NULL);
+        zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    }
+    while (!ka.errors) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert(ka.last_error == -ECONNRESET || ka.last_error == -EPIPE, "%s",
+              zev_err_name(ka.last_error));
+    zev_close(&a.handle, NULL);
+    zt_run();
+    for (int i = 0; i < n_writes_done; i++) cr_assert_leq(write_statuses[i], 0);
+}
+
+Test(tcp_write, idle_timeout_fires_after_silence_and_is_pushed_back_by_activity) {
+    zev_tcp_t a, b;
+    struct sink ka = {0}, kb = {0};
+    zt_tcp_pair(&a, &b);
+    a.handle.data = &ka;
+    b.handle.data = &kb;
+    zev_tcp_set_events(&a, &sink_events);
+    zev_tcp_set_events(&b, &sink_events);
+    zev_tcp_read_start(&b);
+    cr_assert_eq(zev_tcp_set_timeout(&b, 250), 0);
+    uint64_t start = zev_hrtime();
+    /* Keep b busy for 400 ms: a write every 10 ms. No timeout may fire meanwhile. */
+    while (zev_hrtime() - start < 400000000u) {
+        zev_slice_t s = zev_slice("tick", 4);
+        zev_tcp_write(&a, &s, 1, NULL, NULL);
+        usleep(10000);
+        zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    }
+    cr_assert_eq(kb.timeouts, 0, "activity pushed the deadline back");
+    while (!kb.timeouts) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert_eq(kb.timeouts, 1);
+    cr_assert_eq(zev_tcp_set_timeout(&b, 0), 0);
+    close_pair(&a, &b);
+}
