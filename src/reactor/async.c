@@ -2,9 +2,7 @@
  *
  * zev_async_send() sets the handle's pending flag and, only if no wake-up is already in
  * flight for the loop, asks the backend to wake it (one eventfd write or EVFILT_USER trigger).
- * So N sends before the loop reacts cost at most one syscall and run the callback once. The
- * loop clears its in-flight flag before scanning, so a send that races the scan either is seen
- * by it or causes a new wake-up: none is lost.
+ * So N sends before the loop reacts cost at most one syscall and run the callback once.
  */
 #include "backend.h"
 #include "internal.h"
@@ -52,10 +50,10 @@ int zev_async_send(zev_async_t *a) {
     return zev__backend_wake(loop);
 }
 
-void zev__async_dispatch(zev_loop_t *loop) {
-    atomic_store(as_atomic(&loop->async_wake_pending), 0);
-    /* A callback may close any async handle, so walk a detached list: closing unlinks a node
-     * from whichever list holds it, and each visited node goes back to the loop's list. */
+/* Run the callback of every async handle that was sent to. A callback may close any async
+ * handle, so walk a detached list: closing unlinks a node from whichever list holds it, and
+ * each visited node goes back to the loop's list. */
+static void run_sent(zev_loop_t *loop) {
     struct zev__link todo;
     zev__list_move(&loop->async_handles, &todo);
     while (!zev__list_empty(&todo)) {
@@ -66,4 +64,13 @@ void zev__async_dispatch(zev_loop_t *loop) {
         int sent = ASYNC_SENT;
         if (atomic_compare_exchange_strong(as_atomic(&a->pending), &sent, ASYNC_IDLE)) a->cb(a);
     }
+}
+
+void zev__async_dispatch(zev_loop_t *loop) {
+    /* The in-flight flag stays set during the first pass, so sends made meanwhile (a thread
+     * answering a callback at once) cost no syscall; the pass after clearing it picks them
+     * up. A send after the clear sees the flag down and wakes the loop again: none is lost. */
+    run_sent(loop);
+    atomic_store(as_atomic(&loop->async_wake_pending), 0);
+    run_sent(loop);
 }
