@@ -69,10 +69,14 @@ static int kevent_ctl(zev_loop_t *loop, struct kevent *ch, int n, struct kevent 
  * change neither stops the ones after it nor hides them. On return each entry has EV_ERROR
  * set and its errno (or 0) in data. */
 static int submit_now(zev_loop_t *loop, struct kevent *ch, int n) {
-    for (int i = 0; i < n; i++) ch[i].flags |= EV_RECEIPT;
+    for (int i = 0; i < n; i++) {
+        ch[i].flags |= EV_RECEIPT;
+    }
     int r = kevent_ctl(loop, ch, n, ch, n);
     if (r < 0) {
-        for (int i = 0; i < n; i++) ch[i].flags &= ~EV_RECEIPT;
+        for (int i = 0; i < n; i++) {
+            ch[i].flags &= ~EV_RECEIPT;
+        }
         return r;
     }
     return 0;
@@ -120,12 +124,16 @@ static void on_user_wake(zev_loop_t *loop, struct zev_watcher *w, unsigned reven
 }
 
 /* Added at once, not queued: a wake-up sent from another thread before the first poll must
- * find the knote in place. EV_CLEAR makes any number of triggers one event. */
+ * find the knote in place. EV_CLEAR makes any number of triggers one event. Creating the
+ * wake-up channel answers to ZEV_SYS_WAKE_OPEN whatever it is made of, so a test can fail
+ * that step on every backend. */
 static int open_wake(zev_loop_t *loop) {
+    int err = zev__fault_hit(ZEV_SYS_WAKE_OPEN, NULL);
+    if (err < 0) return err;
     zev__watcher_init(&loop->wake_watcher, -1, on_user_wake);
     struct kevent ev;
     EV_SET(&ev, 0, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, &loop->wake_watcher);
-    int err = submit_now(loop, &ev, 1);
+    err = submit_now(loop, &ev, 1);
     if (err < 0) return err;
     return change_failed(&ev) ? -(int)ev.data : 0;
 }
@@ -290,7 +298,8 @@ static unsigned to_revents(const struct kevent *ev) {
 static int wait_events(zev_loop_t *loop, int timeout_ms) {
     uint64_t start = zev_hrtime();
     for (;;) {
-        struct timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (timeout_ms % 1000) * 1000000L};
+        struct timespec ts = {.tv_sec = timeout_ms / 1000,
+                              .tv_nsec = (timeout_ms % 1000) * 1000000L};
         int n = zev__fault_hit(ZEV_SYS_POLL_WAIT, NULL);
         if (n == 0) {
             n = kevent(loop->backend_fd, changes(loop), (int)loop->backend_n_changes, batch(loop),
