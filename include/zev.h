@@ -294,6 +294,7 @@ ZEV_EXPORT int zev_async_init(zev_loop_t *loop, zev_async_t *async, zev_async_cb
 ZEV_EXPORT int zev_async_send(zev_async_t *async);
 
 #include "zev/tcp.h"
+#include "zev/udp.h"
 
 #ifdef __cplusplus
 }

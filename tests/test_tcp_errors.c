@@ -185,3 +185,19 @@ Test(tcp_errors, addresses_and_families_are_reported) {
     close_and_run(&s.handle);
     cr_assert_eq(zev_tcp_server_address(&s, &info), -ENOTCONN);
 }
+
+Test(tcp_errors, ipv6_scopes_must_be_an_index_or_a_name) {
+    zev_sockaddr_t a;
+    cr_assert_eq(zev_addr_parse(&a, "fe80::1%1", 9), 0);
+    cr_assert_eq(a.in6.sin6_scope_id, 1);
+    cr_assert_eq(zev_addr_parse(&a, "fe80::1%lo", 9), 0);
+    cr_assert_gt(a.in6.sin6_scope_id, 0);
+    const char *bad[] = {"fe80::1%-1", "fe80::1%99999999999", "fe80::1% 3", "fe80::1%+2",
+                         "fe80::1%", "fe80::1%12abc", "fe80::1%no-such-if0"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(zev_addr_parse(&a, bad[i], 9), -EINVAL, "%s", bad[i]);
+    }
+    cr_assert_eq(zev_ip_family("fe80::1%-1"), 0);
+    cr_assert_eq(zev_ip_family("fe80::1% 3"), 0);
+    cr_assert_eq(zev_ip_family("fe80::1%eth0"), 6);
+}

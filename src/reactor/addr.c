@@ -5,9 +5,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <net/if.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* Split "fe80::1%eth0" into the address part and the scope; returns 0 if the text is too long. */
@@ -21,15 +22,18 @@ static int split_scope(const char *text, char *addr, size_t addr_len, const char
     return 1;
 }
 
+/* A scope is an interface index (decimal digits only, 1..UINT32_MAX) or an interface name. */
 static int parse_scope(const char *scope, uint32_t *out) {
-    if (!scope) {
-        *out = 0;
-        return 0;
-    }
+    *out = 0;
+    if (!scope) return 0;
     if (*scope == '\0') return -EINVAL;
-    char *end = NULL;
-    unsigned long v = strtoul(scope, &end, 10);
-    if (*end == '\0') {
+    if (*scope >= '0' && *scope <= '9') {
+        uint64_t v = 0;
+        for (const char *p = scope; *p; p++) {
+            if (*p < '0' || *p > '9') return -EINVAL;
+            v = v * 10 + (uint64_t)(*p - '0');
+            if (v > UINT32_MAX) return -EINVAL;
+        }
         *out = (uint32_t)v;
         return 0;
     }
@@ -37,6 +41,16 @@ static int parse_scope(const char *scope, uint32_t *out) {
     if (idx == 0) return -EINVAL;
     *out = idx;
     return 0;
+}
+
+/* Node's isIP accepts any non-empty zone text; zev also refuses signs and spaces, which no
+ * interface name or index contains. */
+static bool valid_scope_text(const char *scope) {
+    if (*scope == '\0') return false;
+    for (const char *p = scope; *p; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '+' || *p == '-' || *p == '%') return false;
+    }
+    return true;
 }
 
 int zev_ip_family(const char *text) {
@@ -47,7 +61,7 @@ int zev_ip_family(const char *text) {
     const char *scope = NULL;
     struct in6_addr a6;
     if (!split_scope(text, addr, sizeof(addr), &scope)) return 0;
-    if (scope && *scope == '\0') return 0;
+    if (scope && !valid_scope_text(scope)) return 0;
     return inet_pton(AF_INET6, addr, &a6) == 1 ? 6 : 0;
 }
 

@@ -1,0 +1,95 @@
+/* src/udp/internal.h: what the UDP files share. A socket's state is a few flag bits in its
+ * handle; the send queue is a singly linked list of slab entries (struct zev__udp_req) whose
+ * finished prefix waits for its callbacks and whose tail (from u->q_unsent) waits for the
+ * kernel. udp.c owns the socket's life, recv.c receiving, send.c the queue, options.c and
+ * multicast.c the socket options.
+ */
+#ifndef ZEV_UDP_INTERNAL_H
+#define ZEV_UDP_INTERNAL_H
+
+#include "../reactor/internal.h"
+#include "../reactor/sys.h"
+
+/* Handle flag bits owned by UDP (zev_handle_t.flags, from bit 8 up). */
+enum {
+    ZEV__UDP_RECVING = 1u << 8,
+    ZEV__UDP_BOUND = 1u << 9, /* bound explicitly, or implicitly by a send or connect */
+    ZEV__UDP_CONNECTED = 1u << 10,
+    ZEV__UDP_LISTEN_DUE = 1u << 11, /* bound: the listening callback is to run */
+    ZEV__UDP_NEED_DRAIN = 1u << 12, /* a send returned 1: call drain when under the mark */
+};
+
+enum {
+    ZEV__UDP_DEFAULT_HWM = 64 * 1024,
+    ZEV__UDP_MAX_HWM = 1 << 30,
+    ZEV__UDP_RECV_CALLS = 16, /* receive calls per socket per iteration (fairness) */
+    ZEV__UDP_FLUSH_IOV = 256, /* iovecs gathered by one sendmmsg */
+    ZEV__UDP_REQ_SLICES = 2,  /* slices kept in a request entry */
+    ZEV__UDP_MORE_SLICES = 5, /* slices kept in each continuation entry */
+};
+
+/* recvmmsg/sendmmsg: the seam offers them on Linux; elsewhere every batch is one datagram. */
+#ifdef __linux__
+#define ZEV__UDP_HAVE_MMSG 1
+#define ZEV__UDP_RECV_FLAGS MSG_TRUNC /* Linux then reports a truncated datagram's real size */
+#else
+#define ZEV__UDP_HAVE_MMSG 0
+#define ZEV__UDP_RECV_FLAGS 0
+#endif
+
+enum {
+    ZEV__UDP_REQ_TO = 1u << 0,   /* `to` holds the destination (else the connected peer) */
+    ZEV__UDP_REQ_DONE = 1u << 1, /* sent or failed; `status` holds the result */
+};
+
+/* Slices past the first ZEV__UDP_REQ_SLICES of a datagram. Exactly fits ZEV__SLAB_LARGE. */
+struct zev__udp_more {
+    struct zev__udp_more *next;
+    zev_slice_t slice[ZEV__UDP_MORE_SLICES];
+};
+
+/* One queued datagram, from the loop's large slab. The slice descriptors are kept here (the
+ * caller's array may be gone); the bytes are not: they stay where the caller put them. */
+struct zev__udp_req {
+    struct zev__udp_req *next;
+    struct zev__udp_more *more;
+    zev_udp_send_cb cb;
+    void *arg;
+    zev_sockaddr_t to;
+    uint32_t len; /* datagram bytes */
+    int status;   /* once DONE: bytes sent or -errno */
+    uint16_t n_slices;
+    uint16_t flags; /* ZEV__UDP_REQ_* */
+    zev_slice_t slice[ZEV__UDP_REQ_SLICES];
+};
+
+_Static_assert(sizeof(struct zev__udp_req) <= ZEV__SLAB_LARGE, "udp request outgrew the slab");
+_Static_assert(sizeof(struct zev__udp_more) <= ZEV__SLAB_LARGE, "udp slices outgrew the slab");
+
+static inline bool zev__udp_closing(const zev_udp_t *u) {
+    return (u->handle.flags & (ZEV__H_CLOSING | ZEV__H_CLOSED)) != 0;
+}
+
+/* udp.c */
+void zev__udp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
+/* Recompute whether the socket keeps the loop alive: receiving, sends queued or due, or the
+ * listening callback due. */
+void zev__udp_update_active(zev_udp_t *u);
+/* A destination or peer from text: host NULL or "" means the family's loopback (as Node),
+ * port must be 1..65535. -EINVAL, -EAFNOSUPPORT. */
+int zev__udp_parse_peer(const zev_udp_t *u, const char *host, int port, zev_sockaddr_t *out);
+/* Largest payload to addr (NULL: the connected peer): IPv4 and IPv4-mapped 65507, IPv6 65527. */
+size_t zev__udp_max_payload(const zev_udp_t *u, const zev_sockaddr_t *addr);
+/* -EINVAL on NULL, -EBADF if closing or closed, else the fd. */
+int zev__udp_fd(const zev_udp_t *u);
+
+/* recv.c */
+void zev__udp_on_readable(zev_udp_t *u, unsigned revents);
+
+/* send.c */
+/* Run due send callbacks and send what is queued, in batches, until EAGAIN. */
+void zev__udp_flush(zev_udp_t *u);
+/* Complete every queued send: unsent ones with err, finished ones with their result. */
+void zev__udp_cancel_sends(zev_udp_t *u, int err);
+
+#endif /* ZEV_UDP_INTERNAL_H */

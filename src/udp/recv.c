@@ -1,0 +1,190 @@
+/* src/udp/recv.c: receiving datagrams in batches, straight into the loop's buffer pool.
+ *
+ * A batch is u->batch slots of u->max_datagram bytes carved, in order, from pool chunks taken
+ * for the batch (as many datagrams as fit per chunk; one per chunk at the default 64 KiB). One
+ * recvmmsg fills as many slots as datagrams are waiting; each is handed to the message
+ * callback as a slice owned by its chunk, then the batch drops its chunk references: a chunk
+ * nobody kept goes back to the pool's free list (a pointer swap, no allocation) and is reused
+ * by the next batch, while a chunk the user took a reference on lives until they drop it. With
+ * a batch of one, or where recvmmsg is missing, plain recvmsg does the same job.
+ *
+ * Truncation: a datagram longer than its slot is cut by the kernel (MSG_TRUNC); it is delivered
+ * with -EMSGSIZE and its real size, never as if whole.
+ *
+ * Fairness: a socket makes at most ZEV__UDP_RECV_CALLS receive calls per iteration, then feeds
+ * itself to the pending queue so other sockets get their turn (the edge will not come again).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+
+struct rx_batch {
+    unsigned n_chunks;
+    zev_buf_t *chunks[ZEV_UDP_BATCH_MAX]; /* the batch holds one reference on each */
+    zev_buf_t *owner[ZEV_UDP_BATCH_MAX];  /* the chunk of slot i */
+    struct iovec iov[ZEV_UDP_BATCH_MAX];
+    zev_sockaddr_t from[ZEV_UDP_BATCH_MAX];
+    size_t size[ZEV_UDP_BATCH_MAX]; /* datagram size as the kernel reports it */
+    bool cut[ZEV_UDP_BATCH_MAX];    /* MSG_TRUNC */
+#if ZEV__UDP_HAVE_MMSG
+    struct mmsghdr msgs[ZEV_UDP_BATCH_MAX];
+#endif
+};
+
+int zev_udp_recv_start(zev_udp_t *u, zev_udp_message_cb cb) {
+    if (!u || !cb) return -EINVAL;
+    if (!zev__handle_usable(&u->handle)) return -EBADF;
+    u->on_message = cb;
+    if (u->handle.flags & ZEV__UDP_RECVING) return 0;
+    u->handle.flags |= ZEV__UDP_RECVING;
+    /* Datagrams may have arrived while not receiving; their edge is gone, so look once. */
+    zev__watcher_feed(u->handle.loop, &u->io, ZEV__READABLE);
+    zev__udp_update_active(u);
+    return 0;
+}
+
+int zev_udp_recv_stop(zev_udp_t *u) {
+    if (!u) return -EINVAL;
+    if (!zev__handle_usable(&u->handle)) return -EBADF;
+    u->handle.flags &= ~ZEV__UDP_RECVING;
+    zev__udp_update_active(u);
+    return 0;
+}
+
+/* Carve up to want slots; returns how many (0: the pool is exhausted). Slots start 16-byte
+ * aligned; each chunk holds chunk_size / stride of them. */
+static unsigned take_slots(zev_udp_t *u, struct rx_batch *b, unsigned want) {
+    size_t slot = u->max_datagram;
+    size_t stride = (slot + 15u) & ~(size_t)15u;
+    zev_buf_t *c = NULL;
+    size_t off = 0;
+    unsigned n = 0;
+    b->n_chunks = 0;
+    for (; n < want; n++) {
+        if (!c || c->size - off < slot) {
+            c = zev_buf_get(u->handle.loop);
+            if (!c) break;
+            b->chunks[b->n_chunks++] = c;
+            off = 0;
+        }
+        b->owner[n] = c;
+        b->iov[n].iov_base = c->base + off;
+        b->iov[n].iov_len = slot;
+        off += stride;
+    }
+    return n;
+}
+
+static void release_slots(struct rx_batch *b) {
+    for (unsigned i = 0; i < b->n_chunks; i++) {
+        zev_buf_unref(b->chunks[i]);
+    }
+    b->n_chunks = 0;
+}
+
+/* One recvmsg into slot 0. Returns 1, or -errno. */
+static int read_one(zev_udp_t *u, struct rx_batch *b) {
+    struct msghdr m = {.msg_name = &b->from[0],
+                       .msg_namelen = sizeof(b->from[0]),
+                       .msg_iov = &b->iov[0],
+                       .msg_iovlen = 1};
+    ssize_t r = zev__sys_recvmsg(u->io.fd, &m, ZEV__UDP_RECV_FLAGS);
+    if (r < 0) return (int)r;
+    b->size[0] = (size_t)r;
+    b->cut[0] = (m.msg_flags & MSG_TRUNC) != 0;
+    return 1;
+}
+
+#if ZEV__UDP_HAVE_MMSG
+/* One recvmmsg into n slots. Returns the number of datagrams, or -errno. */
+static int read_many(zev_udp_t *u, struct rx_batch *b, unsigned n) {
+    for (unsigned i = 0; i < n; i++) {
+        b->msgs[i].msg_hdr = (struct msghdr){.msg_name = &b->from[i],
+                                             .msg_namelen = sizeof(b->from[i]),
+                                             .msg_iov = &b->iov[i],
+                                             .msg_iovlen = 1};
+        b->msgs[i].msg_len = 0;
+    }
+    int r = zev__sys_recvmmsg(u->io.fd, b->msgs, n, ZEV__UDP_RECV_FLAGS);
+    for (int i = 0; i < r; i++) {
+        b->size[i] = b->msgs[i].msg_len;
+        b->cut[i] = (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+    }
+    return r;
+}
+#endif
+
+static int read_batch(zev_udp_t *u, struct rx_batch *b, unsigned n) {
+    u->stats.recv_calls++;
+#if ZEV__UDP_HAVE_MMSG
+    if (n > 1) return read_many(u, b, n);
+#endif
+    return read_one(u, b);
+}
+
+static void fill_rinfo(const zev_sockaddr_t *from, size_t size, zev_udp_rinfo_t *ri) {
+    ri->addr = from;
+    ri->size = size;
+    if (from->sa.sa_family == AF_INET) {
+        ri->family = 4;
+        ri->port = ntohs(from->in4.sin_port);
+    } else {
+        ri->family = 6;
+        ri->port = ntohs(from->in6.sin6_port);
+    }
+}
+
+/* Hand n datagrams to the message callback. Returns false if a callback closed the socket (the
+ * rest of the batch is dropped with it). A recv_stop from a callback does not cut the batch
+ * short: those datagrams have left the kernel and would otherwise be lost. */
+static bool deliver(zev_udp_t *u, const struct rx_batch *b, unsigned n) {
+    for (unsigned i = 0; i < n; i++) {
+        size_t slot = b->iov[i].iov_len;
+        bool cut = b->cut[i] || b->size[i] > slot;
+        zev_slice_t s = {b->iov[i].iov_base, b->size[i] > slot ? slot : b->size[i], b->owner[i]};
+        zev_udp_rinfo_t ri;
+        fill_rinfo(&b->from[i], b->size[i], &ri);
+        u->stats.datagrams_received++;
+        u->stats.bytes_received += s.len;
+        if (cut) u->stats.truncated++;
+        u->on_message(u, cut ? -EMSGSIZE : 0, &s, &ri);
+        if (zev__udp_closing(u)) return false;
+    }
+    return true;
+}
+
+static void report_error(zev_udp_t *u, int err) {
+    u->stats.recv_errors++;
+    u->on_message(u, err, NULL, NULL);
+}
+
+void zev__udp_on_readable(zev_udp_t *u, unsigned revents) {
+    for (int calls = 0; calls < ZEV__UDP_RECV_CALLS; calls++) {
+        if (!(u->handle.flags & ZEV__UDP_RECVING) || zev__udp_closing(u)) return;
+        struct rx_batch b;
+        unsigned want = take_slots(u, &b, u->batch);
+        if (want == 0) {
+            /* Reading on would spin: stop, and let the user decide when to try again. */
+            u->handle.flags &= ~ZEV__UDP_RECVING;
+            zev__udp_update_active(u);
+            report_error(u, -ENOMEM);
+            return;
+        }
+        int r = read_batch(u, &b, want);
+        if (r < 0) {
+            release_slots(&b);
+            if (r == -EINTR) continue;
+            if (r == -EAGAIN) return;
+            report_error(u, r); /* the kernel handed the error over: the next call moves on */
+            continue;
+        }
+        bool open = deliver(u, &b, (unsigned)r);
+        release_slots(&b);
+        if (!open) return;
+        /* Fewer than asked: the queue is empty, and a new arrival raises a new edge. Not after
+         * an error event: recvmmsg may have stopped at that error, which is still to read. */
+        if ((unsigned)r < want && !(revents & ZEV__ERROR)) return;
+    }
+    zev__watcher_feed(u->handle.loop, &u->io, ZEV__READABLE);
+}

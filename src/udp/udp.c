@@ -1,0 +1,225 @@
+/* src/udp/udp.c: a UDP socket's life: open, bind, connect and disconnect, addresses, event
+ * dispatch and close. Receiving (recv.c), the send queue (send.c) and options (options.c,
+ * multicast.c) live in their own files.
+ *
+ * The socket is opened at init and registered with the loop once, edge-triggered, for both
+ * directions: queueing a send later costs no epoll_ctl. Every callback runs from the loop: the
+ * listening callback is fed to the pending phase by bind, never run inside it.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+
+static void udp_close(zev_handle_t *h) {
+    zev_udp_t *u = (zev_udp_t *)h;
+    if (u->io.fd >= 0) {
+        zev__watcher_stop(h->loop, &u->io);
+        zev__sys_close(u->io.fd);
+        u->io.fd = -1;
+    }
+    h->flags &= ~(ZEV__UDP_RECVING | ZEV__UDP_LISTEN_DUE);
+}
+
+static int udp_finish(zev_handle_t *h) {
+    zev__udp_cancel_sends((zev_udp_t *)h, -ECANCELED);
+    return 0;
+}
+
+static const struct zev__handle_ops udp_ops = {.close = udp_close, .finish = udp_finish};
+
+static size_t default_max_datagram(const zev_loop_t *loop, int family) {
+    size_t max = family == AF_INET ? ZEV_UDP4_MAX_PAYLOAD : ZEV_UDP6_MAX_PAYLOAD;
+    size_t chunk = loop->pool.stats.chunk_size;
+    return max < chunk ? max : chunk;
+}
+
+int zev_udp_init(zev_loop_t *loop, zev_udp_t *u, int family) {
+    if (!loop || !u || (family != 4 && family != 6)) return -EINVAL;
+    if (!zev__loop_usable(loop)) return -EBADF;
+    *u = (zev_udp_t){0};
+    u->io.fd = -1;
+    int af = family == 4 ? AF_INET : AF_INET6;
+    int fd = zev__sys_socket(af, SOCK_DGRAM, 0);
+    if (fd < 0) return fd;
+    zev__watcher_init(&u->io, fd, zev__udp_io);
+    int err = zev__watcher_start(loop, &u->io, ZEV__READABLE | ZEV__WRITABLE);
+    if (err < 0) {
+        zev__sys_close(fd);
+        u->io.fd = -1;
+        return err;
+    }
+    zev__handle_init(loop, &u->handle, ZEV_UDP, &udp_ops);
+    u->family = af;
+    u->batch = ZEV_UDP_BATCH_DEFAULT;
+    u->max_datagram = default_max_datagram(loop, af);
+    u->hwm = ZEV__UDP_DEFAULT_HWM;
+    return 0;
+}
+
+int zev__udp_fd(const zev_udp_t *u) {
+    if (!u) return -EINVAL;
+    if (!zev__handle_usable(&u->handle)) return -EBADF;
+    return u->io.fd;
+}
+
+void zev__udp_update_active(zev_udp_t *u) {
+    if (zev__udp_closing(u)) return; /* zev_close has already made it inactive */
+    unsigned f = u->handle.flags;
+    if ((f & (ZEV__UDP_RECVING | ZEV__UDP_LISTEN_DUE)) || u->q_head) {
+        zev__handle_start(&u->handle);
+    } else {
+        zev__handle_stop(&u->handle);
+    }
+}
+
+/* ---- addresses ---- */
+
+static int family_of(const zev_sockaddr_t *a) {
+    return a->sa.sa_family;
+}
+
+int zev__udp_parse_peer(const zev_udp_t *u, const char *host, int port, zev_sockaddr_t *out) {
+    if (port <= 0 || port > 65535) return -EINVAL;
+    if (!host || *host == '\0') host = u->family == AF_INET ? "127.0.0.1" : "::1";
+    int err = zev_addr_parse(out, host, port);
+    if (err < 0) return err;
+    return family_of(out) == u->family ? 0 : -EAFNOSUPPORT;
+}
+
+size_t zev__udp_max_payload(const zev_udp_t *u, const zev_sockaddr_t *addr) {
+    if (!addr) addr = &u->peer;
+    if (family_of(addr) == AF_INET) return ZEV_UDP4_MAX_PAYLOAD;
+    if (IN6_IS_ADDR_V4MAPPED(&addr->in6.sin6_addr)) return ZEV_UDP4_MAX_PAYLOAD;
+    return ZEV_UDP6_MAX_PAYLOAD;
+}
+
+static int set_int_opt(int fd, int level, int name, int value) {
+    return zev__sys_setsockopt(fd, level, name, &value, sizeof(value));
+}
+
+static int apply_bind_opts(zev_udp_t *u, const zev_udp_bind_opts_t *o) {
+    int fd = u->io.fd;
+    int err = 0;
+    if (o->reuse_addr) err = set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (err < 0) return err;
+    if (o->reuse_port) {
+#ifdef SO_REUSEPORT
+        err = set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+        if (err < 0) return err;
+#else
+        return -ENOTSUP;
+#endif
+    }
+    /* Always explicit, so the system-wide default (net.ipv6.bindv6only) does not decide. */
+    if (u->family == AF_INET6) err = set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, o->ipv6_only != 0);
+    return err;
+}
+
+int zev_udp_bind(zev_udp_t *u, const char *host, int port, const zev_udp_bind_opts_t *opts,
+                 zev_udp_listening_cb cb) {
+    int fd = zev__udp_fd(u);
+    if (fd < 0) return fd;
+    if (u->handle.flags & ZEV__UDP_BOUND) return -EALREADY;
+    zev_udp_bind_opts_t o = {0};
+    if (opts) o = *opts;
+    if (o.ipv6_only && u->family != AF_INET6) return -EINVAL;
+    if (!host || *host == '\0') host = u->family == AF_INET ? "0.0.0.0" : "::";
+    zev_sockaddr_t addr;
+    int err = zev_addr_parse(&addr, host, port);
+    if (err < 0) return err;
+    if (family_of(&addr) != u->family) return -EAFNOSUPPORT;
+    err = apply_bind_opts(u, &o);
+    if (err < 0) return err;
+    err = zev__sys_bind(fd, &addr.sa, zev_addr_len(&addr));
+    if (err < 0) return err;
+    u->handle.flags |= ZEV__UDP_BOUND;
+    u->on_listening = cb;
+    if (cb) {
+        u->handle.flags |= ZEV__UDP_LISTEN_DUE;
+        zev__watcher_feed(u->handle.loop, &u->io, 0);
+    }
+    zev__udp_update_active(u);
+    return 0;
+}
+
+int zev_udp_local_address(const zev_udp_t *u, zev_addr_info_t *out) {
+    int fd = zev__udp_fd(u);
+    if (fd < 0) return fd;
+    if (!out) return -EINVAL;
+    zev_sockaddr_t addr;
+    socklen_t len = sizeof(addr);
+    if (getsockname(fd, &addr.sa, &len) < 0) return -errno;
+    int err = zev_addr_info(&addr, out);
+    if (err < 0) return err;
+    return out->port == 0 ? -ENOTCONN : 0; /* port 0: neither bound nor used yet */
+}
+
+int zev_udp_connect_addr(zev_udp_t *u, const zev_sockaddr_t *addr) {
+    int fd = zev__udp_fd(u);
+    if (fd < 0) return fd;
+    if (!addr) return -EINVAL;
+    if (u->handle.flags & ZEV__UDP_CONNECTED) return -EISCONN;
+    if (family_of(addr) != u->family) {
+        return family_of(addr) == AF_INET || family_of(addr) == AF_INET6 ? -EAFNOSUPPORT : -EINVAL;
+    }
+    zev_addr_info_t info;
+    if (zev_addr_info(addr, &info) < 0 || info.port == 0) return -EINVAL;
+    int err = zev__sys_connect(fd, &addr->sa, zev_addr_len(addr));
+    if (err < 0) return err;
+    u->peer = *addr;
+    u->handle.flags |= ZEV__UDP_CONNECTED | ZEV__UDP_BOUND;
+    return 0;
+}
+
+int zev_udp_connect(zev_udp_t *u, const char *host, int port) {
+    int fd = zev__udp_fd(u);
+    if (fd < 0) return fd;
+    zev_sockaddr_t addr;
+    int err = zev__udp_parse_peer(u, host, port, &addr);
+    if (err < 0) return err;
+    return zev_udp_connect_addr(u, &addr);
+}
+
+int zev_udp_disconnect(zev_udp_t *u) {
+    int fd = zev__udp_fd(u);
+    if (fd < 0) return fd;
+    if (!(u->handle.flags & ZEV__UDP_CONNECTED)) return -ENOTCONN;
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    int err = zev__sys_connect(fd, &unspec, sizeof(unspec));
+    /* Some BSDs dissolve the association and still answer EAFNOSUPPORT. */
+    if (err < 0 && err != -EAFNOSUPPORT) return err;
+    u->handle.flags &= ~ZEV__UDP_CONNECTED;
+    u->peer = (zev_sockaddr_t){0};
+    return 0;
+}
+
+int zev_udp_remote_address(const zev_udp_t *u, zev_addr_info_t *out) {
+    int fd = zev__udp_fd(u);
+    if (fd < 0) return fd;
+    if (!out) return -EINVAL;
+    if (!(u->handle.flags & ZEV__UDP_CONNECTED)) return -ENOTCONN;
+    return zev_addr_info(&u->peer, out);
+}
+
+/* ---- dispatch ---- */
+
+/* The watcher callback: kernel events and fed work (the listening callback, a look at data
+ * that arrived while not receiving, send callbacks due). Each step re-checks the handle, since
+ * any callback may have closed it. */
+void zev__udp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
+    (void)loop;
+    zev_udp_t *u = zev__container_of(w, zev_udp_t, io);
+    if (u->handle.flags & ZEV__UDP_LISTEN_DUE) {
+        u->handle.flags &= ~ZEV__UDP_LISTEN_DUE;
+        zev__udp_update_active(u);
+        if (u->on_listening) u->on_listening(u);
+        if (zev__udp_closing(u)) return;
+    }
+    if (revents & (ZEV__READABLE | ZEV__ERROR) && u->handle.flags & ZEV__UDP_RECVING) {
+        zev__udp_on_readable(u, revents);
+    }
+    if (zev__udp_closing(u)) return;
+    /* A pending socket error with nothing received reaches the next send, never lost. */
+    if (revents & (ZEV__WRITABLE | ZEV__ERROR) && u->q_head) zev__udp_flush(u);
+}

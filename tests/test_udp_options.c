@@ -1,0 +1,260 @@
+/* tests/test_udp_options.c: UDP socket options on loopback: TTL and hop limit (checked on the
+ * wire with IP_RECVTTL / IPV6_RECVHOPLIMIT), broadcast, multicast TTL, loopback and interface
+ * (read back from the kernel), buffer sizes, batch size, and the validation of membership
+ * arguments. Nothing here joins a group: memberships and multicast traffic are tested inside
+ * private namespaces (test_udp_multicast.c). */
+#include "zt.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+TestSuite(udp_options, .init = zt_setup, .fini = zt_teardown, .timeout = 20);
+
+static int get_int(const zev_udp_t *u, int level, int name) {
+    int v = -1;
+    socklen_t len = sizeof(v);
+    cr_assert_eq(getsockopt(zev_udp_fileno(u), level, name, &v, &len), 0);
+    return v;
+}
+
+static void close_all(zev_udp_t *a, zev_udp_t *b) {
+    zev_close(&a->handle, NULL);
+    if (b) zev_close(&b->handle, NULL);
+    zt_run();
+}
+
+/* A plain receiving socket that reports each datagram's TTL / hop limit. */
+static int ttl_receiver(int family, int *port) {
+    const char *host = family == 4 ? "127.0.0.1" : "::1";
+    zev_sockaddr_t a;
+    zev_addr_parse(&a, host, 0);
+    int fd = socket(a.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    int one = 1;
+    if (family == 4) {
+        cr_assert_eq(setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &one, sizeof(one)), 0);
+    } else {
+        cr_assert_eq(setsockopt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &one, sizeof(one)), 0);
+    }
+    cr_assert_eq(bind(fd, &a.sa, zev_addr_len(&a)), 0);
+    socklen_t len = sizeof(a);
+    getsockname(fd, &a.sa, &len);
+    zev_addr_info_t info;
+    zev_addr_info(&a, &info);
+    *port = info.port;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+static int received_ttl(int fd) {
+    char buf[64];
+    char ctl[CMSG_SPACE(sizeof(int)) * 2];
+    struct iovec iov = {buf, sizeof(buf)};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)};
+    cr_assert_geq(recvmsg(fd, &m, 0), 0);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
+            (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)) {
+            int v;
+            memcpy(&v, CMSG_DATA(c), sizeof(v));
+            return v;
+        }
+    }
+    return -1;
+}
+
+static void ttl_reaches_the_wire(int family) {
+    zev_udp_t u;
+    cr_assert_eq(zev_udp_init(&zt_loop, &u, family), 0);
+    cr_assert_eq(zev_udp_set_ttl(&u, 0), -EINVAL);
+    cr_assert_eq(zev_udp_set_ttl(&u, 256), -EINVAL);
+    cr_assert_eq(zev_udp_set_ttl(&u, -1), -EINVAL);
+    cr_assert_eq(zev_udp_set_ttl(&u, 1), 0);
+    cr_assert_eq(zev_udp_set_ttl(&u, 255), 0);
+    cr_assert_eq(zev_udp_set_ttl(&u, 7), 0);
+    int port = 0;
+    int fd = ttl_receiver(family, &port);
+    zev_slice_t s = zev_slice("ttl", 3);
+    cr_assert_eq(zev_udp_send(&u, &s, 1, family == 4 ? "127.0.0.1" : "::1", port, NULL, NULL), 0);
+    cr_assert_eq(received_ttl(fd), 7);
+    close(fd);
+    close_all(&u, NULL);
+}
+
+Test(udp_options, ttl_is_checked_1_to_255_and_reaches_the_wire_ipv4) {
+    ttl_reaches_the_wire(4);
+}
+
+Test(udp_options, hop_limit_is_checked_1_to_255_and_reaches_the_wire_ipv6) {
+    ttl_reaches_the_wire(6);
+}
+
+Test(udp_options, broadcast_flag_is_set_and_cleared) {
+    zev_udp_t u;
+    cr_assert_eq(zev_udp_init(&zt_loop, &u, 4), 0);
+    cr_assert_eq(get_int(&u, SOL_SOCKET, SO_BROADCAST), 0);
+    cr_assert_eq(zev_udp_set_broadcast(&u, 1), 0);
+    cr_assert_eq(get_int(&u, SOL_SOCKET, SO_BROADCAST), 1);
+    cr_assert_eq(zev_udp_set_broadcast(&u, 0), 0);
+    cr_assert_eq(get_int(&u, SOL_SOCKET, SO_BROADCAST), 0);
+    close_all(&u, NULL);
+}
+
+Test(udp_options, multicast_ttl_is_checked_0_to_255) {
+    zev_udp_t u4, u6;
+    cr_assert_eq(zev_udp_init(&zt_loop, &u4, 4), 0);
+    cr_assert_eq(zev_udp_init(&zt_loop, &u6, 6), 0);
+    cr_assert_eq(zev_udp_set_multicast_ttl(&u4, -1), -EINVAL);
+    cr_assert_eq(zev_udp_set_multicast_ttl(&u4, 256), -EINVAL);
+    cr_assert_eq(zev_udp_set_multicast_ttl(&u6, 256), -EINVAL);
+    cr_assert_eq(zev_udp_set_multicast_ttl(&u4, 0), 0);
+    cr_assert_eq(get_int(&u4, IPPROTO_IP, IP_MULTICAST_TTL), 0);
+    cr_assert_eq(zev_udp_set_multicast_ttl(&u4, 255), 0);
+    cr_assert_eq(get_int(&u4, IPPROTO_IP, IP_MULTICAST_TTL), 255);
+    cr_assert_eq(zev_udp_set_multicast_ttl(&u6, 9), 0);
+    cr_assert_eq(get_int(&u6, IPPROTO_IPV6, IPV6_MULTICAST_HOPS), 9);
+    close_all(&u4, &u6);
+}
+
+Test(udp_options, multicast_loopback_is_switched) {
+    zev_udp_t u4, u6;
+    cr_assert_eq(zev_udp_init(&zt_loop, &u4, 4), 0);
+    cr_assert_eq(zev_udp_init(&zt_loop, &u6, 6), 0);
+    cr_assert_eq(get_int(&u4, IPPROTO_IP, IP_MULTICAST_LOOP), 1, "on by default");
+    cr_assert_eq(zev_udp_set_multicast_loopback(&u4, 0), 0);
+    cr_assert_eq(get_int(&u4, IPPROTO_IP, IP_MULTICAST_LOOP), 0);
+    cr_assert_eq(zev_udp_set_multicast_loopback(&u6, 0), 0);
+    cr_assert_eq(get_int(&u6, IPPROTO_IPV6, IPV6_MULTICAST_LOOP), 0);
+    cr_assert_eq(zev_udp_set_multicast_loopback(&u6, 1), 0);
+    cr_assert_eq(get_int(&u6, IPPROTO_IPV6, IPV6_MULTICAST_LOOP), 1);
+    close_all(&u4, &u6);
+}
+
+static struct in_addr v4_multicast_if(const zev_udp_t *u) {
+    struct in_addr a = {0};
+    socklen_t len = sizeof(a);
+    cr_assert_eq(getsockopt(zev_udp_fileno(u), IPPROTO_IP, IP_MULTICAST_IF, &a, &len), 0);
+    return a;
+}
+
+Test(udp_options, ipv4_multicast_interface_by_address_name_or_index) {
+    zev_udp_t u;
+    cr_assert_eq(zev_udp_init(&zt_loop, &u, 4), 0);
+    char lo_index[16];
+    snprintf(lo_index, sizeof(lo_index), "%u", if_nametoindex("lo"));
+    const char *ways[] = {"127.0.0.1", "lo", lo_index};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(zev_udp_set_multicast_interface(&u, NULL), 0);
+        cr_assert_eq(v4_multicast_if(&u).s_addr, htonl(INADDR_ANY));
+        cr_assert_eq(zev_udp_set_multicast_interface(&u, ways[i]), 0, "%s", ways[i]);
+        cr_assert_eq(v4_multicast_if(&u).s_addr, htonl(INADDR_LOOPBACK), "%s", ways[i]);
+    }
+    cr_assert_eq(zev_udp_set_multicast_interface(&u, "nosuch0"), -ENODEV);
+    cr_assert_eq(zev_udp_set_multicast_interface(&u, "999999"), -ENODEV);
+    cr_assert_eq(zev_udp_set_multicast_interface(&u, "::1"), -EAFNOSUPPORT);
+    cr_assert_eq(zev_udp_set_multicast_interface(&u, ""), -EINVAL);
+    close_all(&u, NULL);
+}
+
+Test(udp_options, ipv6_multicast_interface_by_name_index_scope_or_address) {
+    zev_udp_t u;
+    cr_assert_eq(zev_udp_init(&zt_loop, &u, 6), 0);
+    int lo = (int)if_nametoindex("lo");
+    char lo_index[16];
+    snprintf(lo_index, sizeof(lo_index), "%d", lo);
+    const char *ways[] = {"lo", lo_index, "::%lo", "::1"};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(zev_udp_set_multicast_interface(&u, "::"), 0);
+        cr_assert_eq(get_int(&u, IPPROTO_IPV6, IPV6_MULTICAST_IF), 0);
+        cr_assert_eq(zev_udp_set_multicast_interface(&u, ways[i]), 0, "%s", ways[i]);
+        cr_assert_eq(get_int(&u, IPPROTO_IPV6, IPV6_MULTICAST_IF), lo, "%s", ways[i]);
+    }
+    cr_assert_eq(zev_udp_set_multicast_interface(&u, NULL), 0);
+    cr_assert_eq(get_int(&u, IPPROTO_IPV6, IPV6_MULTICAST_IF), 0);
+    cr_assert_eq(zev_udp_set_multicast_interface(&u, "::%nosuch0"), -ENODEV);
+    cr_assert_eq(zev_udp_set_multicast_interface(&u, "fd00::99"), -EADDRNOTAVAIL);
+    cr_assert_eq(zev_udp_set_multicast_interface(&u, "127.0.0.1"), -EAFNOSUPPORT);
+    close_all(&u, NULL);
+}
+
+Test(udp_options, membership_arguments_are_checked_before_the_kernel) {
+    zev_udp_t u4, u6;
+    cr_assert_eq(zev_udp_init(&zt_loop, &u4, 4), 0);
+    cr_assert_eq(zev_udp_init(&zt_loop, &u6, 6), 0);
+    cr_assert_eq(zev_udp_add_membership(&u4, "10.1.2.3", NULL), -EINVAL, "not multicast");
+    cr_assert_eq(zev_udp_add_membership(&u4, "239.1.2", NULL), -EINVAL);
+    cr_assert_eq(zev_udp_add_membership(&u4, NULL, NULL), -EINVAL);
+    cr_assert_eq(zev_udp_add_membership(&u4, "ff05::1", NULL), -EAFNOSUPPORT);
+    cr_assert_eq(zev_udp_add_membership(&u6, "239.1.2.3", NULL), -EAFNOSUPPORT);
+    cr_assert_eq(zev_udp_add_membership(&u6, "fd00::1", NULL), -EINVAL);
+    cr_assert_eq(zev_udp_drop_membership(&u6, "::", NULL), -EINVAL);
+    cr_assert_eq(zev_udp_add_membership(&u4, "239.1.2.3", "nosuch0"), -ENODEV);
+    cr_assert_eq(zev_udp_add_source_membership(&u4, "239.1.1.1", "232.1.1.1", NULL), -EINVAL,
+                 "a multicast source");
+    cr_assert_eq(zev_udp_add_source_membership(&u4, "0.0.0.0", "232.1.1.1", NULL), -EINVAL);
+    cr_assert_eq(zev_udp_add_source_membership(&u4, "10.0.0.1", "10.0.0.2", NULL), -EINVAL);
+    cr_assert_eq(zev_udp_add_source_membership(&u6, "::", "ff3e::1", NULL), -EINVAL);
+    cr_assert_eq(zev_udp_drop_source_membership(&u6, "fd00::1", "fd00::2", NULL), -EINVAL);
+    cr_assert_eq(zev_udp_add_source_membership(&u6, "10.0.0.1", "ff3e::1", NULL), -EAFNOSUPPORT);
+    close_all(&u4, &u6);
+}
+
+Test(udp_options, buffer_sizes_are_checked_and_read_back) {
+    zev_udp_t u;
+    cr_assert_eq(zev_udp_init(&zt_loop, &u, 4), 0);
+    cr_assert_eq(zev_udp_set_recv_buffer_size(&u, 0), -EINVAL);
+    cr_assert_eq(zev_udp_set_send_buffer_size(&u, 0), -EINVAL);
+    cr_assert_eq(zev_udp_set_recv_buffer_size(&u, (size_t)INT_MAX + 1), -EINVAL);
+    cr_assert_eq(zev_udp_set_recv_buffer_size(&u, 65536), 0);
+    cr_assert_eq(zev_udp_set_send_buffer_size(&u, 32768), 0);
+    cr_assert_geq(zev_udp_recv_buffer_size(&u), 65536);
+    cr_assert_geq(zev_udp_send_buffer_size(&u), 32768);
+    cr_assert_lt(zev_udp_send_buffer_size(&u), 65536 * 2, "the send size is its own");
+    close_all(&u, NULL);
+}
+
+Test(udp_options, batch_size_and_high_water_mark_ranges) {
+    zev_udp_t u;
+    cr_assert_eq(zev_udp_init(&zt_loop, &u, 4), 0);
+    cr_assert_eq(zev_udp_set_batch_size(&u, 0), -EINVAL);
+    cr_assert_eq(zev_udp_set_batch_size(&u, ZEV_UDP_BATCH_MAX + 1), -EINVAL);
+    cr_assert_eq(zev_udp_set_batch_size(&u, 1), 0);
+    cr_assert_eq(zev_udp_set_batch_size(&u, ZEV_UDP_BATCH_MAX), 0);
+    cr_assert_eq(zev_udp_set_high_water_mark(&u, 0), -EINVAL);
+    cr_assert_eq(zev_udp_set_high_water_mark(&u, (1u << 30) + 1), -EINVAL);
+    cr_assert_eq(zev_udp_set_high_water_mark(&u, 1), 0);
+    close_all(&u, NULL);
+}
+
+Test(udp_options, every_option_reports_ebadf_after_close_and_einval_on_null) {
+    zev_udp_t u;
+    cr_assert_eq(zev_udp_init(&zt_loop, &u, 4), 0);
+    zev_close(&u.handle, NULL);
+    cr_assert_eq(zev_udp_set_ttl(&u, 5), -EBADF);
+    cr_assert_eq(zev_udp_set_broadcast(&u, 1), -EBADF);
+    cr_assert_eq(zev_udp_set_multicast_ttl(&u, 1), -EBADF);
+    cr_assert_eq(zev_udp_set_multicast_loopback(&u, 1), -EBADF);
+    cr_assert_eq(zev_udp_set_multicast_interface(&u, "127.0.0.1"), -EBADF);
+    cr_assert_eq(zev_udp_add_membership(&u, "239.1.2.3", NULL), -EBADF);
+    cr_assert_eq(zev_udp_set_recv_buffer_size(&u, 4096), -EBADF);
+    cr_assert_eq(zev_udp_recv_buffer_size(&u), -EBADF);
+    cr_assert_eq(zev_udp_set_batch_size(&u, 4), -EBADF);
+    cr_assert_eq(zev_udp_connect(&u, "127.0.0.1", 9), -EBADF);
+    cr_assert_eq(zev_udp_disconnect(&u), -EBADF);
+    cr_assert_eq(zev_udp_fileno(&u), -EBADF);
+    zt_run();
+    cr_assert_eq(zev_udp_set_ttl(NULL, 5), -EINVAL);
+    cr_assert_eq(zev_udp_set_broadcast(NULL, 1), -EINVAL);
+    cr_assert_eq(zev_udp_set_multicast_loopback(NULL, 1), -EINVAL);
+    cr_assert_eq(zev_udp_set_multicast_interface(NULL, NULL), -EINVAL);
+    cr_assert_eq(zev_udp_add_membership(NULL, "239.1.2.3", NULL), -EINVAL);
+    cr_assert_eq(zev_udp_recv_start(NULL, NULL), -EINVAL);
+    cr_assert_eq(zev_udp_stats(NULL, NULL), -EINVAL);
+}
