@@ -62,7 +62,8 @@ ZEV_EXPORT int zev_tcp_listen(zev_tcp_server_t *server, const char *host, int po
                               const zev_tcp_listen_opts_t *opts, zev_tcp_connection_cb cb);
 /* Take the waiting connection into client (initialised with zev_tcp_init, not yet used).
  * Only inside the connection callback. -EAGAIN if none is waiting, -EINVAL/-EBADF on bad
- * handles, -EISCONN if client is already in use. */
+ * handles, -EISCONN if client is already in use. On failure client is still an open handle:
+ * zev_close it (an initialised handle keeps zev_loop_close at -EBUSY). */
 ZEV_EXPORT int zev_tcp_accept(zev_tcp_server_t *server, zev_tcp_t *client);
 /* Address the listener is bound to (Node's server.address()). -ENOTCONN if not listening. */
 ZEV_EXPORT int zev_tcp_server_address(const zev_tcp_server_t *server, zev_addr_info_t *out);
@@ -132,7 +133,9 @@ ZEV_EXPORT int zev_tcp_init(zev_loop_t *loop, zev_tcp_t *t);
 /* Set the event table (kept by pointer; it must outlive the socket). NULL clears. */
 ZEV_EXPORT int zev_tcp_set_events(zev_tcp_t *t, const zev_tcp_events_t *events);
 /* Connect to a numeric address and port; cb(t, 0) once connected or cb(t, -ECONNREFUSED,
- * -ETIMEDOUT, -ENETUNREACH...). -EINVAL on bad text/port/NULL, -EISCONN if in use. */
+ * -ETIMEDOUT, -ENETUNREACH...). Closing t before that abandons the connect and cb is never
+ * called (Node: no 'connect' after destroy). -EINVAL on bad text/port/NULL, -EISCONN if in
+ * use. */
 ZEV_EXPORT int zev_tcp_connect(zev_tcp_t *t, const char *host, int port, zev_tcp_connect_cb cb);
 /* As zev_tcp_connect with a parsed address. */
 ZEV_EXPORT int zev_tcp_connect_addr(zev_tcp_t *t, const zev_sockaddr_t *addr,
@@ -204,8 +207,9 @@ struct zev_tcp_pipe_s {
  * high-water mark and resuming on drain; ends dst when src ends unless end_dst is 0. While
  * piped, src's data goes to dst only (its data event is not called); every other event still
  * reaches both sockets' own tables. A socket may be the source of one pipe and the destination
- * of another (a two-way proxy). The caller owns p until zev_tcp_unpipe or until either socket
- * closes. -EINVAL on NULL or src == dst, -EBUSY if src is already a source or dst already a
+ * of another (a two-way proxy: set allow_half_open on both sockets, or one side's EOF ends the
+ * other direction too, and what still comes back is refused with -EPIPE on its source). The
+ * caller owns p until zev_tcp_unpipe or until either socket closes. -EINVAL on NULL or src == dst, -EBUSY if src is already a source or dst already a
  * destination. */
 ZEV_EXPORT int zev_tcp_pipe(zev_tcp_pipe_t *p, zev_tcp_t *src, zev_tcp_t *dst, int end_dst);
 /* Stop forwarding; restores both sockets' own event tables. src stays as it was (reading or

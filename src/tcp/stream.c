@@ -22,12 +22,11 @@ static void tcp_close(zev_handle_t *h) {
     h->flags &= ~(ZEV__TCP_READING | ZEV__TCP_CONNECTING);
 }
 
+/* A connect still in flight is abandoned without its callback (Node emits no 'connect' after
+ * destroy()); queued writes are told they were cancelled. */
 static int tcp_finish(zev_handle_t *h) {
     zev_tcp_t *t = (zev_tcp_t *)h;
-    if (t->handle.flags & ZEV__TCP_CONNECTING && t->connect_cb) {
-        t->handle.flags &= ~ZEV__TCP_CONNECTING;
-        t->connect_cb(t, -ECANCELED);
-    }
+    t->connect_cb = NULL;
     zev__tcp_cancel_writes(t, -ECANCELED);
     if (t->server) {
         zev__tcp_server_connection_closed(t->server);

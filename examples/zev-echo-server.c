@@ -1,0 +1,163 @@
+/* examples/zev-echo-server.c: a TCP echo server, and the server the benchmarks measure.
+ *
+ * Every received slice is written straight back by reference: the bytes stay in the loop's
+ * pool chunk that the kernel read them into, and the write queue holds a reference only for
+ * what the kernel does not take at once. So the only allocation is one struct per connection
+ * (malloc'd on accept, freed in the close callback) and nothing is copied. When a peer sends
+ * faster than it reads, the write reports the high-water mark and reading pauses until the
+ * drain event (Node's backpressure). On the peer's EOF zev ends our side once everything is
+ * flushed, and the finish event closes the connection.
+ *
+ * Command line and messages: docs/tcp.md. Shared CLI helpers: examples/common.
+ */
+#include <zev.h>
+
+#include "cli.h"
+#include "list.h"
+#include "shutdown.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+static const char usage[] =
+    "usage: zev-echo-server [--host ADDR] [--port N] [--max-connections N] [--backlog N]\n"
+    "\n"
+    "Echo every byte received back to its sender.\n"
+    "\n"
+    "  --host ADDR            numeric IPv4 or IPv6 address to listen on (default 127.0.0.1)\n"
+    "  --port N               port to listen on, 0 for an ephemeral one (default 8431)\n"
+    "  --max-connections N    close connections beyond N at once (default 0: no limit)\n"
+    "  --backlog N            listen backlog (default 511)\n"
+    "  --help                 show this help\n"
+    "\n"
+    "Prints 'listening on HOST:PORT' once ready; SIGINT or SIGTERM closes every connection\n"
+    "and exits 0.\n";
+
+struct server {
+    zev_tcp_server_t tcp;
+    ex_link_t conns; /* live connections, for shutdown */
+};
+
+struct conn {
+    zev_tcp_t tcp;
+    ex_link_t link;
+};
+
+static void conn_closed(zev_handle_t *h) {
+    struct conn *c = ex_container_of(h, struct conn, tcp.handle);
+    ex_list_remove(&c->link);
+    free(c);
+}
+
+static void conn_close(zev_tcp_t *t) {
+    if (!zev_is_closing(&t->handle)) zev_close(&t->handle, conn_closed);
+}
+
+static void on_data(zev_tcp_t *t, const zev_slice_t *slice) {
+    int r = zev_tcp_write(t, slice, 1, NULL, NULL);
+    if (r == 1) {
+        zev_tcp_read_stop(t); /* over the high-water mark: resumed by on_drain */
+    } else if (r < 0) {
+        conn_close(t);
+    }
+}
+
+static void on_drain(zev_tcp_t *t) {
+    zev_tcp_read_start(t);
+}
+
+/* Our side is shut down after the peer's EOF and every echoed byte is out: done. */
+static void on_finish(zev_tcp_t *t) {
+    conn_close(t);
+}
+
+static void on_error(zev_tcp_t *t, int err) {
+    (void)err; /* a peer that resets is routine for an echo server */
+    conn_close(t);
+}
+
+static const zev_tcp_events_t conn_events = {
+    .data = on_data,
+    .drain = on_drain,
+    .finish = on_finish,
+    .error = on_error,
+};
+
+static void on_connection(zev_tcp_server_t *s, int status) {
+    struct server *srv = ex_container_of(s, struct server, tcp);
+    if (status < 0) {
+        ex_warn(status, "accept"); /* EMFILE: zev sheds one connection and pauses accepting */
+        return;
+    }
+    struct conn *c = malloc(sizeof(*c));
+    if (!c) {
+        ex_warn(-ENOMEM, "accept"); /* not accepted: zev closes it */
+        return;
+    }
+    ex_list_init(&c->link);
+    zev_tcp_init(s->handle.loop, &c->tcp);
+    int err = zev_tcp_accept(s, &c->tcp);
+    if (err < 0) {
+        ex_warn(err, "accept");
+        conn_close(&c->tcp); /* an initialised handle is open until closed, even unused */
+        return;
+    }
+    ex_list_push(&srv->conns, &c->link);
+    zev_tcp_set_events(&c->tcp, &conn_events);
+    zev_tcp_read_start(&c->tcp);
+}
+
+/* SIGINT/SIGTERM: stop accepting and close every connection; zev_run then returns. */
+static void close_everything(void *arg) {
+    struct server *srv = arg;
+    zev_close(&srv->tcp.handle, NULL);
+    for (ex_link_t *n = srv->conns.next; n != &srv->conns; n = n->next) {
+        conn_close(&ex_container_of(n, struct conn, link)->tcp);
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *host = "127.0.0.1";
+    int port = 8431;
+    unsigned max_connections = 0;
+    zev_tcp_listen_opts_t opts = {0};
+
+    ex_args_t a;
+    ex_args_init(&a, argc, argv, usage);
+    while (ex_args_next(&a)) {
+        if (ex_args_is(&a, "--host")) {
+            host = ex_args_host(&a);
+        } else if (ex_args_is(&a, "--port")) {
+            port = ex_args_port(&a, 0);
+        } else if (ex_args_is(&a, "--max-connections")) {
+            max_connections = ex_args_uint(&a, 0, 1u << 30);
+        } else if (ex_args_is(&a, "--backlog")) {
+            opts.backlog = (int)ex_args_uint(&a, 1, 1u << 20);
+        } else {
+            ex_args_unknown(&a);
+        }
+    }
+
+    zev_loop_t loop;
+    int err = zev_loop_init(&loop);
+    if (err < 0) ex_fatal(err, "loop init");
+    struct server srv;
+    ex_list_init(&srv.conns);
+    zev_tcp_server_init(&loop, &srv.tcp);
+    zev_tcp_server_set_max_connections(&srv.tcp, max_connections, NULL);
+    err = ex_shutdown_init(&loop, close_everything, &srv);
+    if (err < 0) ex_fatal(err, "install signal handlers");
+
+    err = zev_tcp_listen(&srv.tcp, host, port, &opts, on_connection);
+    if (err < 0) {
+        char where[EX_HOST_PORT_MAX];
+        ex_fatal(err, "listen %s", ex_format_host_port(where, sizeof(where), host, port));
+    }
+    zev_addr_info_t bound;
+    err = zev_tcp_server_address(&srv.tcp, &bound);
+    if (err < 0) ex_fatal(err, "server address");
+    ex_print_listening(&bound);
+
+    ex_run(&loop);
+    return EX_EXIT_OK;
+}

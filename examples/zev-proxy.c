@@ -1,0 +1,196 @@
+/* examples/zev-proxy.c: a TCP proxy that forwards each accepted connection to one target.
+ *
+ * Each accepted connection gets one malloc'd pair: the client socket, a socket connected to
+ * the target, and two zev_tcp_pipe_t, one per direction. A pipe writes every slice its
+ * source reads to its destination by reference (zero-copy), pauses the source while the
+ * destination is over its high-water mark, and ends the destination when the source ends.
+ * Both sockets allow half-open connections, so a client that shuts down its sending side
+ * still gets the rest of the answer; the pair closes once both directions have finished
+ * (both sockets saw 'finish'), or at once on an error on either side.
+ *
+ * Command line: docs/tcp.md.
+ */
+#include <zev.h>
+
+#include "cli.h"
+#include "list.h"
+#include "shutdown.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char usage[] =
+    "usage: zev-proxy --listen [HOST:]PORT --to HOST:PORT\n"
+    "\n"
+    "Forward every connection accepted on --listen to --to, both ways, without copying.\n"
+    "\n"
+    "  --listen [HOST:]PORT   where to listen (default 127.0.0.1:8431; port 0: ephemeral)\n"
+    "  --to HOST:PORT         the target (required)\n"
+    "  --host ADDR            same as the HOST of --listen\n"
+    "  --port N               same as the PORT of --listen\n"
+    "  --help                 show this help\n"
+    "\n"
+    "Addresses are numeric; write IPv6 ones in brackets: [::1]:8080. Prints\n"
+    "'listening on HOST:PORT' once ready; SIGINT or SIGTERM closes every connection and\n"
+    "exits 0.\n";
+
+struct proxy {
+    zev_tcp_server_t tcp;
+    zev_sockaddr_t target;
+    char target_text[EX_HOST_PORT_MAX];
+    ex_link_t pairs; /* live pairs, for shutdown */
+};
+
+struct pair {
+    zev_tcp_t client;    /* accepted from the listener */
+    zev_tcp_t upstream;  /* connected to the target */
+    zev_tcp_pipe_t up;   /* client -> upstream */
+    zev_tcp_pipe_t down; /* upstream -> client */
+    ex_link_t link;
+    struct proxy *proxy;
+    unsigned finished; /* sockets whose sending side is shut down */
+    unsigned open;     /* sockets not yet closed; the last close frees the pair */
+};
+
+static void socket_closed(zev_handle_t *h) {
+    struct pair *p = h->data;
+    if (--p->open > 0) return;
+    ex_list_remove(&p->link);
+    free(p);
+}
+
+static void pair_close(struct pair *p) {
+    if (!zev_is_closing(&p->client.handle)) zev_close(&p->client.handle, socket_closed);
+    if (!zev_is_closing(&p->upstream.handle)) zev_close(&p->upstream.handle, socket_closed);
+}
+
+/* One direction is done: its destination has sent everything and shut down. */
+static void on_finish(zev_tcp_t *t) {
+    struct pair *p = t->handle.data;
+    if (++p->finished == 2) pair_close(p);
+}
+
+static void on_error(zev_tcp_t *t, int err) {
+    (void)err; /* resets are routine for a proxy; either side failing ends both */
+    pair_close(t->handle.data);
+}
+
+/* The pipes take the data; only the ends of the two directions concern the pair. */
+static const zev_tcp_events_t pair_events = {.finish = on_finish, .error = on_error};
+
+static void on_upstream_connect(zev_tcp_t *t, int status) {
+    struct pair *p = t->handle.data;
+    if (zev_is_closing(&t->handle)) return; /* closed by a shutdown meanwhile: nothing to do */
+    if (status < 0) {
+        ex_warn(status, "connect %s", p->proxy->target_text);
+        pair_close(p);
+        return;
+    }
+    zev_tcp_set_nodelay(&p->upstream, 1);
+    int err = zev_tcp_pipe(&p->up, &p->client, &p->upstream, 1);
+    if (err == 0) err = zev_tcp_pipe(&p->down, &p->upstream, &p->client, 1);
+    if (err < 0) pair_close(p);
+}
+
+static void on_connection(zev_tcp_server_t *s, int status) {
+    struct proxy *px = s->handle.data;
+    if (status < 0) {
+        ex_warn(status, "accept");
+        return;
+    }
+    struct pair *p = calloc(1, sizeof(*p));
+    if (!p) {
+        ex_warn(-ENOMEM, "accept");
+        return;
+    }
+    ex_list_init(&p->link);
+    p->proxy = px;
+    p->open = 2;
+    zev_loop_t *loop = s->handle.loop;
+    zev_tcp_init(loop, &p->client);
+    zev_tcp_init(loop, &p->upstream);
+    p->client.handle.data = p;
+    p->upstream.handle.data = p;
+    int err = zev_tcp_accept(s, &p->client);
+    if (err < 0) {
+        ex_warn(err, "accept");
+        pair_close(p);
+        return;
+    }
+    ex_list_push(&px->pairs, &p->link);
+    zev_tcp_set_events(&p->client, &pair_events);
+    zev_tcp_set_events(&p->upstream, &pair_events);
+    /* Only the pipes end a socket: each direction finishes on its own. */
+    zev_tcp_set_allow_half_open(&p->client, 1);
+    zev_tcp_set_allow_half_open(&p->upstream, 1);
+    zev_tcp_set_nodelay(&p->client, 1);
+    /* The client is not read until the target answers: its bytes wait in the kernel. */
+    err = zev_tcp_connect_addr(&p->upstream, &px->target, on_upstream_connect);
+    if (err < 0) {
+        ex_warn(err, "connect %s", px->target_text);
+        pair_close(p);
+    }
+}
+
+static void close_everything(void *arg) {
+    struct proxy *px = arg;
+    zev_close(&px->tcp.handle, NULL);
+    for (ex_link_t *n = px->pairs.next; n != &px->pairs; n = n->next) {
+        pair_close(ex_container_of(n, struct pair, link));
+    }
+}
+
+int main(int argc, char **argv) {
+    char listen_host[ZEV_ADDR_TEXT_MAX] = "127.0.0.1";
+    int listen_port = 8431;
+    char to_host[ZEV_ADDR_TEXT_MAX];
+    int to_port = 0;
+    int have_to = 0;
+
+    ex_args_t a;
+    ex_args_init(&a, argc, argv, usage);
+    while (ex_args_next(&a)) {
+        if (ex_args_is(&a, "--listen")) {
+            ex_args_host_port(&a, "127.0.0.1", 0, listen_host, &listen_port);
+        } else if (ex_args_is(&a, "--to")) {
+            ex_args_host_port(&a, NULL, 1, to_host, &to_port);
+            have_to = 1;
+        } else if (ex_args_is(&a, "--host")) {
+            snprintf(listen_host, sizeof(listen_host), "%s", ex_args_host(&a));
+        } else if (ex_args_is(&a, "--port")) {
+            listen_port = ex_args_port(&a, 0);
+        } else {
+            ex_args_unknown(&a);
+        }
+    }
+    if (!have_to) ex_usage_error("missing --to HOST:PORT");
+
+    struct proxy px;
+    ex_list_init(&px.pairs);
+    ex_format_host_port(px.target_text, sizeof(px.target_text), to_host, to_port);
+    int err = zev_addr_parse(&px.target, to_host, to_port);
+    if (err < 0) ex_fatal(err, "target %s", px.target_text);
+
+    zev_loop_t loop;
+    err = zev_loop_init(&loop);
+    if (err < 0) ex_fatal(err, "loop init");
+    zev_tcp_server_init(&loop, &px.tcp);
+    px.tcp.handle.data = &px;
+    err = ex_shutdown_init(&loop, close_everything, &px);
+    if (err < 0) ex_fatal(err, "install signal handlers");
+
+    err = zev_tcp_listen(&px.tcp, listen_host, listen_port, NULL, on_connection);
+    if (err < 0) {
+        char where[EX_HOST_PORT_MAX];
+        ex_fatal(err, "listen %s",
+                 ex_format_host_port(where, sizeof(where), listen_host, listen_port));
+    }
+    zev_addr_info_t bound;
+    err = zev_tcp_server_address(&px.tcp, &bound);
+    if (err < 0) ex_fatal(err, "server address");
+    ex_print_listening(&bound);
+
+    ex_run(&loop);
+    return EX_EXIT_OK;
+}
