@@ -593,3 +593,58 @@ Test(udp_batch, callbacks_may_send_again_or_close_during_a_flush) {
     zev_close(&in.udp.handle, NULL);
     zt_run();
 }
+
+/* ---- replies from the message callback leave as one batch ---- */
+
+static void echo_back(zev_udp_t *u, int status, const zev_slice_t *msg,
+                      const zev_udp_rinfo_t *ri) {
+    if (!msg) return;
+    cr_assert_eq(status, 0);
+    cr_assert_geq(zev_udp_send_addr(u, msg, 1, ri->addr, NULL, NULL), 0);
+    (*(int *)u->handle.data)++;
+}
+
+Test(udp_batch, replies_sent_while_a_batch_is_delivered_leave_in_one_sendmmsg) {
+    /* An echo socket answers a preloaded burst; the answers land in an inbox. */
+    struct inbox in;
+    int in_port = inbox_open(&in, 1);
+    zev_udp_t echo;
+    int echoed = 0;
+    cr_assert_eq(zev_udp_init(&zt_loop, &echo, 4), 0);
+    echo.handle.data = &echoed;
+    cr_assert_eq(zev_udp_set_max_datagram(&echo, 1024), 0);
+    cr_assert_eq(zev_udp_bind(&echo, "127.0.0.1", 0, NULL, NULL), 0);
+    zev_addr_info_t info;
+    zev_udp_local_address(&echo, &info);
+    enum { N = 256 };
+    /* Preload from the inbox's own port so the echoes go back there. */
+    zev_sockaddr_t to;
+    zev_addr_parse(&to, "127.0.0.1", info.port);
+    for (int i = 0; i < N; i++) {
+        char b[16];
+        int len = snprintf(b, sizeof(b), "%d", i);
+        zev_slice_t s = zev_slice(b, (size_t)len);
+        cr_assert_geq(zev_udp_send_addr(&in.udp, &s, 1, &to, NULL, NULL), 0);
+    }
+    while (zev_udp_send_queue_count(&in.udp) > 0) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    (void)in_port;
+    zev_fault_reset();
+    cr_assert_eq(zev_udp_recv_start(&echo, echo_back), 0);
+    cr_assert(run_until(&in.n, N, 10000), "got %d of %d back", in.n, N);
+    cr_assert_eq(echoed, N);
+    uint64_t mmsg = zev_fault_calls(ZEV_SYS_SENDMMSG);
+    uint64_t msg = zev_fault_calls(ZEV_SYS_SENDMSG);
+    cr_log_info("udp echo burst: %d datagrams answered with %llu sendmmsg and %llu sendmsg", N,
+                (unsigned long long)mmsg, (unsigned long long)msg);
+    cr_assert_eq(msg, 0, "no datagram answered on its own");
+    cr_assert_leq(mmsg, N / 32 + 2, "%llu sendmmsg calls for %d replies", (unsigned long long)mmsg,
+                  N);
+    for (int i = 0; i < KEEP; i++) {
+        char b[16];
+        snprintf(b, sizeof(b), "%d", i);
+        cr_assert_str_eq(in.data[i], b, "answers keep their order");
+    }
+    zev_close(&echo.handle, NULL);
+    zev_close(&in.udp.handle, NULL);
+    zt_run();
+}

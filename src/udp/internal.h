@@ -17,6 +17,7 @@ enum {
     ZEV__UDP_CONNECTED = 1u << 10,
     ZEV__UDP_LISTEN_DUE = 1u << 11, /* bound: the listening callback is to run */
     ZEV__UDP_NEED_DRAIN = 1u << 12, /* a send returned 1: call drain when under the mark */
+    ZEV__UDP_CORKED = 1u << 13,     /* delivering a receive batch: sends queue, then one flush */
 };
 
 enum {

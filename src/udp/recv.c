@@ -11,6 +11,9 @@
  * Truncation: a datagram longer than its slot is cut by the kernel (MSG_TRUNC); it is delivered
  * with -EMSGSIZE and its real size, never as if whole.
  *
+ * Corking: while a batch is delivered, sends from the message callbacks are queued and then
+ * flushed together, so an echo server answers a batch of N datagrams with one sendmmsg.
+ *
  * Fairness: a socket makes at most ZEV__UDP_RECV_CALLS receive calls per iteration, then feeds
  * itself to the pending queue so other sockets get their turn (the edge will not come again).
  */
@@ -179,9 +182,16 @@ void zev__udp_on_readable(zev_udp_t *u, unsigned revents) {
             report_error(u, r); /* the kernel handed the error over: the next call moves on */
             continue;
         }
+        /* Replies sent from the callbacks queue up (the queue takes its own references) and
+         * leave together: a batch of echoes costs one sendmmsg, not one sendmsg each. */
+        bool was_corked = (u->handle.flags & ZEV__UDP_CORKED) != 0;
+        u->handle.flags |= ZEV__UDP_CORKED;
         bool open = deliver(u, &b, (unsigned)r);
+        if (!was_corked) u->handle.flags &= ~ZEV__UDP_CORKED;
         release_slots(&b);
         if (!open) return;
+        if (u->q_unsent && !was_corked) zev__udp_flush(u);
+        if (zev__udp_closing(u)) return;
         /* Fewer than asked: the queue is empty, and a new arrival raises a new edge. Not after
          * an error event: recvmmsg may have stopped at that error, which is still to read. */
         if ((unsigned)r < want && !(revents & ZEV__ERROR)) return;

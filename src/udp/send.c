@@ -201,7 +201,9 @@ int zev_udp_send_addr(zev_udp_t *u, const zev_slice_t *slices, unsigned n, const
         r->cb = cb;
         r->arg = arg;
     }
-    if (u->q_unsent) return enqueue(u, r, slices, n, to, len);
+    /* Corked (a receive batch is being delivered): queue, so the replies to a whole batch
+     * leave in one sendmmsg after it instead of one sendmsg each. */
+    if (u->q_unsent || (u->handle.flags & ZEV__UDP_CORKED)) return enqueue(u, r, slices, n, to, len);
 
     ssize_t s = send_now(u, slices, n, to);
     if (s == -EAGAIN) {
