@@ -80,25 +80,6 @@ static void inbox_close(struct inbox *in) {
     cr_assert_eq(zev_close(&in->udp.handle, inbox_closed), 0);
 }
 
-static int deadline_hit;
-static void on_deadline(zev_timer_t *t) {
-    (void)t;
-    deadline_hit = 1;
-}
-
-/* Run the loop until *flag reaches want or ms pass. Returns 1 if it did. */
-static int run_until(const int *flag, int want, int64_t ms) {
-    zev_timer_t tm;
-    cr_assert_eq(zev_timer_init(&zt_loop, &tm), 0);
-    deadline_hit = 0;
-    zev_timer_start(&tm, on_deadline, ms, 0);
-    while (*flag < want && !deadline_hit) {
-        zev_run(&zt_loop, ZEV_RUN_ONCE);
-    }
-    zev_close(&tm.handle, NULL);
-    zev_run(&zt_loop, ZEV_RUN_NOWAIT);
-    return *flag >= want;
-}
 
 struct sent {
     int n;
@@ -270,7 +251,7 @@ Test(udp, dual_stack_socket_receives_ipv4_as_mapped_ipv6) {
     cr_assert_eq(zev_udp_init(&zt_loop, &v4, 4), 0);
     zev_slice_t s = zev_slice("mapped", 6);
     cr_assert_eq(zev_udp_send(&v4, &s, 1, "127.0.0.1", info.port, NULL, NULL), 0);
-    cr_assert(run_until(&in.n, 1, 5000));
+    cr_assert(zt_run_until(&in.n, 1, 5000));
     cr_assert_str_eq(in.from[0].address, "::ffff:127.0.0.1");
     cr_assert_eq(in.from[0].family, 6);
     zev_close(&v4.handle, NULL);
@@ -312,7 +293,7 @@ Test(udp, echo_over_ipv4_and_ipv6) {
         zev_slice_t s = zev_slice("round trip", 10);
         cr_assert_eq(zev_udp_send(&client.udp, &s, 1, hosts[i], info.port, on_sent, &sent), 0);
         cr_assert_eq(sent.n, 0, "a send callback never runs inside send");
-        cr_assert(run_until(&client.n, 1, 5000));
+        cr_assert(zt_run_until(&client.n, 1, 5000));
         cr_assert_eq(sent.n, 1);
         cr_assert_eq(sent.status[0], 10, "the callback gets the bytes sent");
         cr_assert_eq(client.status[0], 0);
@@ -337,7 +318,7 @@ Test(udp, send_without_host_goes_to_loopback_as_node) {
     cr_assert_eq(zev_udp_init(&zt_loop, &c, 6), 0);
     zev_slice_t s = zev_slice("x", 1);
     cr_assert_eq(zev_udp_send(&c, &s, 1, NULL, port, NULL, NULL), 0);
-    cr_assert(run_until(&in.n, 1, 5000));
+    cr_assert(zt_run_until(&in.n, 1, 5000));
     zev_close(&c.handle, NULL);
     inbox_close(&in);
     zt_run();
@@ -354,12 +335,12 @@ Test(udp, zero_length_datagram_is_a_message) {
     cr_assert_eq(zev_udp_send(&c, NULL, 0, "127.0.0.1", port, on_sent, &sent), 0);
     zev_slice_t empty = zev_slice("", 0);
     cr_assert_eq(zev_udp_send(&c, &empty, 1, "127.0.0.1", port, on_sent, &sent), 0);
-    cr_assert(run_until(&in.n, 2, 5000));
+    cr_assert(zt_run_until(&in.n, 2, 5000));
     cr_assert_eq(in.status[0], 0);
     cr_assert_eq(in.len[0], 0);
     cr_assert_eq(in.size[0], 0);
     cr_assert_eq(in.len[1], 0);
-    cr_assert(run_until(&sent.n, 2, 5000));
+    cr_assert(zt_run_until(&sent.n, 2, 5000));
     cr_assert_eq(sent.status[0], 0);
     cr_assert_eq(sent.status[1], 0);
     zev_close(&c.handle, NULL);
@@ -385,7 +366,7 @@ Test(udp, truncated_datagram_is_reported_never_delivered_whole) {
     cr_assert_eq(zev_udp_send(&c, &s1, 1, "127.0.0.1", port, NULL, NULL), 0);
     cr_assert_eq(zev_udp_send(&c, &s2, 1, "127.0.0.1", port, NULL, NULL), 0);
     cr_assert_eq(zev_udp_send(&c, &s3, 1, "127.0.0.1", port, NULL, NULL), 0);
-    cr_assert(run_until(&in.n, 3, 5000));
+    cr_assert(zt_run_until(&in.n, 3, 5000));
     cr_assert_eq(in.status[0], -EMSGSIZE);
     cr_assert_eq(in.len[0], 16, "only what fitted is in the slice");
     cr_assert_eq(in.size[0], 100, "the real size is reported");
@@ -420,11 +401,11 @@ Test(udp, the_largest_datagrams_arrive_whole_by_default) {
         zev_slice_t parts[2] = {zev_slice(big, 1000), zev_slice(big + 1000, max[i] - 1000)};
         struct sent sent = {0};
         cr_assert_eq(zev_udp_send(&c, parts, 2, hosts[i], port, on_sent, &sent), 0);
-        cr_assert(run_until(&in.n, 1, 5000));
+        cr_assert(zt_run_until(&in.n, 1, 5000));
         cr_assert_eq(in.status[0], 0);
         cr_assert_eq(in.len[0], max[i]);
         cr_assert_eq(memcmp(in.data[0], big, KEEP_BYTES), 0);
-        cr_assert(run_until(&sent.n, 1, 5000));
+        cr_assert(zt_run_until(&sent.n, 1, 5000));
         cr_assert_eq(sent.status[0], (int)max[i]);
         zev_close(&c.handle, NULL);
         inbox_close(&in);
@@ -443,7 +424,7 @@ Test(udp, scatter_gather_send_arrives_as_one_datagram) {
         s[i] = zev_slice(parts[i], strlen(parts[i]));
     }
     cr_assert_eq(zev_udp_send(&c, s, 8, "127.0.0.1", port, NULL, NULL), 0);
-    cr_assert(run_until(&in.n, 1, 5000));
+    cr_assert(zt_run_until(&in.n, 1, 5000));
     const char *want = "one two three four five six seven";
     cr_assert_eq(in.len[0], strlen(want));
     cr_assert_eq(memcmp(in.data[0], want, strlen(want)), 0);
@@ -487,16 +468,16 @@ Test(udp, received_slice_can_be_kept_and_forwarded_without_copy) {
     cr_assert_eq(zev_udp_init(&zt_loop, &c, 4), 0);
     zev_slice_t s = zev_slice("forward me", 10);
     cr_assert_eq(zev_udp_send(&c, &s, 1, "127.0.0.1", info.port, NULL, NULL), 0);
-    cr_assert(run_until(&k.got, 1, 5000));
+    cr_assert(zt_run_until(&k.got, 1, 5000));
     zev_buf_pool_stats_t ps;
     zev_buf_pool_stats(&zt_loop, &ps);
     cr_assert_eq(ps.in_use, 1, "only the kept chunk is still in use");
     struct sent sent = {0};
     cr_assert_eq(zev_udp_send(&k.udp, &k.kept, 1, "127.0.0.1", dport, on_sent, &sent), 0);
     zev_buf_unref(k.kept.owner); /* the send took its own reference if it needed one */
-    cr_assert(run_until(&dst.n, 1, 5000));
+    cr_assert(zt_run_until(&dst.n, 1, 5000));
     cr_assert_eq(memcmp(dst.data[0], "forward me", 10), 0);
-    cr_assert(run_until(&sent.n, 1, 5000));
+    cr_assert(zt_run_until(&sent.n, 1, 5000));
     zev_buf_pool_stats(&zt_loop, &ps);
     cr_assert_eq(ps.in_use, 0);
     zev_close(&c.handle, NULL);
@@ -528,7 +509,7 @@ Test(udp, a_burst_is_read_in_batches) {
     }
     close(fd);
     cr_assert_eq(zev_udp_recv_start(&in.udp, inbox_message), 0);
-    cr_assert(run_until(&in.n, N, 5000));
+    cr_assert(zt_run_until(&in.n, N, 5000));
     zev_udp_stats_t st;
     zev_udp_stats(&in.udp, &st);
     cr_assert_eq(st.datagrams_received, N);
@@ -558,7 +539,7 @@ Test(udp, recv_stop_inside_a_batch_loses_nothing) {
     zev_run(&zt_loop, ZEV_RUN_NOWAIT);
     cr_assert_eq(in.n, 0, "not receiving: datagrams wait in the kernel");
     cr_assert_eq(zev_udp_recv_start(&in.udp, inbox_message), 0);
-    cr_assert(run_until(&in.n, 5, 5000));
+    cr_assert(zt_run_until(&in.n, 5, 5000));
     cr_assert_eq(in.n, 5, "the stop took effect after the batch already read");
     cr_assert_eq(zev_is_active(&in.udp.handle), 0);
     for (int i = 0; i < 3; i++) {
@@ -569,7 +550,7 @@ Test(udp, recv_stop_inside_a_batch_loses_nothing) {
     cr_assert_eq(in.n, 5);
     in.stop_on = 0;
     cr_assert_eq(zev_udp_recv_start(&in.udp, inbox_message), 0);
-    cr_assert(run_until(&in.n, 8, 5000));
+    cr_assert(zt_run_until(&in.n, 8, 5000));
     zev_close(&c.handle, NULL);
     inbox_close(&in);
     zt_run();
@@ -660,7 +641,7 @@ Test(udp, send_implicitly_binds_and_replies_come_back) {
     zev_addr_info_t mine;
     cr_assert_eq(zev_udp_local_address(&c.udp, &mine), 0, "the send bound the socket");
     cr_assert_eq(zev_udp_bind(&c.udp, NULL, 0, NULL, NULL), -EALREADY);
-    cr_assert(run_until(&c.n, 1, 5000));
+    cr_assert(zt_run_until(&c.n, 1, 5000));
     zev_close(&e.udp.handle, NULL);
     inbox_close(&c);
     zt_run();
@@ -691,14 +672,14 @@ Test(udp, connect_disconnect_and_remote_address_as_node) {
     zev_sockaddr_t a;
     zev_addr_parse(&a, "127.0.0.1", port);
     cr_assert_eq(zev_udp_send_addr(&c, &s, 1, &a, NULL, NULL), -EISCONN);
-    cr_assert(run_until(&in.n, 2, 5000));
+    cr_assert(zt_run_until(&in.n, 2, 5000));
     cr_assert_eq(memcmp(in.data[0], "to peer", 7), 0);
     cr_assert_eq(zev_udp_disconnect(&c), 0);
     cr_assert_eq(zev_udp_disconnect(&c), -ENOTCONN);
     cr_assert_eq(zev_udp_remote_address(&c, &info), -ENOTCONN);
     cr_assert_eq(zev_udp_send(&c, &s, 1, NULL, 0, NULL, NULL), -EDESTADDRREQ);
     cr_assert_eq(zev_udp_send(&c, &s, 1, "127.0.0.1", port, NULL, NULL), 0);
-    cr_assert(run_until(&in.n, 3, 5000));
+    cr_assert(zt_run_until(&in.n, 3, 5000));
     zev_close(&c.handle, NULL);
     inbox_close(&in);
     zt_run();
@@ -715,7 +696,7 @@ Test(udp, connected_socket_receives_only_from_its_peer) {
     zev_slice_t s2 = zev_slice("peer", 4);
     cr_assert_eq(zev_udp_send(&b.udp, &s1, 1, "127.0.0.1", pc, NULL, NULL), 0);
     cr_assert_eq(zev_udp_send(&a.udp, &s2, 1, "127.0.0.1", pc, NULL, NULL), 0);
-    cr_assert(run_until(&c.n, 1, 5000));
+    cr_assert(zt_run_until(&c.n, 1, 5000));
     zev_run(&zt_loop, ZEV_RUN_NOWAIT);
     cr_assert_eq(c.n, 1);
     cr_assert_eq(memcmp(c.data[0], "peer", 4), 0);
@@ -743,7 +724,7 @@ Test(udp, port_unreachable_on_a_connected_socket_is_econnrefused) {
     cr_assert_eq(zev_udp_recv_start(&c.udp, inbox_message), 0);
     zev_slice_t s = zev_slice("anyone?", 7);
     cr_assert_eq(zev_udp_send(&c.udp, &s, 1, NULL, 0, NULL, NULL), 0);
-    cr_assert(run_until(&c.errors, 1, 5000));
+    cr_assert(zt_run_until(&c.errors, 1, 5000));
     cr_assert_eq(c.last_err, -ECONNREFUSED);
     cr_assert_eq(c.n, 0);
     zev_udp_stats_t st;
@@ -790,7 +771,7 @@ Test(udp, port_unreachable_reaches_the_next_send_when_not_receiving) {
     cr_assert_eq(zev_timer_init(&zt_loop, &r.timer), 0);
     r.timer.handle.data = &r;
     zev_timer_start(&r.timer, refused_try, 0, 10);
-    cr_assert(run_until(&r.refused, 1, 5000));
+    cr_assert(zt_run_until(&r.refused, 1, 5000));
     cr_assert_geq(r.tries, 2, "the first send succeeds; the error comes back after it");
     zev_close(&r.timer.handle, NULL);
     zev_close(&r.udp.handle, NULL);
@@ -828,7 +809,7 @@ Test(udp, close_completes_pending_send_callbacks_first) {
     closed_count = 0;
     zev_close(&c.handle, count_closed);
     cr_assert_eq(sent.n, 0);
-    cr_assert(run_until(&closed_count, 1, 5000));
+    cr_assert(zt_run_until(&closed_count, 1, 5000));
     cr_assert_eq(sent.n, 1);
     cr_assert_eq(sent.status[0], 3, "it was sent before the close: its real result");
     inbox_close(&in);

@@ -78,24 +78,6 @@ static int inbox_open(struct inbox *in, int start) {
     return inbox_open_at(in, start, 4, "127.0.0.1");
 }
 
-static int deadline_hit;
-static void on_deadline(zev_timer_t *t) {
-    (void)t;
-    deadline_hit = 1;
-}
-
-static int run_until(const int *flag, int want, int64_t ms) {
-    zev_timer_t tm;
-    cr_assert_eq(zev_timer_init(&zt_loop, &tm), 0);
-    deadline_hit = 0;
-    zev_timer_start(&tm, on_deadline, ms, 0);
-    while (*flag < want && !deadline_hit) {
-        zev_run(&zt_loop, ZEV_RUN_ONCE);
-    }
-    zev_close(&tm.handle, NULL);
-    zev_run(&zt_loop, ZEV_RUN_NOWAIT);
-    return *flag >= want;
-}
 
 /* Queue n datagrams "0", "1", ... to port from a plain socket, before zev reads any. */
 static void preload(int port, int n) {
@@ -133,7 +115,7 @@ static void burst_in_batches(unsigned batch, size_t max_datagram, int n) {
     preload(port, n);
     zev_fault_reset();
     cr_assert_eq(zev_udp_recv_start(&in.udp, inbox_message), 0);
-    cr_assert(run_until(&in.n, n, 10000), "got %d of %d", in.n, n);
+    cr_assert(zt_run_until(&in.n, n, 10000), "got %d of %d", in.n, n);
     uint64_t calls = zev_fault_calls(ZEV_SYS_RECVMMSG);
     cr_log_info("udp recv burst: %d datagrams, batch %u, slot %zu: %llu recvmmsg calls, %llu "
                 "recvmsg calls",
@@ -173,7 +155,7 @@ Test(udp_batch, batch_of_one_uses_the_portable_recvmsg_path) {
     preload(port, 40);
     zev_fault_reset();
     cr_assert_eq(zev_udp_recv_start(&in.udp, inbox_message), 0);
-    cr_assert(run_until(&in.n, 40, 5000));
+    cr_assert(zt_run_until(&in.n, 40, 5000));
     cr_assert_eq(zev_fault_calls(ZEV_SYS_RECVMMSG), 0);
     cr_assert_leq(zev_fault_calls(ZEV_SYS_RECVMSG), 40 + 4);
     cr_assert_str_eq(in.data[39], "39");
@@ -192,7 +174,7 @@ Test(udp_batch, one_socket_cannot_starve_another) {
     deliveries = 0;
     cr_assert_eq(zev_udp_recv_start(&a.udp, inbox_message), 0);
     cr_assert_eq(zev_udp_recv_start(&b.udp, inbox_message), 0);
-    cr_assert(run_until(&deliveries, 400, 5000));
+    cr_assert(zt_run_until(&deliveries, 400, 5000));
     /* a read budget per iteration: b gets a turn long before a has read its 200 */
     int first_b = -1;
     for (int i = 0; i < 400 && first_b < 0; i++) {
@@ -213,11 +195,11 @@ Test(udp_batch, eintr_is_retried_and_other_errors_reach_the_callback) {
     preload(port, 2);
     zev_fault_fail(ZEV_SYS_RECVMMSG, 0, 1, EINTR);
     cr_assert_eq(zev_udp_recv_start(&in.udp, inbox_message), 0);
-    cr_assert(run_until(&in.n, 2, 5000));
+    cr_assert(zt_run_until(&in.n, 2, 5000));
     cr_assert_eq(in.errors, 0, "EINTR is retried, never reported");
     zev_fault_fail(ZEV_SYS_RECVMMSG, 0, 1, EIO);
     preload(port, 1);
-    cr_assert(run_until(&in.n, 3, 5000));
+    cr_assert(zt_run_until(&in.n, 3, 5000));
     cr_assert_eq(in.errors, 1);
     cr_assert_eq(in.last_err, -EIO, "got %s", zev_err_name(in.last_err));
     zev_udp_stats_t st;
@@ -297,7 +279,7 @@ Test(udp_batch, a_queued_burst_is_flushed_with_datagrams_over_batch_sendmmsg_cal
     uint64_t before_mmsg = zev_fault_calls(ZEV_SYS_SENDMMSG);
     uint64_t before_msg = zev_fault_calls(ZEV_SYS_SENDMSG);
     cr_assert_eq(before_msg, 1, "only the first send was tried at once");
-    cr_assert(run_until(&s.n, N, 10000));
+    cr_assert(zt_run_until(&s.n, N, 10000));
     uint64_t mmsg = zev_fault_calls(ZEV_SYS_SENDMMSG) - before_mmsg;
     uint64_t msg = zev_fault_calls(ZEV_SYS_SENDMSG) - before_msg;
     cr_log_info("udp send burst: %d datagrams, batch %d: %llu sendmmsg calls, %llu sendmsg calls",
@@ -306,7 +288,7 @@ Test(udp_batch, a_queued_burst_is_flushed_with_datagrams_over_batch_sendmmsg_cal
     for (int i = 0; i < N; i++) {
         cr_assert_eq(s.status[i], (int)strlen(text[i]), "callback %d in order with its bytes", i);
     }
-    cr_assert(run_until(&in.n, N, 10000));
+    cr_assert(zt_run_until(&in.n, N, 10000));
     cr_assert_str_eq(in.data[63], "63");
     zev_udp_stats_t st;
     zev_udp_stats(&tx, &st);
@@ -331,7 +313,7 @@ Test(udp_batch, batch_of_one_flushes_with_sendmsg) {
     for (int i = 0; i < 10; i++) {
         cr_assert_eq(zev_udp_send(&tx, &sl, 1, "127.0.0.1", port, NULL, NULL), 0);
     }
-    cr_assert(run_until(&in.n, 10, 5000));
+    cr_assert(zt_run_until(&in.n, 10, 5000));
     cr_assert_eq(zev_fault_calls(ZEV_SYS_SENDMMSG), 0);
     cr_assert_eq(zev_fault_calls(ZEV_SYS_SENDMSG), 11);
     zev_close(&tx.handle, NULL);
@@ -358,7 +340,7 @@ Test(udp_batch, queued_datagrams_are_sent_by_reference) {
     zev_buf_pool_stats(&zt_loop, &ps);
     cr_assert_eq(ps.in_use, 1);
     memset(raw, 'B', sizeof(raw)); /* still queued: the kernel will read these bytes */
-    cr_assert(run_until(&in.n, 2, 5000));
+    cr_assert(zt_run_until(&in.n, 2, 5000));
     cr_assert_str_eq(in.data[0], "BBBB", "queued by reference, not copied");
     cr_assert_str_eq(in.data[1], "pooled");
     zev_buf_pool_stats(&zt_loop, &ps);
@@ -387,7 +369,7 @@ Test(udp_batch, a_queued_datagram_of_many_slices_keeps_them_all) {
     memset(s, 0, sizeof(s)); /* the caller's array may go: the queue kept descriptors */
     zev_buf_unref(chunk);
     cr_assert_eq(zt_loop.slab_large.in_use, 1 + 5, "one entry and five continuations");
-    cr_assert(run_until(&in.n, 1, 5000));
+    cr_assert(zt_run_until(&in.n, 1, 5000));
     cr_assert_eq(in.len[0], N_SLICES);
     cr_assert_eq(memcmp(in.data[0], letters, N_SLICES), 0);
     cr_assert_eq(zt_loop.slab_large.in_use, 0);
@@ -428,8 +410,8 @@ Test(udp_batch, high_water_mark_and_drain) {
     cr_assert_eq(zev_udp_send_queue_size(&tx), 150);
     cr_assert_eq(zev_udp_send_queue_count(&tx), 5);
     cr_assert_eq(drains, 0);
-    cr_assert(run_until(&drains, 1, 5000));
-    cr_assert(run_until(&in.n, 5, 5000));
+    cr_assert(zt_run_until(&drains, 1, 5000));
+    cr_assert(zt_run_until(&in.n, 5, 5000));
     cr_assert_eq(drains, 1);
     cr_assert_eq(zev_udp_send_queue_size(&tx), 0);
     zev_close(&tx.handle, NULL);
@@ -453,12 +435,12 @@ Test(udp_batch, a_failed_datagram_in_a_batch_does_not_stop_the_others) {
     cr_assert_eq(zev_udp_send(&tx, &sl, 1, "::1", port, on_sent, &s), 0);
     zev_fault_fail(ZEV_SYS_SENDMMSG, 0, 1, ENOBUFS); /* and the first flush fails outright */
     cr_assert_eq(zev_udp_send(&tx, &sl, 1, "::1", port, on_sent, &s), 0);
-    cr_assert(run_until(&s.n, 4, 5000));
+    cr_assert(zt_run_until(&s.n, 4, 5000));
     cr_assert_eq(s.status[0], -ENOBUFS, "got %s", zev_err_name(s.status[0]));
     cr_assert_eq(s.status[1], -ENETUNREACH, "got %s", zev_err_name(s.status[1]));
     cr_assert_eq(s.status[2], 3);
     cr_assert_eq(s.status[3], 3);
-    cr_assert(run_until(&in.n, 2, 5000));
+    cr_assert(zt_run_until(&in.n, 2, 5000));
     zev_udp_stats_t st;
     zev_udp_stats(&tx, &st);
     cr_assert_eq(st.send_errors, 2);
@@ -506,9 +488,9 @@ Test(udp_batch, eintr_on_send_is_retried) {
     zev_fault_fail(ZEV_SYS_SENDMSG, 0, 2, EINTR);
     cr_assert_eq(zev_udp_send(&tx, &sl, 1, "127.0.0.1", port, on_sent, &s), 0);
     cr_assert_eq(zev_fault_calls(ZEV_SYS_SENDMSG), 3);
-    cr_assert(run_until(&s.n, 1, 5000));
+    cr_assert(zt_run_until(&s.n, 1, 5000));
     cr_assert_eq(s.status[0], 3);
-    cr_assert(run_until(&in.n, 1, 5000));
+    cr_assert(zt_run_until(&in.n, 1, 5000));
     zev_close(&tx.handle, NULL);
     zev_close(&in.udp.handle, NULL);
     zt_run();
@@ -570,7 +552,7 @@ Test(udp_batch, callbacks_may_send_again_or_close_during_a_flush) {
                 0);
         }
         if (close_at < 0) {
-            cr_assert(run_until(&c.n, 9, 5000));
+            cr_assert(zt_run_until(&c.n, 9, 5000));
             for (int i = 0; i < 6; i++) {
                 cr_assert_eq(c.status[i], 5);
             }
@@ -579,7 +561,7 @@ Test(udp_batch, callbacks_may_send_again_or_close_during_a_flush) {
             }
             zev_close(&c.udp.handle, NULL);
         } else {
-            cr_assert(run_until(&c.n, 9, 5000));
+            cr_assert(zt_run_until(&c.n, 9, 5000));
             /* Already sent when the socket closed: the close reports their real results. */
             cr_assert_eq(c.status[5], 5);
             for (int i = 6; i < 9; i++) {
@@ -630,7 +612,7 @@ Test(udp_batch, replies_sent_while_a_batch_is_delivered_leave_in_one_sendmmsg) {
     (void)in_port;
     zev_fault_reset();
     cr_assert_eq(zev_udp_recv_start(&echo, echo_back), 0);
-    cr_assert(run_until(&in.n, N, 10000), "got %d of %d back", in.n, N);
+    cr_assert(zt_run_until(&in.n, N, 10000), "got %d of %d back", in.n, N);
     cr_assert_eq(echoed, N);
     uint64_t mmsg = zev_fault_calls(ZEV_SYS_SENDMMSG);
     uint64_t msg = zev_fault_calls(ZEV_SYS_SENDMSG);

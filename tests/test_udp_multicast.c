@@ -98,29 +98,10 @@ static void on_sent(zev_udp_t *u, int status, void *arg) {
     s->n++;
 }
 
-static int deadline_hit;
-static void on_deadline(zev_timer_t *t) {
-    (void)t;
-    deadline_hit = 1;
-}
-
-/* Run the loop until *flag reaches want or ms pass. Returns 1 if it did. */
-static int run_until(const int *flag, int want, int64_t ms) {
-    zev_timer_t tm;
-    cr_assert_eq(zev_timer_init(&zt_loop, &tm), 0);
-    deadline_hit = 0;
-    zev_timer_start(&tm, on_deadline, ms, 0);
-    while (*flag < want && !deadline_hit) {
-        zev_run(&zt_loop, ZEV_RUN_ONCE);
-    }
-    zev_close(&tm.handle, NULL);
-    zev_run(&zt_loop, ZEV_RUN_NOWAIT);
-    return *flag >= want;
-}
 
 static void grace(void) {
     int never = 0;
-    run_until(&never, 1, GRACE_MS);
+    zt_run_until(&never, 1, GRACE_MS);
 }
 
 static void send_text(zev_udp_t *u, const char *text, const char *host, int port, struct sent *s) {
@@ -143,13 +124,13 @@ Test(udp_multicast, broadcast_needs_the_option_then_reaches_the_other_namespace)
     struct sent s = {0};
     send_text(&tx, "no option", ZT_NS_BCAST4, port, &s);
     send_text(&tx, "no option", "255.255.255.255", port, &s);
-    cr_assert(run_until(&s.n, 2, 5000));
+    cr_assert(zt_run_until(&s.n, 2, 5000));
     cr_assert_eq(s.status[0], -EACCES, "got %s", zev_err_name(s.status[0]));
     cr_assert_eq(s.status[1], -EACCES, "got %s", zev_err_name(s.status[1]));
     cr_assert_eq(zev_udp_set_broadcast(&tx, 1), 0);
     send_text(&tx, "subnet", ZT_NS_BCAST4, port, &s);
     send_text(&tx, "limited", "255.255.255.255", port, &s);
-    cr_assert(run_until(&in.n, 2, 5000));
+    cr_assert(zt_run_until(&in.n, 2, 5000));
     cr_assert_eq(s.status[2], 6);
     cr_assert_str_eq(in.data[0], "subnet");
     cr_assert_str_eq(in.data[1], "limited");
@@ -180,7 +161,7 @@ static void any_source(const struct group_case *c) {
         zev_udp_t tx;
         sender_open(&tx, 'b', c->family, c->tx_host, c->tx_if);
         send_text(&tx, "to the group", c->group, port, NULL);
-        cr_assert(run_until(&in.n, 1, 5000), "join on %s", c->rx_if[i] ? c->rx_if[i] : "-");
+        cr_assert(zt_run_until(&in.n, 1, 5000), "join on %s", c->rx_if[i] ? c->rx_if[i] : "-");
         cr_assert_str_eq(in.data[0], "to the group");
         cr_assert_str_eq(in.from[0].address, c->tx_host);
         cr_assert_eq(zev_udp_drop_membership(&in.udp, c->group, c->rx_if[i]), 0);
@@ -189,7 +170,7 @@ static void any_source(const struct group_case *c) {
         /* Left the group: nothing more arrives, but unicast (sent after) still does. */
         send_text(&tx, "after leaving", c->group, port, NULL);
         send_text(&tx, "unicast", c->family == 4 ? ZT_NS_A4 : ZT_NS_A6, port, NULL);
-        cr_assert(run_until(&in.n, 2, 5000));
+        cr_assert(zt_run_until(&in.n, 2, 5000));
         grace();
         cr_assert_eq(in.n, 2);
         cr_assert_str_eq(in.data[1], "unicast");
@@ -230,7 +211,7 @@ static void source_specific(int family, const char *any, const char *group, cons
     struct sent s = {0};
     send_text(&bad, "not allowed", group, port, &s);
     send_text(&good, "allowed", group, port, NULL);
-    cr_assert(run_until(&in.n, 1, 5000));
+    cr_assert(zt_run_until(&in.n, 1, 5000));
     grace();
     cr_assert_eq(s.n, 1);
     cr_assert_eq(s.status[0], 11, "the other source did send: %s", zev_err_name(s.status[0]));
@@ -244,7 +225,7 @@ static void source_specific(int family, const char *any, const char *group, cons
                  "dropping twice is an error");
     send_text(&good, "after leaving", group, port, NULL);
     send_text(&good, "unicast", family == 4 ? ZT_NS_A4 : ZT_NS_A6, port, NULL);
-    cr_assert(run_until(&in.n, 2, 5000));
+    cr_assert(zt_run_until(&in.n, 2, 5000));
     grace();
     cr_assert_eq(in.n, 2);
     cr_assert_str_eq(in.data[1], "unicast");
@@ -304,16 +285,16 @@ Test(udp_multicast, loopback_on_and_off) {
         zev_udp_t tx;
         sender_open(&tx, 'b', family, tx_host[i], ZT_NS_B_IF);
         send_text(&tx, "loop on", group[i], port, NULL);
-        cr_assert(run_until(&near.n, 1, 5000), "loopback is on by default");
-        cr_assert(run_until(&far.n, 1, 5000));
+        cr_assert(zt_run_until(&near.n, 1, 5000), "loopback is on by default");
+        cr_assert(zt_run_until(&far.n, 1, 5000));
         cr_assert_eq(zev_udp_set_multicast_loopback(&tx, 0), 0);
         send_text(&tx, "loop off", group[i], port, NULL);
-        cr_assert(run_until(&far.n, 2, 5000), "still sent on the link");
+        cr_assert(zt_run_until(&far.n, 2, 5000), "still sent on the link");
         grace();
         cr_assert_eq(near.n, 1, "but not looped back to this host");
         cr_assert_eq(zev_udp_set_multicast_loopback(&tx, 1), 0);
         send_text(&tx, "loop on again", group[i], port, NULL);
-        cr_assert(run_until(&near.n, 2, 5000));
+        cr_assert(zt_run_until(&near.n, 2, 5000));
         cr_assert_str_eq(near.data[1], "loop on again");
         close_udp(&tx);
         close_udp(&far.udp);
@@ -385,7 +366,7 @@ Test(udp_multicast, multicast_ttl_zero_stays_on_the_host_and_others_reach_the_wi
         sender_open(&tx, 'b', family, tx_host[i], ZT_NS_B_IF);
         cr_assert_eq(zev_udp_set_multicast_ttl(&tx, 0), 0);
         send_text(&tx, "ttl 0", group[i], port, NULL);
-        cr_assert(run_until(&near.n, 1, 5000), "TTL 0 is still looped back locally");
+        cr_assert(zt_run_until(&near.n, 1, 5000), "TTL 0 is still looped back locally");
         cr_assert_eq(zev_udp_set_multicast_ttl(&tx, 3), 0);
         send_text(&tx, "ttl 3", group[i], port, NULL);
         char text[64];
@@ -421,7 +402,7 @@ Test(udp_multicast, multicast_interface_picks_the_outgoing_link) {
             cr_assert_eq(zev_udp_set_multicast_interface(&tx, ways[w]), 0, "%s", ways[w]);
             zt_netns_enter(&ns, 'a');
             send_text(&tx, ways[w], group, port, NULL);
-            cr_assert(run_until(&far.n, w + 1, 5000), "via %s", ways[w]);
+            cr_assert(zt_run_until(&far.n, w + 1, 5000), "via %s", ways[w]);
             cr_assert_str_eq(far.data[w], ways[w], "the datagram sent via lo never arrived");
         }
         grace();

@@ -34,3 +34,21 @@ void zt_run(void) {
 void zt_count_close(zev_handle_t *h) {
     if (h->data) (*(int *)h->data)++;
 }
+
+static int deadline_hit;
+
+static void on_deadline(zev_timer_t *t) {
+    (void)t;
+    deadline_hit = 1;
+}
+
+int zt_run_until(const int *flag, int want, int64_t ms) {
+    zev_timer_t deadline;
+    cr_assert_eq(zev_timer_init(&zt_loop, &deadline), 0);
+    deadline_hit = 0;
+    zev_timer_start(&deadline, on_deadline, ms, 0);
+    while (*flag < want && !deadline_hit) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    zev_close(&deadline.handle, NULL);
+    zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    return *flag >= want;
+}

@@ -21,6 +21,8 @@ void zt_setup(void);
 void zt_teardown(void);
 /* Run zt_loop until nothing is alive; assert it returned 0. Tests bound it with .timeout. */
 void zt_run(void);
+/* Run zt_loop (ONCE at a time) until *flag reaches want or ms pass. Returns 1 if it did. */
+int zt_run_until(const int *flag, int want, int64_t ms);
 /* Close callback that counts into an int pointed to by handle->data (if set). */
 void zt_count_close(zev_handle_t *h);
 
