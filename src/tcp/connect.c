@@ -88,9 +88,13 @@ void zev__tcp_on_connect_result(zev_tcp_t *t) {
         zev__tcp_cancel_writes(t, status);
         return;
     }
-    /* Writes queued while connecting, and bytes that came with the handshake. */
+    /* Writes queued while connecting. */
     if (t->wq_head || t->handle.flags & ZEV__TCP_ENDING) zev__tcp_flush(t);
-    if (!zev__tcp_closing(t) && t->handle.flags & ZEV__TCP_READING)
+    /* Bytes that came with the handshake raised their edge while we were connecting. */
+    if (!zev__tcp_closing(t) && (t->handle.flags & ZEV__TCP_READING) &&
+        (t->handle.flags & ZEV__TCP_READ_MISSED)) {
+        t->handle.flags &= ~ZEV__TCP_READ_MISSED;
         zev__watcher_feed(t->handle.loop, &t->io, ZEV__READABLE);
+    }
     zev__tcp_update_active(t);
 }

@@ -23,6 +23,7 @@ enum {
     ZEV__TCP_ACCEPT_PAUSED = 1u << 19,
     ZEV__TCP_CONNECT_DUE = 1u << 20, /* connect finished or failed synchronously: report */
     ZEV__TCP_PEER_HUP = 1u << 21,    /* the kernel reported the peer's FIN: read up to the EOF */
+    ZEV__TCP_READ_MISSED = 1u << 22, /* a readable edge came while not reading: look on resume */
 };
 
 enum { ZEV__TCP_DEFAULT_HWM = 64 * 1024, ZEV__TCP_READ_BUDGET = 32 };

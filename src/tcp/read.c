@@ -20,8 +20,12 @@ int zev_tcp_read_start(zev_tcp_t *t) {
     if (f & ZEV__TCP_FAILED) return t->err;
     if (f & (ZEV__TCP_READING | ZEV__TCP_EOF)) return 0;
     t->handle.flags |= ZEV__TCP_READING;
-    /* Bytes may have arrived while paused; their edge is gone, so look once, next iteration. */
-    if (f & ZEV__TCP_CONNECTED) zev__watcher_feed(t->handle.loop, &t->io, ZEV__READABLE);
+    /* Bytes that arrived while not reading raised an edge that is gone: look once, next
+     * iteration. A fresh socket needs no look: registering it reported what was there. */
+    if ((f & ZEV__TCP_CONNECTED) && (f & (ZEV__TCP_READ_MISSED | ZEV__TCP_PEER_HUP))) {
+        t->handle.flags &= ~ZEV__TCP_READ_MISSED;
+        zev__watcher_feed(t->handle.loop, &t->io, ZEV__READABLE);
+    }
     zev__tcp_update_active(t);
     return 0;
 }
@@ -71,7 +75,11 @@ static ssize_t read_once(zev_tcp_t *t, zev_slice_t *slice) {
 void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents) {
     zev_loop_t *loop = t->handle.loop;
     for (int budget = ZEV__TCP_READ_BUDGET; budget > 0; budget--) {
-        if (!(t->handle.flags & ZEV__TCP_READING) || zev__tcp_closing(t)) return;
+        if (zev__tcp_closing(t)) return;
+        if (!(t->handle.flags & ZEV__TCP_READING)) {
+            t->handle.flags |= ZEV__TCP_READ_MISSED; /* paused, maybe mid-stream */
+            return;
+        }
         zev_slice_t slice;
         ssize_t n = read_once(t, &slice);
         if (n == -EINTR) continue;

@@ -104,6 +104,7 @@ void zev__tcp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
     zev_tcp_t *t = zev__container_of(w, zev_tcp_t, io);
     unsigned f = t->handle.flags;
     if (f & (ZEV__TCP_CONNECTING | ZEV__TCP_CONNECT_DUE)) {
+        if (revents & (ZEV__READABLE | ZEV__HANGUP)) t->handle.flags |= ZEV__TCP_READ_MISSED;
         if (revents & (ZEV__WRITABLE | ZEV__ERROR | ZEV__HANGUP) || f & ZEV__TCP_CONNECT_DUE)
             zev__tcp_on_connect_result(t);
         return;
