@@ -56,20 +56,17 @@ static void on_eof(zev_tcp_t *t) {
     if (!(t->handle.flags & ZEV__TCP_HALF_OPEN)) zev_tcp_end(t);
 }
 
-/* One read into the shared area or the user's buffer. Returns bytes, 0 on EOF, -errno. */
+/* One read into the shared area or the user's buffer. On return slice describes the space
+ * offered (len: how much was asked). Returns bytes, 0 on EOF, -errno. */
 static ssize_t read_once(zev_tcp_t *t, zev_slice_t *slice) {
-    zev_loop_t *loop = t->handle.loop;
     if (t->user_buf) {
-        slice->base = t->user_buf;
-        slice->owner = NULL;
-        return zev__sys_read(t->io.fd, t->user_buf, t->user_buf_len);
+        *slice = (zev_slice_t){t->user_buf, t->user_buf_len, NULL};
+    } else {
+        slice->owner = zev__buf_read_area(t->handle.loop, MIN_READ_SPACE, &slice->base,
+                                          &slice->len);
+        if (!slice->owner) return -ENOMEM;
     }
-    size_t len = 0;
-    slice->owner = zev__buf_read_area(loop, MIN_READ_SPACE, &slice->base, &len);
-    if (!slice->owner) return -ENOMEM;
-    ssize_t n = zev__sys_read(t->io.fd, slice->base, len);
-    slice->len = len; /* what was asked; the caller compares */
-    return n;
+    return zev__sys_read(t->io.fd, slice->base, slice->len);
 }
 
 void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents) {
@@ -92,7 +89,7 @@ void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents) {
             on_eof(t);
             return;
         }
-        size_t asked = t->user_buf ? t->user_buf_len : slice.len;
+        size_t asked = slice.len;
         slice.len = (size_t)n;
         t->bytes_read += (uint64_t)n;
         zev__tcp_touch(t);

@@ -99,12 +99,6 @@ static int queue_rest(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, size_
     return 0;
 }
 
-static size_t total_len(const zev_slice_t *slices, unsigned n) {
-    size_t total = 0;
-    for (unsigned i = 0; i < n; i++) total += slices[i].len;
-    return total;
-}
-
 static int check_writable(const zev_tcp_t *t) {
     if (!zev__handle_usable(&t->handle)) return -EBADF;
     unsigned f = t->handle.flags;
@@ -136,8 +130,10 @@ int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, zev_tcp_w
     if (t->wq_bytes == 0 && (t->handle.flags & ZEV__TCP_CONNECTED) && n > 0) {
         struct iovec iov[64];
         int n_iov = 0;
-        for (unsigned i = 0; i < n && n_iov < 64; i++) {
-            if (slices[i].len == 0) continue;
+        size_t total = 0;
+        for (unsigned i = 0; i < n; i++) {
+            total += slices[i].len;
+            if (slices[i].len == 0 || n_iov == 64) continue; /* the rest is queued below */
             iov[n_iov].iov_base = slices[i].base;
             iov[n_iov].iov_len = slices[i].len;
             n_iov++;
@@ -148,7 +144,7 @@ int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, zev_tcp_w
             account_written(t, sent);
             /* Short: flush the rest from the loop, where EAGAIN (not a guess) says when the
              * kernel is full. */
-            if (sent < total_len(slices, n)) zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
+            if (sent < total) zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
         } else if (r != -EAGAIN) {
             zev__tcp_fail(t, (int)r); /* reported from the loop; this write fails with it */
         }
