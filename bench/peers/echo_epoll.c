@@ -101,8 +101,9 @@ static void on_conn_event(struct conn *c, uint32_t events) {
             return;
         }
         if (r == 0) return;
-        /* Flushed: bytes that arrived while paused raised their edge long ago; read now. */
-        events |= EPOLLIN;
+        /* Flushed: bytes (and maybe the FIN) that arrived while paused raised their edges
+         * long ago; read now, until EAGAIN rather than to the first short read. */
+        events |= EPOLLIN | EPOLLRDHUP;
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         if (on_readable(c, events) < 0) conn_close(c);

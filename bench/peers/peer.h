@@ -28,48 +28,90 @@ struct peer_args {
     int port;
     struct sockaddr_storage addr; /* host and port, parsed */
     socklen_t addr_len;
+    struct sockaddr_storage to; /* --to HOST:PORT (proxies only); to_len 0 if not given */
+    socklen_t to_len;
 };
 
 static inline void peer_usage(const char *prog, int status) {
     fprintf(status ? stderr : stdout,
-            "usage: %s [--host ADDR] [--port N]\n"
-            "Echo server for scripts/bench (default 127.0.0.1, port 0 = ephemeral).\n"
+            "usage: %s [--host ADDR] [--port N] [--to HOST:PORT]\n"
+            "Echo server (or, with --to, proxy) for scripts/bench (default 127.0.0.1, port 0 =\n"
+            "ephemeral).\n"
             "Prints 'listening on HOST:PORT' once ready; SIGTERM ends it.\n",
             prog);
     exit(status);
 }
 
-/* Parse --host/--port into a; exits with status 2 on a bad command line. */
+/* Numeric host text and port into ss; 0, or -1 if host is not a numeric address. */
+static inline int peer_make_addr(const char *host, int port, struct sockaddr_storage *ss,
+                                 socklen_t *len) {
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*in4);
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*in6);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* A port number 0..65535, or -1. */
+static inline long peer_port(const char *text) {
+    char *end = NULL;
+    long p = strtol(text, &end, 10);
+    return end == text || *end != '\0' || p < 0 || p > 65535 ? -1 : p;
+}
+
+/* "HOST:PORT" or "[V6]:PORT" (as zev-proxy's --to) into a->to; -1 if malformed. */
+static inline int peer_parse_to(const char *text, struct peer_args *a) {
+    char host[INET6_ADDRSTRLEN + 2];
+    const char *colon = strrchr(text, ':');
+    if (!colon || (size_t)(colon - text) >= sizeof(host)) return -1;
+    long port = peer_port(colon + 1);
+    if (port < 0) return -1;
+    size_t n = (size_t)(colon - text);
+    if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
+        text++;
+        n -= 2;
+    }
+    memcpy(host, text, n);
+    host[n] = '\0';
+    return peer_make_addr(host, (int)port, &a->to, &a->to_len);
+}
+
+/* Parse --host/--port (and --to, for proxies) into a; exits with status 2 on a bad command
+ * line. */
 static inline void peer_parse(int argc, char **argv, struct peer_args *a) {
     const char *prog = argv[0];
     a->host = "127.0.0.1";
     a->port = 0;
+    a->to_len = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0) peer_usage(prog, 0);
         if (i + 1 >= argc) peer_usage(prog, 2);
         if (strcmp(argv[i], "--host") == 0) {
             a->host = argv[++i];
         } else if (strcmp(argv[i], "--port") == 0) {
-            char *end = NULL;
-            long p = strtol(argv[++i], &end, 10);
-            if (*end != '\0' || p < 0 || p > 65535) peer_usage(prog, 2);
+            long p = peer_port(argv[++i]);
+            if (p < 0) peer_usage(prog, 2);
             a->port = (int)p;
+        } else if (strcmp(argv[i], "--to") == 0) {
+            if (peer_parse_to(argv[++i], a) < 0) {
+                fprintf(stderr, "%s: --to wants a numeric HOST:PORT, not '%s'\n", prog, argv[i]);
+                exit(2);
+            }
         } else {
             peer_usage(prog, 2);
         }
     }
-    memset(&a->addr, 0, sizeof(a->addr));
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&a->addr;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->addr;
-    if (inet_pton(AF_INET, a->host, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)a->port);
-        a->addr_len = sizeof(*in4);
-    } else if (inet_pton(AF_INET6, a->host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)a->port);
-        a->addr_len = sizeof(*in6);
-    } else {
+    if (peer_make_addr(a->host, a->port, &a->addr, &a->addr_len) < 0) {
         fprintf(stderr, "%s: --host wants a numeric IPv4 or IPv6 address, not '%s'\n", prog,
                 a->host);
         exit(2);
