@@ -8,6 +8,12 @@
  * drain event (Node's backpressure). On the peer's EOF zev ends our side once everything is
  * flushed, and the finish event closes the connection.
  *
+ * Threads: the server runs on zev_workers (include/zev/workers.h), one loop per thread, each
+ * with its own listener; with --threads N > 1 the listeners share the port through
+ * SO_REUSEPORT. The same per-loop code runs for one thread or many: start_server opens a
+ * loop's listener, close_everything closes it and its connections. The main thread keeps a
+ * loop only for SIGINT/SIGTERM (examples/common/shutdown.h), whose callback stops the workers.
+ *
  * Command line and messages: docs/tcp.md. Shared CLI helpers: examples/common.
  */
 #include <zev.h>
@@ -21,6 +27,7 @@
 
 static const char usage[] =
     "usage: zev-echo-server [--host ADDR] [--port N] [--max-connections N] [--backlog N]\n"
+    "                       [--threads N]\n"
     "\n"
     "Echo every byte received back to its sender.\n"
     "\n"
@@ -28,14 +35,32 @@ static const char usage[] =
     "  --port N               port to listen on, 0 for an ephemeral one (default 8431)\n"
     "  --max-connections N    close connections beyond N at once (default 0: no limit)\n"
     "  --backlog N            listen backlog (default 511)\n"
+    "  --threads N            event loops, one per thread, each with its own listener on the\n"
+    "                         port (SO_REUSEPORT); 1..64 (default 1). --max-connections\n"
+    "                         then counts per thread\n"
     "  --help                 show this help\n"
     "\n"
     "Prints 'listening on HOST:PORT' once ready; SIGINT or SIGTERM closes every connection\n"
     "and exits 0.\n";
 
+/* One per loop (per worker thread). */
 struct server {
     zev_tcp_server_t tcp;
     ex_link_t conns; /* live connections, for shutdown */
+};
+
+/* The whole program's: written by main before the workers start and by each worker's setup,
+ * which run one after another (see zev_workers_start), so no lock is needed. */
+struct app {
+    const char *host;
+    int port; /* once worker 0 listens: the port it bound, which the others reuse */
+    unsigned max_connections;
+    zev_tcp_listen_opts_t opts;
+    struct server *servers; /* [threads] */
+    zev_worker_t *workers;  /* [threads] */
+    unsigned threads;
+    int listen_failed;     /* the failing setup's zev_tcp_listen failed: name the address */
+    zev_addr_info_t bound; /* worker 0's address, for "listening on" */
 };
 
 struct conn {
@@ -107,57 +132,91 @@ static void on_connection(zev_tcp_server_t *s, int status) {
     zev_tcp_read_start(&c->tcp);
 }
 
-/* SIGINT/SIGTERM: stop accepting and close every connection; zev_run then returns. */
-static void close_everything(void *arg) {
-    struct server *srv = arg;
+/* A worker's setup, on its thread: listen on its loop. */
+static int start_server(zev_worker_t *w) {
+    struct app *app = w->data;
+    struct server *srv = &app->servers[w->index];
+    ex_list_init(&srv->conns);
+    zev_tcp_server_init(&w->loop, &srv->tcp);
+    zev_tcp_server_set_max_connections(&srv->tcp, app->max_connections, NULL);
+    int err = zev_tcp_listen(&srv->tcp, app->host, app->port, &app->opts, on_connection);
+    app->listen_failed = err < 0;
+    zev_addr_info_t bound;
+    if (err == 0) err = zev_tcp_server_address(&srv->tcp, &bound);
+    if (err < 0) {
+        zev_close(&srv->tcp.handle, NULL); /* the worker finishes the close */
+        return err;
+    }
+    if (w->index == 0) {
+        app->bound = bound;
+        app->port = bound.port; /* port 0 asked for an ephemeral one: the others take it too */
+    }
+    return 0;
+}
+
+/* Stop accepting and close every connection; the worker's loop then ends. */
+static void close_everything(zev_worker_t *w) {
+    struct app *app = w->data;
+    struct server *srv = &app->servers[w->index];
     zev_close(&srv->tcp.handle, NULL);
     for (ex_link_t *n = srv->conns.next; n != &srv->conns; n = n->next) {
         conn_close(&ex_container_of(n, struct conn, link)->tcp);
     }
 }
 
+/* SIGINT/SIGTERM, on the main loop: each worker closes everything; wait for all of them. */
+static void stop_workers(void *arg) {
+    struct app *app = arg;
+    int err = zev_workers_stop(app->workers, app->threads);
+    if (err < 0) ex_fatal(err, "stop workers");
+}
+
 int main(int argc, char **argv) {
-    const char *host = "127.0.0.1";
-    int port = 8431;
-    unsigned max_connections = 0;
-    zev_tcp_listen_opts_t opts = {0};
+    struct app app = {.host = "127.0.0.1", .port = 8431, .threads = 1};
 
     ex_args_t a;
     ex_args_init(&a, argc, argv, usage);
     while (ex_args_next(&a)) {
         if (ex_args_is(&a, "--host")) {
-            host = ex_args_host(&a);
+            app.host = ex_args_host(&a);
         } else if (ex_args_is(&a, "--port")) {
-            port = ex_args_port(&a, 0);
+            app.port = ex_args_port(&a, 0);
         } else if (ex_args_is(&a, "--max-connections")) {
-            max_connections = ex_args_uint(&a, 0, 1u << 30);
+            app.max_connections = ex_args_uint(&a, 0, 1u << 30);
         } else if (ex_args_is(&a, "--backlog")) {
-            opts.backlog = (int)ex_args_uint(&a, 1, 1u << 20);
+            app.opts.backlog = (int)ex_args_uint(&a, 1, 1u << 20);
+        } else if (ex_args_is(&a, "--threads")) {
+            app.threads = ex_args_uint(&a, 1, 64);
         } else {
             ex_args_unknown(&a);
         }
     }
+    /* One listener needs no SO_REUSEPORT, and without it a second server on a taken port
+     * still fails with EADDRINUSE. */
+    app.opts.reuse_port = app.threads > 1;
+    app.servers = calloc(app.threads, sizeof(*app.servers));
+    app.workers = calloc(app.threads, sizeof(*app.workers));
+    if (!app.servers || !app.workers) ex_fatal(-ENOMEM, "allocate %u loops", app.threads);
 
+    /* The main thread's loop only waits for the signals; the workers do the serving. */
     zev_loop_t loop;
     int err = zev_loop_init(&loop);
     if (err < 0) ex_fatal(err, "loop init");
-    struct server srv;
-    ex_list_init(&srv.conns);
-    zev_tcp_server_init(&loop, &srv.tcp);
-    zev_tcp_server_set_max_connections(&srv.tcp, max_connections, NULL);
-    err = ex_shutdown_init(&loop, close_everything, &srv);
+    /* Before the workers start, so their threads inherit the blocked signals. */
+    err = ex_shutdown_init(&loop, stop_workers, &app);
     if (err < 0) ex_fatal(err, "install signal handlers");
+    ex_shutdown_keep_alive();
 
-    err = zev_tcp_listen(&srv.tcp, host, port, &opts, on_connection);
-    if (err < 0) {
+    err = zev_workers_start(app.workers, app.threads, start_server, close_everything, &app);
+    if (err < 0 && app.listen_failed) {
         char where[EX_HOST_PORT_MAX];
-        ex_fatal(err, "listen %s", ex_format_host_port(where, sizeof(where), host, port));
+        ex_fatal(err, "listen %s", ex_format_host_port(where, sizeof(where), app.host, app.port));
     }
-    zev_addr_info_t bound;
-    err = zev_tcp_server_address(&srv.tcp, &bound);
-    if (err < 0) ex_fatal(err, "server address");
-    ex_print_listening(&bound);
+    if (err < 0) ex_fatal(err, "start workers");
+    ex_print_listening(&app.bound);
 
     ex_run(&loop);
+    free(app.servers);
+    free(app.workers);
     return EX_EXIT_OK;
 }

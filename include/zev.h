@@ -2,7 +2,8 @@
  *
  * Sections, in order: version and export macro, errors, loop, common handle calls, timer,
  * async. Buffers and addresses live in zev/buf.h and zev/addr.h; TCP and UDP in zev/tcp.h and
- * zev/udp.h; all are included from here, so users include only <zev.h>.
+ * zev/udp.h; one loop per thread on many cores in zev/workers.h; all are included from here,
+ * so users include only <zev.h>.
  *
  * Conventions (see DESIGN.md):
  * - Calls return 0 or a non-negative count on success and a negative errno on failure.
@@ -295,6 +296,7 @@ ZEV_EXPORT int zev_async_send(zev_async_t *async);
 
 #include "zev/tcp.h"
 #include "zev/udp.h"
+#include "zev/workers.h"
 
 #ifdef __cplusplus
 }

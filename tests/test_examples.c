@@ -6,6 +6,8 @@
  * recorded; the fixture kills (by pid) and reaps whatever a failing test left behind. All
  * traffic stays on 127.0.0.1 and ::1, on ephemeral ports.
  */
+#include "zt.h"
+
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
@@ -344,6 +346,8 @@ Test(examples, bad_arguments_exit_two_with_a_message) {
         {"zev-echo-server", {"--port"}, "option '--port' needs a value"},
         {"zev-echo-server", {"extra"}, "unexpected argument 'extra'"},
         {"zev-echo-server", {"--max-connections", "x"}, "invalid value 'x'"},
+        {"zev-echo-server", {"--threads", "0"}, "invalid value '0' for --threads (expected 1..64)"},
+        {"zev-echo-server", {"--threads=65"}, "invalid value '65' for --threads"},
         {"zev-tcp-client", {"--port", "0"}, "invalid port '0'"},
         {"zev-proxy", {"--listen", "0"}, "missing --to"},
         {"zev-proxy", {"--to", "127.0.0.1"}, "expected HOST:PORT"},
@@ -403,13 +407,17 @@ Test(examples, echo_server_closes_live_connections_on_sigint) {
     close(fd);
 }
 
-Test(examples, echo_server_on_a_taken_port_fails_with_eaddrinuse) {
+/* A second echo server (with threads extra arguments, or NULL) on the first one's port fails
+ * with exit 1 and one line naming EADDRINUSE. */
+static void expect_eaddrinuse(const char *threads) {
     int port;
     struct child *first = start_server("zev-echo-server", ephemeral, "127.0.0.1", &port);
     char port_text[16];
     snprintf(port_text, sizeof(port_text), "%d", port);
-    struct child *second =
-        spawn("zev-echo-server", (const char *const[]){"--port", port_text, NULL}, false);
+    struct child *second = spawn(
+        "zev-echo-server",
+        (const char *const[]){"--port", port_text, threads ? "--threads" : NULL, threads, NULL},
+        false);
     char out[256];
     char err[512];
     cr_assert_eq(read_all(second->out, out, sizeof(out)), 0, "stdout: '%s'", out);
@@ -420,6 +428,10 @@ Test(examples, echo_server_on_a_taken_port_fails_with_eaddrinuse) {
              "zev-echo-server: listen 127.0.0.1:%d: EADDRINUSE (address already in use)\n", port);
     cr_assert_str_eq(err, want);
     stop_with(first, SIGTERM);
+}
+
+Test(examples, echo_server_on_a_taken_port_fails_with_eaddrinuse) {
+    expect_eaddrinuse(NULL);
 }
 
 Test(examples, echo_server_over_ipv6) {
@@ -455,6 +467,46 @@ Test(examples, echo_server_max_connections_closes_the_extra_one) {
     close(extra);
     close(first);
     stop_with(srv, SIGTERM);
+}
+
+Test(examples, echo_server_with_threads_serves_every_connection_and_exits_zero_on_sigterm) {
+    int port;
+    struct child *srv = start_server("zev-echo-server",
+                                     (const char *const[]){"--port", "0", "--threads", "2", NULL},
+                                     "127.0.0.1", &port);
+    char task_dir[64];
+    snprintf(task_dir, sizeof(task_dir), "/proc/%d/task", (int)srv->pid);
+    cr_assert_eq(zt_dir_entries(task_dir), 4, "main, signal helper and two worker threads");
+    /* Which listener the kernel hands a connection to is its choice (SO_REUSEPORT hashes the
+     * peer's port), so only the service is checked: every connection echoes, none is lost. */
+    enum { N = 8 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = connect_to("127.0.0.1", port);
+    }
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            char out[32];
+            char in[32];
+            int n = snprintf(out, sizeof(out), "round %d connection %d", round, i);
+            cr_assert_eq(send(fds[i], out, (size_t)n, MSG_NOSIGNAL), n);
+            cr_assert_eq(read_exact(fds[i], in, (size_t)n), (size_t)n);
+            cr_assert_eq(memcmp(in, out, (size_t)n), 0);
+        }
+    }
+    stop_with(srv, SIGTERM); /* with every connection still open: each worker closes its own */
+    for (int i = 0; i < N; i++) {
+        char buf[16];
+        ssize_t r = recv(fds[i], buf, sizeof(buf), 0);
+        cr_assert(r == 0 || (r < 0 && errno == ECONNRESET), "recv returned %zd", r);
+        close(fds[i]);
+    }
+    char err[256];
+    cr_assert_eq(read_all(srv->err, err, sizeof(err)), 0, "stderr: '%s'", err);
+}
+
+Test(examples, echo_server_with_threads_on_a_taken_port_fails_with_eaddrinuse) {
+    expect_eaddrinuse("3");
 }
 
 /* ---- zev-tcp-client ------------------------------------------------------------------- */

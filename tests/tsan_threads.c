@@ -19,10 +19,16 @@ static const char *storm(void) {
     return zt_async_storm(4, 20000);
 }
 
+static const char *workers_echo(void) {
+    return zt_workers_echo(2, 32);
+}
+
 int main(void) {
     const struct scenario scenarios[] = {
         {"async_pingpong", pingpong},
         {"async_storm", storm},
+        {"workers_echo", workers_echo},
+        {"workers_setup_fails", zt_workers_setup_fails},
     };
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {

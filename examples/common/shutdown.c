@@ -72,6 +72,10 @@ int ex_shutdown_init(zev_loop_t *loop, ex_shutdown_cb cb, void *arg) {
     return 0;
 }
 
+void ex_shutdown_keep_alive(void) {
+    if (shutdown_state.open) zev_ref(&shutdown_state.async.handle);
+}
+
 int ex_shutdown_signal(void) {
     return atomic_load(&shutdown_state.signo);
 }

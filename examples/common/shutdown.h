@@ -22,6 +22,9 @@ typedef void (*ex_shutdown_cb)(void *arg);
  * close every handle the program opened; the helper closes its own handle first. Call once,
  * before starting threads and before printing "listening on". 0, or a negative errno. */
 int ex_shutdown_init(zev_loop_t *loop, ex_shutdown_cb cb, void *arg);
+/* Make the helper's handle keep the loop alive until a signal came: for a main loop that has
+ * nothing else to wait for, because the work runs on other threads (zev_workers). */
+void ex_shutdown_keep_alive(void);
 /* The signal that asked for the shutdown, or 0 if none came. */
 int ex_shutdown_signal(void);
 /* Close the helper's handle if it is still open: for a program that finishes on its own (a

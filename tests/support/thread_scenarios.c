@@ -3,9 +3,18 @@
 
 #include "zev.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 struct pingpong {
     zev_async_t async;
@@ -94,4 +103,212 @@ const char *zt_async_storm(int threads, int sends) {
     if (!err && s.callbacks >= threads * (sends + 1)) err = "sends did not coalesce";
     if (zev_loop_close(&loop) != 0 && !err) err = "loop close failed";
     return err;
+}
+
+/* ---- workers: n echo loops on one SO_REUSEPORT port ------------------------------------- */
+
+#define ECHO_MAX_WORKERS 4
+#define ECHO_MAX_CONNS 64
+
+struct echo_conn {
+    zev_tcp_t tcp;
+    int used;
+};
+
+/* One worker's state, touched only on its thread until zev_workers_stop joined it (or, for
+ * what setup writes, until zev_workers_start returned): plain fields, no atomics. That is
+ * the hand-off TSan checks here. */
+struct echo_worker {
+    zev_tcp_server_t server;
+    struct echo_conn conns[ECHO_MAX_CONNS];
+    pthread_t thread; /* setup's */
+    int port;         /* the port its listener bound */
+    int handled;      /* connections accepted */
+    int wrong_thread; /* a callback ran on a thread other than setup's */
+};
+
+struct echo_shared {
+    struct echo_worker per[ECHO_MAX_WORKERS];
+    int port;                   /* worker 0's port, for the next setups (no lock: in order) */
+    int setups;                 /* setups run, one at a time */
+    atomic_int stops;           /* on_stops run on all the workers' threads at once */
+    int reuse_port_after_first; /* 0: later workers bind without SO_REUSEPORT (must fail) */
+};
+
+static struct echo_worker *echo_worker_of(zev_loop_t *loop) {
+    return loop->data;
+}
+
+static void echo_check_thread(struct echo_worker *ew) {
+    if (!pthread_equal(pthread_self(), ew->thread)) ew->wrong_thread = 1;
+}
+
+static void echo_conn_closed(zev_handle_t *h) {
+    struct echo_conn *c = h->data;
+    c->used = 0;
+}
+
+static void echo_conn_close(zev_tcp_t *t) {
+    if (!zev_is_closing(&t->handle)) zev_close(&t->handle, echo_conn_closed);
+}
+
+static void echo_data(zev_tcp_t *t, const zev_slice_t *slice) {
+    echo_check_thread(echo_worker_of(t->handle.loop));
+    if (zev_tcp_write(t, slice, 1, NULL, NULL) < 0) echo_conn_close(t);
+}
+
+static void echo_error(zev_tcp_t *t, int err) {
+    (void)err;
+    echo_conn_close(t);
+}
+
+static const zev_tcp_events_t echo_events = {
+    .data = echo_data, .finish = echo_conn_close, .error = echo_error};
+
+static void echo_connection(zev_tcp_server_t *server, int status) {
+    struct echo_worker *ew = echo_worker_of(server->handle.loop);
+    echo_check_thread(ew);
+    if (status < 0) return;
+    struct echo_conn *c = NULL;
+    for (int i = 0; i < ECHO_MAX_CONNS && !c; i++) {
+        if (!ew->conns[i].used) c = &ew->conns[i];
+    }
+    if (!c) return; /* not accepted: zev closes it, and the client reports it */
+    zev_tcp_init(server->handle.loop, &c->tcp);
+    c->used = 1;
+    c->tcp.handle.data = c;
+    if (zev_tcp_accept(server, &c->tcp) < 0) {
+        echo_conn_close(&c->tcp);
+        return;
+    }
+    ew->handled++;
+    zev_tcp_set_events(&c->tcp, &echo_events);
+    zev_tcp_read_start(&c->tcp);
+}
+
+static int echo_setup(zev_worker_t *w) {
+    struct echo_shared *s = w->data;
+    struct echo_worker *ew = &s->per[w->index];
+    s->setups++;
+    ew->thread = pthread_self();
+    w->loop.data = ew;
+    zev_tcp_server_init(&w->loop, &ew->server);
+    zev_tcp_listen_opts_t opts = {.reuse_port = w->index == 0 || s->reuse_port_after_first};
+    int err = zev_tcp_listen(&ew->server, "127.0.0.1", s->port, &opts, echo_connection);
+    if (err < 0) {
+        zev_close(&ew->server.handle, NULL); /* a failing setup closes what it opened */
+        return err;
+    }
+    zev_addr_info_t bound;
+    err = zev_tcp_server_address(&ew->server, &bound);
+    if (err < 0) {
+        zev_close(&ew->server.handle, NULL);
+        return err;
+    }
+    ew->port = bound.port;
+    if (w->index == 0) s->port = bound.port; /* the next setups reuse it */
+    return 0;
+}
+
+static void echo_stop(zev_worker_t *w) {
+    struct echo_shared *s = w->data;
+    struct echo_worker *ew = &s->per[w->index];
+    echo_check_thread(ew);
+    atomic_fetch_add(&s->stops, 1);
+    zev_close(&ew->server.handle, NULL);
+    for (int i = 0; i < ECHO_MAX_CONNS; i++) {
+        if (ew->conns[i].used) echo_conn_close(&ew->conns[i].tcp);
+    }
+}
+
+/* One connection: send a line, read the same bytes back, close. */
+static const char *echo_once(int port, int i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return "socket failed";
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    const char *err = NULL;
+    char out[32];
+    char in[32];
+    int n = snprintf(out, sizeof(out), "connection %d", i);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        err = "connect failed";
+    } else if (send(fd, out, (size_t)n, MSG_NOSIGNAL) != n) {
+        err = "send failed";
+    }
+    int got = 0;
+    while (!err && got < n) {
+        ssize_t r = recv(fd, in + got, sizeof(in) - (size_t)got, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) err = "the echo did not come back";
+        if (r > 0) got += (int)r;
+    }
+    if (!err && (got != n || memcmp(in, out, (size_t)n) != 0)) err = "the echo differs";
+    close(fd);
+    return err;
+}
+
+/* After a successful start: every listener on one port, each setup on its own thread. */
+static const char *echo_check_started(const struct echo_shared *s, unsigned n) {
+    if (s->setups != (int)n) return "not every setup ran";
+    for (unsigned i = 0; i < n; i++) {
+        const struct echo_worker *ew = &s->per[i];
+        if (ew->port == 0 || ew->port != s->port) return "a worker bound another port";
+        if (pthread_equal(ew->thread, pthread_self())) return "a setup ran on the caller";
+        for (unsigned j = 0; j < i; j++) {
+            if (pthread_equal(ew->thread, s->per[j].thread)) return "two setups shared a thread";
+        }
+    }
+    return NULL;
+}
+
+const char *zt_workers_echo(unsigned n, int connections) {
+    if (n == 0 || n > ECHO_MAX_WORKERS) return "1..4 workers";
+    if (connections < 1 || connections > ECHO_MAX_CONNS) return "1..64 connections";
+    struct echo_shared *s = calloc(1, sizeof(*s));
+    if (!s) return "out of memory";
+    atomic_init(&s->stops, 0);
+    s->reuse_port_after_first = 1;
+    zev_worker_t workers[ECHO_MAX_WORKERS];
+    int err = zev_workers_start(workers, n, echo_setup, echo_stop, s);
+    if (err != 0) {
+        free(s);
+        return "zev_workers_start failed";
+    }
+    const char *fail = echo_check_started(s, n);
+    for (int i = 0; i < connections && !fail; i++) {
+        fail = echo_once(s->port, i);
+    }
+
+    err = zev_workers_stop(workers, n);
+    if (!fail && err != 0) fail = "zev_workers_stop failed";
+    int handled = 0;
+    for (unsigned i = 0; i < n; i++) {
+        handled += s->per[i].handled;
+        if (!fail && s->per[i].wrong_thread) fail = "a callback ran on another thread";
+    }
+    if (!fail && handled != connections) fail = "not every connection was served once";
+    if (!fail && atomic_load(&s->stops) != (int)n) fail = "an on_stop did not run";
+    if (!fail && zev_workers_stop(workers, n) != -EBADF) fail = "a second stop was not EBADF";
+    free(s);
+    return fail;
+}
+
+const char *zt_workers_setup_fails(void) {
+    struct echo_shared *s = calloc(1, sizeof(*s));
+    if (!s) return "out of memory";
+    atomic_init(&s->stops, 0);
+    s->reuse_port_after_first = 0;
+    zev_worker_t workers[3];
+    const char *fail = NULL;
+    int err = zev_workers_start(workers, 3, echo_setup, echo_stop, s);
+    if (err == 0) zev_workers_stop(workers, 3);
+    if (err != -EADDRINUSE) fail = "the start did not return the setup's EADDRINUSE";
+    if (!fail && s->setups != 2) fail = "setups did not stop at the failing one";
+    if (!fail && atomic_load(&s->stops) != 1) fail = "the running worker's on_stop ran not once";
+    if (!fail && zev_workers_stop(workers, 3) != -EBADF) fail = "a stop after it was not EBADF";
+    free(s);
+    return fail;
 }

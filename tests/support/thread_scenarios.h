@@ -1,5 +1,5 @@
-/* tests/support/thread_scenarios.h: multi-threaded scenarios shared by the Criterion suite
- * (test_async.c) and the ThreadSanitizer runner (tsan_threads.c). Criterion itself cannot start
+/* tests/support/thread_scenarios.h: multi-threaded scenarios shared by the Criterion suites
+ * (test_async.c, test_workers.c) and the ThreadSanitizer runner (tsan_threads.c). Criterion itself cannot start
  * under TSan (its fixed-address arena collides with TSan's shadow memory; Criterion issue 274),
  * so the TSan build runs these same functions from a plain main(). Each returns 0 on success
  * or a short description of what went wrong, and releases everything it took. */
@@ -10,5 +10,14 @@
 const char *zt_async_pingpong(int rounds);
 /* `threads` threads send `sends` wake-ups each at once; all must be seen, and coalesced. */
 const char *zt_async_storm(int threads, int sends);
+/* zev_workers_start `workers` (1..4) echo servers on one SO_REUSEPORT port (worker 0 binds port
+ * 0, the others reuse it), open `connections` (1..64) to it one after another from this
+ * thread, each echoing a few bytes, then zev_workers_stop: every connection served once, each
+ * worker on a thread of its own, every on_stop run, a second stop -EBADF. */
+const char *zt_workers_echo(unsigned workers, int connections);
+/* Three workers; the second's setup fails with a real EADDRINUSE (no SO_REUSEPORT on the first
+ * worker's port): the start returns it, the first worker was stopped (its on_stop ran) and
+ * joined, the third's setup never ran, and a stop then is -EBADF. */
+const char *zt_workers_setup_fails(void);
 
 #endif

@@ -6,13 +6,20 @@
 zev_loop_t zt_loop;
 static int fds_at_setup;
 
-int zt_fd_count(void) {
-    DIR *d = opendir("/proc/self/fd");
+int zt_dir_entries(const char *path) {
+    DIR *d = opendir(path);
     if (!d) return -1;
     int n = 0;
-    while (readdir(d)) n++;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] != '.') n++;
+    }
     closedir(d);
-    return n - 3; /* ".", ".." and the directory's own fd */
+    return n;
+}
+
+int zt_fd_count(void) {
+    return zt_dir_entries("/proc/self/fd") - 1; /* the directory's own fd */
 }
 
 void zt_setup(void) {

@@ -13,6 +13,8 @@
 
 extern zev_loop_t zt_loop;
 
+/* Entries of a directory without "." and "..", or -1: /proc/PID/task counts threads. */
+int zt_dir_entries(const char *path);
 /* Number of open descriptors of this process. */
 int zt_fd_count(void);
 /* Fixture: record fds, init zt_loop. */
