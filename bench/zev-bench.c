@@ -3,7 +3,7 @@
  * A plain epoll client, not built on zev, so zev's echo server and its peers (libuv, libevent,
  * libev, hand-written epoll) are all measured by the same independent code. This file owns the
  * command line, the clock, the measuring window (warm-up, then duration), the server's CPU
- * time (/proc/PID/schedstat) and memory (/proc/PID/status, VmRSS), the progress line on
+ * time (/proc/PID/task/TID/schedstat, every thread) and memory (/proc/PID/status, VmRSS), the progress line on
  * stderr and the one result line on stdout:
  *   scenario=pingpong-50 impl=zev value=123456.78 unit=roundtrips/s count=... total=... ...
  * The traffic itself is in load_tcp.c and load_udp.c (see load.h).
@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,16 +267,26 @@ static int ensure_fd_limit(unsigned sockets) {
 
 /* ---- the server, seen from /proc ----------------------------------------------------------- */
 
-/* CPU time of the server's main thread in ns (the echo servers are single-threaded), or 0. */
+/* CPU time of the server in ns, summed over its threads (zev's echo server serves on worker
+ * threads while its main thread waits for signals), or 0. */
 static uint64_t server_cpu_ns(pid_t pid) {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    unsigned long long ns = 0;
-    if (fscanf(f, "%llu", &ns) != 1) ns = 0;
-    fclose(f);
-    return ns;
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *tasks = opendir(path);
+    if (!tasks) return 0;
+    uint64_t total = 0;
+    struct dirent *e;
+    while ((e = readdir(tasks)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue; /* the thread just ended */
+        unsigned long long ns = 0;
+        if (fscanf(f, "%llu", &ns) == 1) total += ns;
+        fclose(f);
+    }
+    closedir(tasks);
+    return total;
 }
 
 /* VmRSS of the server in KiB, or -1. */
