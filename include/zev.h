@@ -1,7 +1,8 @@
 /* zev.h: the public API of zev, a zero-copy reactor over epoll and kqueue.
  *
- * Sections, in order: version and export macro, errors, loop, common handle calls, timer,
- * async. Buffers and addresses live in zev/buf.h and zev/addr.h; TCP and UDP in zev/tcp.h and
+ * Sections, in order: version and export macro, errors, the private building blocks of handles
+ * (list link, I/O watcher, the handle struct), loop, common handle calls, timer, async.
+ * Buffers and addresses live in zev/buf.h and zev/addr.h; TCP and UDP in zev/tcp.h and
  * zev/udp.h; one loop per thread on many cores in zev/workers.h; all are included from here,
  * so users include only <zev.h>.
  *
@@ -58,13 +59,60 @@ typedef struct zev_loop_s zev_loop_t;
 struct zev_watcher;
 typedef void (*zev__io_cb)(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
 
+/* A watcher has no callback of its own: it is always the member right after its owner's
+ * zev_handle_t, and the owner's ops->io receives its events (see zev__watcher_dispatch). */
 struct zev_watcher {
     int fd;
-    unsigned events;    /* ZEV__READABLE | ZEV__WRITABLE registered with the backend */
-    unsigned flags;     /* ZEV__W_* state bits */
-    unsigned revents;   /* events fed for the pending phase */
-    zev__io_cb cb;
+    uint8_t events;  /* ZEV__READABLE | ZEV__WRITABLE registered with the backend */
+    uint8_t flags;   /* ZEV__W_* state bits */
+    uint8_t revents; /* events fed for the pending phase */
     struct zev__link pending; /* in loop->pending_watchers while fed */
+};
+
+/* ---- handle: the first member of every handle type (the calls are below the loop) -------- */
+
+typedef enum {
+    ZEV_HANDLE_UNKNOWN = 0,
+    ZEV_TIMER,
+    ZEV_ASYNC,
+    ZEV_TCP,
+    ZEV_TCP_SERVER,
+    ZEV_UDP
+} zev_handle_type;
+
+typedef struct zev_handle_s zev_handle_t;
+typedef void (*zev_close_cb)(zev_handle_t *handle);
+
+/* Per-type behaviour; private, set by each handle type's init. */
+struct zev__handle_ops {
+    void (*close)(zev_handle_t *handle);  /* stop I/O now, inside zev_close */
+    /* Deferred, before the close cb: cancel requests. Returns 0 when done, 1 to hold the close
+     * callback back until the type calls zev__handle_close_resume (a server waiting for its
+     * connections to close). */
+    int (*finish)(zev_handle_t *handle);
+    /* Types that own an I/O watcher (the member right after the handle): its events. */
+    zev__io_cb io;
+};
+
+/* The first member of every handle. Pass &h->handle to the calls below. */
+struct zev_handle_s {
+    /* public */
+    void *data;
+    /* read-only */
+    zev_loop_t *loop;
+    zev_handle_type type;
+    /* private */
+    unsigned flags; /* ZEV__H_* */
+    const struct zev__handle_ops *ops;
+    zev_close_cb close_cb;
+    zev_handle_t *next_closing; /* in the loop's close queue (a FIFO) */
+};
+
+/* private: the loop's own wake-up watcher and the internal handle that owns it, so that its
+ * events are dispatched like every other watcher's. Never counted as open, never closed. */
+struct zev__wake {
+    zev_handle_t handle;
+    struct zev_watcher io;
 };
 
 /* ---- allocator hook ------------------------------------------------------------------------ */
@@ -127,7 +175,8 @@ struct zev_loop_s {
     uint64_t now_ms;
     unsigned active_refs;            /* handles that are active and referenced */
     unsigned open_handles;           /* initialised and not yet fully closed */
-    struct zev__link closing;        /* handles whose close callback is due */
+    zev_handle_t *closing_head;      /* handles whose close callback is due, in close order */
+    zev_handle_t *closing_tail;
     struct zev__link pending_watchers;
     struct zev__link async_handles;
     struct zev__timer_node *timer_root; /* pairing min-heap of armed timer nodes */
@@ -144,7 +193,7 @@ struct zev_loop_s {
     unsigned backend_n_changes;
     unsigned backend_max_changes;
     int wake_fds[2];                 /* eventfd or self-pipe; -1 where EVFILT_USER is used */
-    struct zev_watcher wake_watcher;
+    struct zev__wake wake;
     int async_wake_pending;          /* atomic: a wake-up is in flight */
     zev_buf_pool_t pool;
     zev_buf_t *read_chunk;           /* shared landing area for reads (buf.c) */
@@ -181,41 +230,6 @@ ZEV_EXPORT int zev_loop_metrics(const zev_loop_t *loop, zev_loop_metrics_t *out)
 ZEV_EXPORT const char *zev_backend_name(void);
 
 /* ---- common handle calls ------------------------------------------------------------------ */
-
-typedef enum {
-    ZEV_HANDLE_UNKNOWN = 0,
-    ZEV_TIMER,
-    ZEV_ASYNC,
-    ZEV_TCP,
-    ZEV_TCP_SERVER,
-    ZEV_UDP
-} zev_handle_type;
-
-typedef struct zev_handle_s zev_handle_t;
-typedef void (*zev_close_cb)(zev_handle_t *handle);
-
-/* Per-type close behaviour; private, set by each handle type's init. */
-struct zev__handle_ops {
-    void (*close)(zev_handle_t *handle);  /* stop I/O now, inside zev_close */
-    /* Deferred, before the close cb: cancel requests. Returns 0 when done, 1 to hold the close
-     * callback back until the type calls zev__handle_close_resume (a server waiting for its
-     * connections to close). */
-    int (*finish)(zev_handle_t *handle);
-};
-
-/* The first member of every handle. Pass &h->handle to the calls below. */
-struct zev_handle_s {
-    /* public */
-    void *data;
-    /* read-only */
-    zev_loop_t *loop;
-    zev_handle_type type;
-    /* private */
-    unsigned flags; /* ZEV__H_* */
-    const struct zev__handle_ops *ops;
-    zev_close_cb close_cb;
-    struct zev__link closing;
-};
 
 /* Close a handle: stops it now; cb (may be NULL) runs exactly once from the loop, never
  * inside this call; after it the memory may be freed. -EBADF if already closing or closed,

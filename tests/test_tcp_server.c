@@ -140,6 +140,38 @@ Test(tcp_server, close_stops_accepting_now_and_calls_back_after_the_last_connect
     close(fd);
 }
 
+static int close_order[4];
+static int n_closed;
+
+static void record_close(zev_handle_t *h) {
+    close_order[n_closed++] = (int)(intptr_t)h->data;
+}
+
+/* Closed in one callback with its last connection, a server calls back once, after it. Server
+ * first: its close is held back, then resumed by the connection's. Connection first: the
+ * resume comes while the server still waits its turn in the same close phase. */
+Test(tcp_server, a_server_closed_with_its_last_connection_calls_back_once_after_it) {
+    for (int server_first = 0; server_first < 2; server_first++) {
+        struct srv v;
+        srv_listen(&v);
+        zev_addr_info_t info;
+        zev_tcp_server_address(&v.s, &info);
+        int fd = raw_connect(info.port);
+        run_until_events(&v, 1, 0);
+        n_closed = 0;
+        v.s.handle.data = (void *)1;
+        v.conns[0].handle.data = (void *)2;
+        if (server_first) zev_close(&v.s.handle, record_close);
+        zev_close(&v.conns[0].handle, record_close);
+        if (!server_first) zev_close(&v.s.handle, record_close);
+        zt_run();
+        cr_assert_eq(n_closed, 2, "each close callback once (server first: %d)", server_first);
+        cr_assert_eq(close_order[0], 2, "the connection first");
+        cr_assert_eq(close_order[1], 1, "then the server");
+        close(fd);
+    }
+}
+
 Test(tcp_server, unref_lets_the_loop_exit_while_listening) {
     struct srv v;
     srv_listen(&v);

@@ -171,6 +171,43 @@ Test(tcp_write, destroy_completes_queued_writes_with_ecanceled) {
     free(buf);
 }
 
+/* The queue mixes finished writes waiting for their callback (DONE) and unsent bytes, in call
+ * order: a write sent whole, one the kernel took only part of, one queued behind it, and an
+ * empty write with a callback, which must still wait for everything before it. */
+Test(tcp_write, finished_and_unsent_writes_complete_in_call_order) {
+    zev_tcp_t a, b;
+    struct sink k = {0};
+    zt_tcp_pair(&a, &b);
+    enum { BIG = 32 << 20, SMALL = 10, TOTAL = BIG + 2 * SMALL }; /* BIG cannot fit the kernel */
+    uint8_t *src = pattern(TOTAL, 5);
+    k.got = malloc(TOTAL);
+    k.cap = TOTAL;
+    b.handle.data = &k;
+    zev_tcp_set_events(&b, &sink_events); /* b does not read yet: the kernel fills up */
+    n_writes_done = 0;
+    zev_slice_t first = zev_slice(src, SMALL);
+    zev_slice_t big = zev_slice(src + SMALL, BIG);
+    zev_slice_t last = zev_slice(src + SMALL + BIG, SMALL);
+    cr_assert_eq(zev_tcp_write(&a, &first, 1, record_write, (void *)0), 0);
+    cr_assert_eq(zev_tcp_write_queue_size(&a), 0, "sent whole: only its callback waits");
+    cr_assert_eq(zev_tcp_write(&a, &big, 1, record_write, (void *)1), 1);
+    cr_assert_eq(zev_tcp_write(&a, &last, 1, record_write, (void *)2), 1);
+    cr_assert_eq(zev_tcp_write(&a, NULL, 0, record_write, (void *)3), 1);
+    cr_assert_eq(zev_tcp_write_queue_count(&a), 4);
+    cr_assert_eq(n_writes_done, 0, "never inside the write call");
+    zev_tcp_read_start(&b);
+    while (n_writes_done < 4 || k.n_got < TOTAL) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(write_statuses[i], 0);
+        cr_assert_eq(write_order[i], i);
+    }
+    cr_assert_eq(memcmp(k.got, src, TOTAL), 0, "bytes in call order");
+    cr_assert_eq(zev_tcp_write_queue_count(&a), 0);
+    free(src);
+    free(k.got);
+    close_pair(&a, &b);
+}
+
 Test(tcp_write, write_after_end_is_epipe_and_queues_nothing) {
     zev_tcp_t a, b;
     struct sink kb = {0}, ka = {0};

@@ -4,7 +4,9 @@
  * Ownership: the user owns zev_tcp_server_t and zev_tcp_t memory (embed them in your own
  * structs). A server hands a new connection to the connection callback, which accepts it into
  * a zev_tcp_t the user initialised. Nothing is allocated per message: queued writes take
- * entries from a per-loop slab that is reused, and reads land in the loop's buffer pool.
+ * entries from a per-loop slab that is reused, and reads land in the loop's buffer pool. A
+ * socket's rare state (timeouts, pipes, ...) takes one slab object on first use, kept until
+ * the socket closes.
  */
 #ifndef ZEV_TCP_H
 #define ZEV_TCP_H
@@ -104,28 +106,25 @@ typedef void (*zev_tcp_connect_cb)(zev_tcp_t *t, int status);
 typedef void (*zev_tcp_write_cb)(zev_tcp_t *t, int status, void *arg);
 
 struct zev__wentry;
-struct zev__timer_node;
+struct zev__tcp_extra;
 
+/* Only what every connection needs, or what the per-message path touches, is inline; the rest
+ * (timeouts, pipes, connect callback, user read buffer, a non-default high-water mark) is in
+ * one 128-byte object from the loop's slab, taken on first use and released at close. The
+ * calls that may need it say "-ENOMEM" below. docs/internals.md draws the layout. */
 struct zev_tcp_s {
     zev_handle_t handle;
     /* private */
-    struct zev_watcher io;
+    struct zev_watcher io;            /* right after the handle (see zev__watcher_dispatch) */
     const zev_tcp_events_t *events;
     zev_tcp_server_t *server;         /* the listener it came from, for its connection count */
-    struct zev__wentry *wq_head;      /* write queue: unsent slices, then finished writes */
-    struct zev__wentry *wq_tail;
+    struct zev__wentry *wq_tail;      /* write queue, circular: wq_tail->next is its head */
     size_t wq_bytes;                  /* bytes queued, not yet written */
     uint32_t wq_writes;               /* writes whose callback is still due */
-    uint32_t hwm;                     /* high-water mark in bytes */
     int err;                          /* the failure being (or that was) reported */
     uint64_t bytes_read;
     uint64_t bytes_written;
-    struct zev__timer_node *idle;     /* idle timeout / connect timeout node, from the slab */
-    struct zev_tcp_pipe_s *pipe_out;  /* the pipe this socket feeds, or NULL */
-    struct zev_tcp_pipe_s *pipe_in;   /* the pipe that feeds this socket, or NULL */
-    zev_tcp_connect_cb connect_cb;
-    char *user_buf;                   /* read into user memory instead of the pool */
-    size_t user_buf_len;
+    struct zev__tcp_extra *extra;     /* rare state, or NULL: none set (src/tcp/internal.h) */
 };
 
 /* Initialise a socket for connect or accept. -EINVAL on NULL, -EBADF on a closed loop. */
@@ -135,13 +134,14 @@ ZEV_EXPORT int zev_tcp_set_events(zev_tcp_t *t, const zev_tcp_events_t *events);
 /* Connect to a numeric address and port; cb(t, 0) once connected or cb(t, -ECONNREFUSED,
  * -ETIMEDOUT, -ENETUNREACH...). Closing t before that abandons the connect and cb is never
  * called (Node: no 'connect' after destroy). -EINVAL on bad text/port/NULL, -EISCONN if in
- * use. */
+ * use, -ENOMEM if the socket's extra state could not be had (the callback is kept there). */
 ZEV_EXPORT int zev_tcp_connect(zev_tcp_t *t, const char *host, int port, zev_tcp_connect_cb cb);
 /* As zev_tcp_connect with a parsed address. */
 ZEV_EXPORT int zev_tcp_connect_addr(zev_tcp_t *t, const zev_sockaddr_t *addr,
                                     zev_tcp_connect_cb cb);
 /* Fail a connect that has not finished after timeout_ms with -ETIMEDOUT (0: no limit, the
- * kernel's). Call before connect. -EINVAL on negative. */
+ * kernel's). Call before connect. -EINVAL on negative, -EISCONN once connecting, -ENOMEM (not
+ * for 0 on a socket that has no timeout yet: that allocates nothing). */
 ZEV_EXPORT int zev_tcp_set_connect_timeout(zev_tcp_t *t, int64_t timeout_ms);
 
 /* Start delivering data (Node's resume). Data already buffered is delivered next iteration.
@@ -150,7 +150,8 @@ ZEV_EXPORT int zev_tcp_read_start(zev_tcp_t *t);
 /* Stop delivering data (Node's pause); bytes wait in the kernel. */
 ZEV_EXPORT int zev_tcp_read_stop(zev_tcp_t *t);
 /* Read into buf (caller-owned, len bytes) instead of the pool: slices then have owner NULL
- * and are only valid during the data callback. buf NULL returns to the pool. */
+ * and are only valid during the data callback. buf NULL returns to the pool. -EINVAL if buf
+ * is set and len is 0, -EBADF if closed, -ENOMEM (never for buf NULL). */
 ZEV_EXPORT int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len);
 
 /* Write n slices in order. Raw slices (owner NULL) must stay valid until cb; refcounted ones
@@ -172,10 +173,13 @@ ZEV_EXPORT int zev_tcp_end(zev_tcp_t *t);
 
 /* Node's allowHalfOpen: 1 keeps our side open after the peer's EOF (default 0). */
 ZEV_EXPORT int zev_tcp_set_allow_half_open(zev_tcp_t *t, int enable);
-/* Write-queue high-water mark in bytes (default 64 KiB). -EINVAL if 0 or above 1 GiB. */
+/* Write-queue high-water mark in bytes (default 64 KiB). -EINVAL if 0 or above 1 GiB, -EBADF
+ * if closed, -ENOMEM for a value other than the default (setting the default allocates
+ * nothing). */
 ZEV_EXPORT int zev_tcp_set_high_water_mark(zev_tcp_t *t, size_t bytes);
 /* Idle timeout (Node's setTimeout): the timeout event after ms without I/O; 0 disables.
- * Costs no heap operation per read or write. -EINVAL on negative, -ENOMEM. */
+ * Costs no heap operation per read or write. -EINVAL on negative, -EBADF if closed, -ENOMEM
+ * (never for 0 on a socket that has no timeout). */
 ZEV_EXPORT int zev_tcp_set_timeout(zev_tcp_t *t, int64_t ms);
 /* TCP_NODELAY on or off. -ENOTCONN without a socket yet. */
 ZEV_EXPORT int zev_tcp_set_nodelay(zev_tcp_t *t, int enable);
@@ -209,8 +213,9 @@ struct zev_tcp_pipe_s {
  * reaches both sockets' own tables. A socket may be the source of one pipe and the destination
  * of another (a two-way proxy: set allow_half_open on both sockets, or one side's EOF ends the
  * other direction too, and what still comes back is refused with -EPIPE on its source). The
- * caller owns p until zev_tcp_unpipe or until either socket closes. -EINVAL on NULL or src == dst, -EBUSY if src is already a source or dst already a
- * destination. */
+ * caller owns p until zev_tcp_unpipe or until either socket closes. -EINVAL on NULL or
+ * src == dst, -EBADF if either is closed, -EBUSY if src is already a source or dst already a
+ * destination, -ENOMEM if either socket's extra state could not be had. */
 ZEV_EXPORT int zev_tcp_pipe(zev_tcp_pipe_t *p, zev_tcp_t *src, zev_tcp_t *dst, int end_dst);
 /* Stop forwarding; restores both sockets' own event tables. src stays as it was (reading or
  * paused). */

@@ -1,15 +1,16 @@
 /* src/reactor/backend.h: the whole contract between the loop and a kernel readiness API.
  *
  * One backend per build, picked by meson: backend_epoll.c or backend_kqueue.c. A backend knows
- * watchers (fd + wanted events + callback) and nothing about TCP or UDP. Its state lives in the
- * loop's backend_* fields, sized at init. See docs/internals.md, "Backends".
+ * watchers (fd + wanted events, delivered with zev__watcher_dispatch) and nothing about TCP or
+ * UDP. Its state lives in the loop's backend_* fields, sized at init. See docs/internals.md,
+ * "Backends".
  */
 #ifndef ZEV_BACKEND_H
 #define ZEV_BACKEND_H
 
 #include "internal.h"
 
-/* Create the kernel object and the wake-up channel; register loop->wake_watcher. */
+/* Create the kernel object and the wake-up channel; register loop->wake.io. */
 int zev__backend_init(zev_loop_t *loop);
 void zev__backend_close(zev_loop_t *loop);
 /* Register w->fd for events (ZEV__READABLE | ZEV__WRITABLE), edge-triggered. Called once per

@@ -38,7 +38,7 @@ int zev__backend_init(zev_loop_t *loop) {
     }
     err = zev__wake_open(loop);
     if (err < 0) goto free_events;
-    err = zev__watcher_start(loop, &loop->wake_watcher, ZEV__READABLE);
+    err = zev__watcher_start(loop, &loop->wake.io, ZEV__READABLE);
     if (err < 0) goto close_wake;
     return 0;
 
@@ -125,7 +125,7 @@ int zev__backend_poll(zev_loop_t *loop, int timeout_ms) {
     for (unsigned i = 0; i < (unsigned)n; i++) {
         loop->backend_next_ready = i + 1;
         struct zev_watcher *w = ev[i].data.ptr;
-        if (w) w->cb(loop, w, to_revents(ev[i].events));
+        if (w) zev__watcher_dispatch(loop, w, to_revents(ev[i].events));
     }
     loop->backend_n_ready = 0;
     loop->backend_next_ready = 0;

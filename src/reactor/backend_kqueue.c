@@ -123,6 +123,8 @@ static void on_user_wake(zev_loop_t *loop, struct zev_watcher *w, unsigned reven
     zev__async_dispatch(loop);
 }
 
+static const struct zev__handle_ops user_wake_ops = {.io = on_user_wake};
+
 /* Added at once, not queued: a wake-up sent from another thread before the first poll must
  * find the knote in place. EV_CLEAR makes any number of triggers one event. Creating the
  * wake-up channel answers to ZEV_SYS_WAKE_OPEN whatever it is made of, so a test can fail
@@ -130,9 +132,10 @@ static void on_user_wake(zev_loop_t *loop, struct zev_watcher *w, unsigned reven
 static int open_wake(zev_loop_t *loop) {
     int err = zev__fault_hit(ZEV_SYS_WAKE_OPEN, NULL);
     if (err < 0) return err;
-    zev__watcher_init(&loop->wake_watcher, -1, on_user_wake);
+    loop->wake.handle.ops = &user_wake_ops;
+    zev__watcher_init(&loop->wake.io, -1);
     struct kevent ev;
-    EV_SET(&ev, 0, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, &loop->wake_watcher);
+    EV_SET(&ev, 0, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, &loop->wake.io);
     err = submit_now(loop, &ev, 1);
     if (err < 0) return err;
     return change_failed(&ev) ? -(int)ev.data : 0;
@@ -145,7 +148,7 @@ static void close_wake(zev_loop_t *loop) {
 int zev__backend_wake(zev_loop_t *loop) {
     /* udata again: FreeBSD replaces a knote's udata on every change, triggers included. */
     struct kevent ev;
-    EV_SET(&ev, 0, EVFILT_USER, 0, NOTE_TRIGGER, 0, &loop->wake_watcher);
+    EV_SET(&ev, 0, EVFILT_USER, 0, NOTE_TRIGGER, 0, &loop->wake.io);
     int r = kevent_ctl(loop, &ev, 1, NULL, 0);
     return r < 0 ? r : 0;
 }
@@ -153,7 +156,7 @@ int zev__backend_wake(zev_loop_t *loop) {
 static int open_wake(zev_loop_t *loop) {
     int err = zev__wake_open(loop);
     if (err < 0) return err;
-    err = zev__watcher_start(loop, &loop->wake_watcher, ZEV__READABLE);
+    err = zev__watcher_start(loop, &loop->wake.io, ZEV__READABLE);
     if (err < 0) zev__wake_close(loop);
     return err;
 }
@@ -335,7 +338,7 @@ int zev__backend_poll(zev_loop_t *loop, int timeout_ms) {
     for (unsigned i = 0; i < (unsigned)n; i++) {
         loop->backend_next_ready = i + 1;
         struct zev_watcher *w = ev[i].udata;
-        if (w) w->cb(loop, w, to_revents(&ev[i]));
+        if (w) zev__watcher_dispatch(loop, w, to_revents(&ev[i]));
     }
     loop->backend_n_ready = 0;
     loop->backend_next_ready = 0;

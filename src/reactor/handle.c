@@ -17,7 +17,7 @@ void zev__handle_init(zev_loop_t *loop, zev_handle_t *h, zev_handle_type type,
     h->flags = ZEV__H_REF;
     h->ops = ops;
     h->close_cb = NULL;
-    zev__list_init(&h->closing);
+    h->next_closing = NULL;
     loop->open_handles++;
 }
 
@@ -67,6 +67,20 @@ int zev_is_closing(const zev_handle_t *h) {
     return h && (h->flags & (ZEV__H_CLOSING | ZEV__H_CLOSED)) ? 1 : 0;
 }
 
+/* The close queue is a singly linked FIFO: handles only ever leave it from the front, in
+ * zev__handle_run_closing, so no handle needs a back link. O(1) push. */
+static void close_queue_push(zev_handle_t *h) {
+    zev_loop_t *loop = h->loop;
+    h->flags |= ZEV__H_CLOSE_QUEUED;
+    h->next_closing = NULL;
+    if (loop->closing_tail) {
+        loop->closing_tail->next_closing = h;
+    } else {
+        loop->closing_head = h;
+    }
+    loop->closing_tail = h;
+}
+
 int zev_close(zev_handle_t *h, zev_close_cb cb) {
     if (!h || !h->loop) return -EINVAL;
     if (h->flags & (ZEV__H_CLOSING | ZEV__H_CLOSED)) return -EBADF;
@@ -74,22 +88,24 @@ int zev_close(zev_handle_t *h, zev_close_cb cb) {
     h->close_cb = cb;
     if (h->ops && h->ops->close) h->ops->close(h);
     zev__handle_stop(h);
-    zev__list_push_back(&h->loop->closing, &h->closing);
+    close_queue_push(h);
     return 0;
 }
 
 void zev__handle_close_resume(zev_handle_t *h) {
-    if (!zev__list_linked(&h->closing)) zev__list_push_back(&h->loop->closing, &h->closing);
+    /* Still queued (its turn in this close phase has not come yet): it finishes then. */
+    if (!(h->flags & ZEV__H_CLOSE_QUEUED)) close_queue_push(h);
 }
 
 void zev__handle_run_closing(zev_loop_t *loop) {
     /* Handles closed by these callbacks wait for the next iteration, which will not block. */
-    struct zev__link due;
-    zev__list_move(&loop->closing, &due);
-    while (!zev__list_empty(&due)) {
-        struct zev__link *node = due.next;
-        zev__list_remove(node);
-        zev_handle_t *h = zev__container_of(node, zev_handle_t, closing);
+    zev_handle_t *due = loop->closing_head;
+    loop->closing_head = loop->closing_tail = NULL;
+    while (due) {
+        zev_handle_t *h = due;
+        due = h->next_closing;
+        h->next_closing = NULL;
+        h->flags &= ~ZEV__H_CLOSE_QUEUED;
         if (h->ops && h->ops->finish && h->ops->finish(h) != 0) continue; /* held back */
         h->flags = (h->flags & ~ZEV__H_CLOSING) | ZEV__H_CLOSED;
         loop->open_handles--;

@@ -80,6 +80,7 @@ enum {
     ZEV__H_ACTIVE = 1u << 1,
     ZEV__H_CLOSING = 1u << 2,
     ZEV__H_CLOSED = 1u << 3,
+    ZEV__H_CLOSE_QUEUED = 1u << 4, /* in the loop's close queue (h->next_closing) */
     /* bits from 1u << 8 up belong to the handle type */
 };
 
@@ -112,8 +113,12 @@ enum {
 
 /* Watchers are edge-triggered: after a READABLE event the owner reads until EAGAIN, or stops
  * early (its fairness budget) and calls zev__watcher_feed() so the rest is read next
- * iteration. Likewise a WRITABLE event comes once per transition to writable. */
-void zev__watcher_init(struct zev_watcher *w, int fd, zev__io_cb cb);
+ * iteration. Likewise a WRITABLE event comes once per transition to writable.
+ *
+ * A watcher stores no callback: it must be the member right after its owner's zev_handle_t
+ * (each owning type asserts that with _Static_assert), and the owner's ops->io gets its events.
+ * That saves a pointer in every socket for one load from a table shared by all of them. */
+void zev__watcher_init(struct zev_watcher *w, int fd);
 /* Register interest in events (once; later calls only widen it). May fail with -errno. */
 int zev__watcher_start(zev_loop_t *loop, struct zev_watcher *w, unsigned events);
 /* Forget the watcher: no further event, including ones already fetched in this batch. */
@@ -122,6 +127,13 @@ void zev__watcher_stop(zev_loop_t *loop, struct zev_watcher *w);
 void zev__watcher_feed(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
 /* Run the watchers fed in the previous iteration. */
 void zev__watcher_run_pending(zev_loop_t *loop);
+
+/* Deliver revents to w's owner: the handle just before it in memory. */
+static inline void zev__watcher_dispatch(zev_loop_t *loop, struct zev_watcher *w,
+                                         unsigned revents) {
+    const zev_handle_t *owner = (const zev_handle_t *)((char *)w - sizeof(zev_handle_t));
+    owner->ops->io(loop, w, revents);
+}
 
 /* ---- timer nodes (heap.c, timer.c) ---- */
 

@@ -77,7 +77,6 @@ int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts) {
     loop->backend_fd = -1;
     loop->wake_fds[0] = -1;
     loop->wake_fds[1] = -1;
-    zev__list_init(&loop->closing);
     zev__list_init(&loop->pending_watchers);
     zev__list_init(&loop->async_handles);
     zev__buf_pool_init(loop, o.buf_size ? o.buf_size : DEFAULT_BUF_SIZE);
@@ -98,7 +97,7 @@ int zev_loop_close(zev_loop_t *loop) {
     if (!loop) return -EINVAL;
     if (loop->state == ZEV__LOOP_CLOSED) return -EBADF;
     if (loop->state != ZEV__LOOP_READY) return loop->state == ZEV__LOOP_RUNNING ? -EBUSY : -EINVAL;
-    if (loop->open_handles > 0 || !zev__list_empty(&loop->closing)) return -EBUSY;
+    if (loop->open_handles > 0 || loop->closing_head) return -EBUSY;
     if (loop->slab.in_use > 0 || loop->slab_large.in_use > 0) return -EBUSY;
     int err = zev__buf_pool_close(loop);
     if (err < 0) return err;
@@ -111,7 +110,7 @@ int zev_loop_close(zev_loop_t *loop) {
 
 int zev_loop_alive(const zev_loop_t *loop) {
     if (!zev__loop_usable(loop)) return 0;
-    return loop->active_refs > 0 || !zev__list_empty(&loop->closing);
+    return loop->active_refs > 0 || loop->closing_head != NULL;
 }
 
 int zev_stop(zev_loop_t *loop) {
@@ -141,7 +140,7 @@ void zev__loop_account_poll(zev_loop_t *loop, uint64_t blocked_ns, unsigned n_ev
 static int poll_timeout(const zev_loop_t *loop, zev_run_mode mode, bool made_progress) {
     if (mode == ZEV_RUN_NOWAIT || loop->stop_flag) return 0;
     if (mode == ZEV_RUN_ONCE && made_progress) return 0; /* ONCE ran a callback: don't block */
-    if (!zev__list_empty(&loop->pending_watchers) || !zev__list_empty(&loop->closing)) return 0;
+    if (!zev__list_empty(&loop->pending_watchers) || loop->closing_head) return 0;
     if (loop->active_refs == 0) return 0;
     return zev__timer_next_timeout(loop);
 }

@@ -27,6 +27,8 @@ static void on_wake(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
     zev__async_dispatch(loop);
 }
 
+static const struct zev__handle_ops wake_ops = {.io = on_wake};
+
 static int open_fds(int fds[2]) {
     int f = zev__fault_hit(ZEV_SYS_WAKE_OPEN, NULL);
     if (f < 0) return f;
@@ -54,7 +56,8 @@ static int open_fds(int fds[2]) {
 int zev__wake_open(zev_loop_t *loop) {
     int err = open_fds(loop->wake_fds);
     if (err < 0) return err;
-    zev__watcher_init(&loop->wake_watcher, loop->wake_fds[0], on_wake);
+    loop->wake.handle.ops = &wake_ops;
+    zev__watcher_init(&loop->wake.io, loop->wake_fds[0]);
     return 0;
 }
 

@@ -5,7 +5,7 @@
 
 #include "internal.h"
 
-/* Open loop->wake_fds and set up loop->wake_watcher on the read side (not yet registered). */
+/* Open loop->wake_fds and set up loop->wake.io on the read side (not yet registered). */
 int zev__wake_open(zev_loop_t *loop);
 void zev__wake_close(zev_loop_t *loop);
 /* Thread-safe: make the read side readable. */

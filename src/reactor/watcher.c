@@ -8,12 +8,19 @@
 #include "backend.h"
 #include "internal.h"
 
-void zev__watcher_init(struct zev_watcher *w, int fd, zev__io_cb cb) {
+/* The event and flag bits are stored in bytes. */
+_Static_assert((ZEV__READABLE | ZEV__WRITABLE | ZEV__HANGUP | ZEV__ERROR) <= UINT8_MAX,
+               "event bits fit struct zev_watcher's uint8_t fields");
+_Static_assert(ZEV__W_REGISTERED <= UINT8_MAX, "watcher flags fit a byte");
+/* zev__watcher_dispatch finds a watcher's owner just before it; the loop's own one too. */
+_Static_assert(offsetof(struct zev__wake, io) == sizeof(zev_handle_t),
+               "the wake-up watcher follows its handle");
+
+void zev__watcher_init(struct zev_watcher *w, int fd) {
     w->fd = fd;
     w->events = 0;
     w->flags = 0;
     w->revents = 0;
-    w->cb = cb;
     zev__list_init(&w->pending);
 }
 
@@ -21,7 +28,7 @@ int zev__watcher_start(zev_loop_t *loop, struct zev_watcher *w, unsigned events)
     if ((w->flags & ZEV__W_REGISTERED) && (w->events & events) == events) return 0;
     int err = zev__backend_watch(loop, w, w->events | events);
     if (err < 0) return err;
-    w->events |= events;
+    w->events = (uint8_t)(w->events | events);
     w->flags |= ZEV__W_REGISTERED;
     return 0;
 }
@@ -31,12 +38,12 @@ void zev__watcher_stop(zev_loop_t *loop, struct zev_watcher *w) {
     w->revents = 0;
     if (!(w->flags & ZEV__W_REGISTERED)) return;
     zev__backend_unwatch(loop, w);
-    w->flags &= ~ZEV__W_REGISTERED;
+    w->flags &= (uint8_t)~ZEV__W_REGISTERED;
     w->events = 0;
 }
 
 void zev__watcher_feed(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
-    w->revents |= revents;
+    w->revents = (uint8_t)(w->revents | revents);
     if (!zev__list_linked(&w->pending)) zev__list_push_back(&loop->pending_watchers, &w->pending);
 }
 
@@ -51,6 +58,6 @@ void zev__watcher_run_pending(zev_loop_t *loop) {
         struct zev_watcher *w = zev__container_of(node, struct zev_watcher, pending);
         unsigned revents = w->revents;
         w->revents = 0;
-        w->cb(loop, w, revents);
+        zev__watcher_dispatch(loop, w, revents);
     }
 }

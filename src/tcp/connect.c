@@ -27,13 +27,16 @@ int zev_tcp_connect_addr(zev_tcp_t *t, const zev_sockaddr_t *addr, zev_tcp_conne
         return -EINVAL; /* port 0 is not a destination */
     if (t->io.fd >= 0 || t->handle.flags & (ZEV__TCP_CONNECTING | ZEV__TCP_CONNECTED))
         return -EISCONN;
+    /* The callback waits in the extra state: take it before anything needs undoing. */
+    struct zev__tcp_extra *x = zev__tcp_extra_get(t);
+    if (!x) return -ENOMEM;
 
     int fd = zev__sys_socket(addr->sa.sa_family, SOCK_STREAM, 0);
     if (fd < 0) return fd;
     int err = zev__tcp_attach(t, fd);
     if (err < 0) goto close_fd;
 
-    t->connect_cb = cb;
+    x->connect_cb = cb;
     t->err = 0;
     t->handle.flags |= ZEV__TCP_CONNECTING;
     int r;
@@ -80,8 +83,9 @@ void zev__tcp_on_connect_result(zev_tcp_t *t) {
         zev__watcher_stop(t->handle.loop, &t->io);
     }
     zev__tcp_update_active(t);
-    zev_tcp_connect_cb cb = t->connect_cb;
-    t->connect_cb = NULL;
+    /* Connecting implies the extra state: zev_tcp_connect_addr took it, only close frees it. */
+    zev_tcp_connect_cb cb = t->extra->connect_cb;
+    t->extra->connect_cb = NULL;
     cb(t, status);
     if (zev__tcp_closing(t)) return;
     if (status < 0) {
@@ -89,7 +93,7 @@ void zev__tcp_on_connect_result(zev_tcp_t *t) {
         return;
     }
     /* Writes queued while connecting. */
-    if (t->wq_head || t->handle.flags & ZEV__TCP_ENDING) zev__tcp_flush(t);
+    if (!zev__tcp_wq_empty(t) || t->handle.flags & ZEV__TCP_ENDING) zev__tcp_flush(t);
     /* Bytes that came with the handshake raised their edge while we were connecting. */
     if (!zev__tcp_closing(t) && (t->handle.flags & ZEV__TCP_READING) &&
         (t->handle.flags & ZEV__TCP_READ_MISSED)) {

@@ -1,6 +1,7 @@
 /* src/tcp/internal.h: what the TCP files share. A stream socket's life is a set of flag bits
  * in its handle (the write-queue states are drawn in docs/internals.md); the write queue is a
- * singly linked list of slab entries. */
+ * circular singly linked list of slab entries reached through its tail; rare state sits in
+ * one large-slab object, struct zev__tcp_extra. */
 #ifndef ZEV_TCP_INTERNAL_H
 #define ZEV_TCP_INTERNAL_H
 
@@ -24,6 +25,10 @@ enum {
     ZEV__TCP_CONNECT_DUE = 1u << 20, /* connect finished or failed synchronously: report */
     ZEV__TCP_PEER_HUP = 1u << 21,    /* the kernel reported the peer's FIN: read up to the EOF */
     ZEV__TCP_READ_MISSED = 1u << 22, /* a readable edge came while not reading: look on resume */
+    /* Mirrors of extra state that the read path tests per read, so that it looks only at the
+     * flags it has loaded anyway, never at t->extra. */
+    ZEV__TCP_PIPE_SRC = 1u << 23, /* t->extra->pipe_out is set */
+    ZEV__TCP_USER_BUF = 1u << 24, /* t->extra->user_buf is set */
 };
 
 enum { ZEV__TCP_DEFAULT_HWM = 64 * 1024, ZEV__TCP_READ_BUDGET = 32 };
@@ -47,15 +52,47 @@ enum {
     ZEV__WE_DONE = 1u << 1, /* fully written; only the callback is left */
 };
 
-/* Timeout bookkeeping borrowed from the large slab while a timeout is set. */
-struct zev__tcp_timeout {
-    struct zev__timer_node node;
-    zev_tcp_t *socket;
-    uint64_t last_active_ms;
-    uint64_t idle_ms;    /* Node's setTimeout; 0: none */
-    uint64_t connect_ms; /* connect timeout; 0: the kernel's */
-    int connecting;      /* the node currently times the connect */
+/* A socket's rare state: one object from the loop's large slab, taken on first need
+ * (zev__tcp_extra_get) and returned when the socket closes. t->extra NULL means every field
+ * has its default: no timeout, no pipe, no connect in progress, no user read buffer, the
+ * default high-water mark. */
+struct zev__tcp_extra {
+    struct zev__timer_node node; /* the idle or connect timeout, armed while one runs */
+    zev_tcp_t *socket;           /* the owner, for zev__tcp_timeout_fire */
+    uint64_t last_active_ms;     /* activity stamp for the idle timeout */
+    uint64_t idle_ms;            /* Node's setTimeout; 0: none */
+    uint64_t connect_ms;         /* connect timeout; 0: the kernel's */
+    struct zev_tcp_pipe_s *pipe_out; /* the pipe this socket feeds, or NULL */
+    struct zev_tcp_pipe_s *pipe_in;  /* the pipe that feeds this socket, or NULL */
+    zev_tcp_connect_cb connect_cb;
+    char *user_buf;              /* read into user memory instead of the pool */
+    size_t user_buf_len;
+    uint32_t hwm;                /* write-queue high-water mark in bytes */
+    bool connecting;             /* node currently times the connect */
 };
+
+_Static_assert(sizeof(struct zev__tcp_extra) <= ZEV__SLAB_LARGE,
+               "a socket's extra state fits one large slab object");
+
+/* The extra state, allocated (with defaults) if t has none yet; NULL when memory is
+ * exhausted. */
+struct zev__tcp_extra *zev__tcp_extra_get(zev_tcp_t *t);
+/* Disarm its timer node and return it to the slab (the socket is closing). */
+void zev__tcp_extra_free(zev_tcp_t *t);
+
+static inline size_t zev__tcp_hwm(const zev_tcp_t *t) {
+    return t->extra ? t->extra->hwm : ZEV__TCP_DEFAULT_HWM;
+}
+
+/* ---- the write queue: circular through its tail, so one pointer reaches both ends ---- */
+
+static inline struct zev__wentry *zev__tcp_wq_head(const zev_tcp_t *t) {
+    return t->wq_tail ? t->wq_tail->next : NULL;
+}
+
+static inline bool zev__tcp_wq_empty(const zev_tcp_t *t) {
+    return t->wq_tail == NULL;
+}
 
 /* stream.c */
 void zev__tcp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
@@ -85,7 +122,8 @@ void zev__tcp_touch(zev_tcp_t *t);
 /* The connect started / ended: time it if asked, then switch to the idle timeout if set. */
 void zev__tcp_timeout_connect_started(zev_tcp_t *t);
 void zev__tcp_timeout_connect_ended(zev_tcp_t *t);
-void zev__tcp_timeout_clear(zev_tcp_t *t);
+/* The extra state's timer node fired: a connect or idle timeout. */
+void zev__tcp_timeout_fire(zev_loop_t *loop, struct zev__timer_node *n);
 
 /* listen.c */
 void zev__tcp_server_connection_closed(zev_tcp_server_t *s);

@@ -42,17 +42,20 @@ static int server_finish(zev_handle_t *h) {
     return ((zev_tcp_server_t *)h)->connections > 0;
 }
 
-static const struct zev__handle_ops server_ops = {.close = server_close, .finish = server_finish};
-
 static void on_backoff(zev_loop_t *loop, struct zev__timer_node *n);
 static void on_listen_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
+
+static const struct zev__handle_ops server_ops = {
+    .close = server_close, .finish = server_finish, .io = on_listen_io};
+_Static_assert(offsetof(zev_tcp_server_t, io) == sizeof(zev_handle_t),
+               "the watcher follows the handle (zev__watcher_dispatch)");
 
 int zev_tcp_server_init(zev_loop_t *loop, zev_tcp_server_t *s) {
     if (!loop || !s) return -EINVAL;
     if (!zev__loop_usable(loop)) return -EBADF;
     *s = (zev_tcp_server_t){0};
     zev__handle_init(loop, &s->handle, ZEV_TCP_SERVER, &server_ops);
-    zev__watcher_init(&s->io, -1, on_listen_io);
+    zev__watcher_init(&s->io, -1);
     s->pending_fd = -1;
     s->reserve_fd = -1;
     s->backoff.fire = on_backoff;

@@ -51,7 +51,10 @@ int zev_tcp_set_allow_half_open(zev_tcp_t *t, int enable) {
 int zev_tcp_set_high_water_mark(zev_tcp_t *t, size_t bytes) {
     if (!t || bytes == 0 || bytes > MAX_HWM) return -EINVAL;
     if (!zev__handle_usable(&t->handle)) return -EBADF;
-    t->hwm = (uint32_t)bytes;
+    if (bytes == ZEV__TCP_DEFAULT_HWM && !t->extra) return 0; /* already: nothing to allocate */
+    struct zev__tcp_extra *x = zev__tcp_extra_get(t);
+    if (!x) return -ENOMEM;
+    x->hwm = (uint32_t)bytes;
     return 0;
 }
 

@@ -10,7 +10,7 @@
 #include <errno.h>
 
 void zev__tcp_pipe_data(zev_tcp_t *src, const zev_slice_t *slice) {
-    zev_tcp_pipe_t *p = src->pipe_out;
+    zev_tcp_pipe_t *p = src->extra->pipe_out;
     int r = zev_tcp_write(p->dst, slice, 1, NULL, NULL);
     if (r == 1) zev_tcp_read_stop(src); /* backpressure: resumed by dst's drain */
     /* dst cannot take it (ended, failed, closed): these bytes would be lost, so say so on
@@ -19,35 +19,45 @@ void zev__tcp_pipe_data(zev_tcp_t *src, const zev_slice_t *slice) {
 }
 
 void zev__tcp_pipe_end(zev_tcp_t *src) {
-    zev_tcp_pipe_t *p = src->pipe_out;
+    zev_tcp_pipe_t *p = src->extra->pipe_out;
     if (p->end_dst) zev_tcp_end(p->dst);
 }
 
 void zev__tcp_pipe_drain(zev_tcp_t *dst) {
-    zev_tcp_read_start(dst->pipe_in->src);
+    zev_tcp_read_start(dst->extra->pipe_in->src);
 }
 
 void zev__tcp_pipe_detach(zev_tcp_t *t) {
-    if (t->pipe_out) zev_tcp_unpipe(t->pipe_out);
-    if (t->pipe_in) zev_tcp_unpipe(t->pipe_in);
+    struct zev__tcp_extra *x = t->extra;
+    if (!x) return;
+    if (x->pipe_out) zev_tcp_unpipe(x->pipe_out);
+    if (x->pipe_in) zev_tcp_unpipe(x->pipe_in);
 }
 
 int zev_tcp_pipe(zev_tcp_pipe_t *p, zev_tcp_t *src, zev_tcp_t *dst, int end_dst) {
     if (!p || !src || !dst || src == dst) return -EINVAL;
     if (!zev__handle_usable(&src->handle) || !zev__handle_usable(&dst->handle)) return -EBADF;
-    if (src->pipe_out || dst->pipe_in) return -EBUSY;
+    if ((src->extra && src->extra->pipe_out) || (dst->extra && dst->extra->pipe_in))
+        return -EBUSY;
+    struct zev__tcp_extra *sx = zev__tcp_extra_get(src);
+    struct zev__tcp_extra *dx = sx ? zev__tcp_extra_get(dst) : NULL;
+    if (!dx) return -ENOMEM; /* an extra already taken stays with its socket until close */
     *p = (zev_tcp_pipe_t){.src = src, .dst = dst, .end_dst = end_dst};
-    src->pipe_out = p;
-    dst->pipe_in = p;
-    if (zev_tcp_write_queue_size(dst) > dst->hwm) return 0; /* wait for drain */
+    sx->pipe_out = p;
+    dx->pipe_in = p;
+    src->handle.flags |= ZEV__TCP_PIPE_SRC;
+    if (dst->wq_bytes > dx->hwm) return 0; /* wait for drain */
     int err = zev_tcp_read_start(src);
     return err == -ENOTCONN ? 0 : err;
 }
 
+/* While p is piped both sockets have their extra state: only close frees it, and close
+ * unpipes first. */
 int zev_tcp_unpipe(zev_tcp_pipe_t *p) {
     if (!p || !p->src || !p->dst) return -EINVAL;
-    p->src->pipe_out = NULL;
-    p->dst->pipe_in = NULL;
+    p->src->extra->pipe_out = NULL;
+    p->src->handle.flags &= ~ZEV__TCP_PIPE_SRC;
+    p->dst->extra->pipe_in = NULL;
     p->src = p->dst = NULL;
     return 0;
 }

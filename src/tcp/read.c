@@ -41,8 +41,16 @@ int zev_tcp_read_stop(zev_tcp_t *t) {
 int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len) {
     if (!t || (buf && len == 0)) return -EINVAL;
     if (!zev__handle_usable(&t->handle)) return -EBADF;
-    t->user_buf = buf;
-    t->user_buf_len = buf ? len : 0;
+    if (!buf && !t->extra) return 0; /* already reading into the pool: nothing to allocate */
+    struct zev__tcp_extra *x = zev__tcp_extra_get(t);
+    if (!x) return -ENOMEM;
+    x->user_buf = buf;
+    x->user_buf_len = buf ? len : 0;
+    if (buf) {
+        t->handle.flags |= ZEV__TCP_USER_BUF;
+    } else {
+        t->handle.flags &= ~ZEV__TCP_USER_BUF;
+    }
     return 0;
 }
 
@@ -50,7 +58,7 @@ static void on_eof(zev_tcp_t *t) {
     t->handle.flags |= ZEV__TCP_EOF;
     t->handle.flags &= ~ZEV__TCP_READING;
     zev__tcp_update_active(t);
-    if (t->pipe_out) zev__tcp_pipe_end(t);
+    if (t->handle.flags & ZEV__TCP_PIPE_SRC) zev__tcp_pipe_end(t);
     if (t->events && t->events->end) t->events->end(t);
     if (zev__tcp_closing(t)) return;
     if (!(t->handle.flags & ZEV__TCP_HALF_OPEN)) zev_tcp_end(t);
@@ -59,8 +67,8 @@ static void on_eof(zev_tcp_t *t) {
 /* One read into the shared area or the user's buffer. On return slice describes the space
  * offered (len: how much was asked). Returns bytes, 0 on EOF, -errno. */
 static ssize_t read_once(zev_tcp_t *t, zev_slice_t *slice) {
-    if (t->user_buf) {
-        *slice = (zev_slice_t){t->user_buf, t->user_buf_len, NULL};
+    if (t->handle.flags & ZEV__TCP_USER_BUF) {
+        *slice = (zev_slice_t){t->extra->user_buf, t->extra->user_buf_len, NULL};
     } else {
         slice->owner = zev__buf_read_area(t->handle.loop, MIN_READ_SPACE, &slice->base,
                                           &slice->len);
@@ -93,7 +101,7 @@ void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents) {
         slice.len = (size_t)n;
         t->bytes_read += (uint64_t)n;
         zev__tcp_touch(t);
-        if (t->pipe_out) {
+        if (t->handle.flags & ZEV__TCP_PIPE_SRC) {
             zev__tcp_pipe_data(t, &slice);
         } else if (t->events && t->events->data) {
             t->events->data(t, &slice);

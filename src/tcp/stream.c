@@ -1,5 +1,6 @@
-/* src/tcp/stream.c: a stream socket's life: init, attach to an fd, event dispatch, failure
- * reporting and close. Reading, writing, connecting and timeouts live in their own files.
+/* src/tcp/stream.c: a stream socket's life: init, attach to an fd, its extra state, event
+ * dispatch, failure reporting and close. Reading, writing, connecting and timeouts live in
+ * their own files.
  *
  * Every failure goes through zev__tcp_fail(), which only records it and feeds the watcher:
  * the error event and the failed write callbacks then run from the loop's pending phase,
@@ -9,11 +10,38 @@
 
 #include <errno.h>
 
+_Static_assert(offsetof(zev_tcp_t, io) == sizeof(zev_handle_t),
+               "the watcher follows the handle (zev__watcher_dispatch)");
+
+struct zev__tcp_extra *zev__tcp_extra_get(zev_tcp_t *t) {
+    if (t->extra) return t->extra;
+    zev_loop_t *loop = t->handle.loop;
+    struct zev__tcp_extra *x = zev__slab_get(loop, &loop->slab_large);
+    if (!x) return NULL;
+    *x = (struct zev__tcp_extra){.socket = t, .hwm = ZEV__TCP_DEFAULT_HWM};
+    x->node.fire = zev__tcp_timeout_fire;
+    t->extra = x;
+    return x;
+}
+
+void zev__tcp_extra_free(zev_tcp_t *t) {
+    struct zev__tcp_extra *x = t->extra;
+    if (!x) return;
+    zev_loop_t *loop = t->handle.loop;
+    zev__timer_node_stop(loop, &x->node);
+    zev__slab_put(&loop->slab_large, x);
+    t->extra = NULL;
+    t->handle.flags &= ~(ZEV__TCP_PIPE_SRC | ZEV__TCP_USER_BUF);
+}
+
+/* Everything that uses the extra state stops here (pipes, timers, the connect), so it goes
+ * back to the slab now; nothing can take it again, since every call that would returns -EBADF
+ * from here on. */
 static void tcp_close(zev_handle_t *h) {
     zev_tcp_t *t = (zev_tcp_t *)h;
     zev_loop_t *loop = h->loop;
     zev__tcp_pipe_detach(t);
-    zev__tcp_timeout_clear(t);
+    zev__tcp_extra_free(t);
     if (t->io.fd >= 0) {
         zev__watcher_stop(loop, &t->io);
         zev__sys_close(t->io.fd);
@@ -22,11 +50,10 @@ static void tcp_close(zev_handle_t *h) {
     h->flags &= ~(ZEV__TCP_READING | ZEV__TCP_CONNECTING);
 }
 
-/* A connect still in flight is abandoned without its callback (Node emits no 'connect' after
- * destroy()); queued writes are told they were cancelled. */
+/* Queued writes are told they were cancelled. A connect still in flight was abandoned by
+ * tcp_close, callback and all (Node emits no 'connect' after destroy()). */
 static int tcp_finish(zev_handle_t *h) {
     zev_tcp_t *t = (zev_tcp_t *)h;
-    t->connect_cb = NULL;
     zev__tcp_cancel_writes(t, -ECANCELED);
     if (t->server) {
         zev__tcp_server_connection_closed(t->server);
@@ -35,15 +62,15 @@ static int tcp_finish(zev_handle_t *h) {
     return 0;
 }
 
-static const struct zev__handle_ops tcp_ops = {.close = tcp_close, .finish = tcp_finish};
+static const struct zev__handle_ops tcp_ops = {
+    .close = tcp_close, .finish = tcp_finish, .io = zev__tcp_io};
 
 int zev_tcp_init(zev_loop_t *loop, zev_tcp_t *t) {
     if (!loop || !t) return -EINVAL;
     if (!zev__loop_usable(loop)) return -EBADF;
     *t = (zev_tcp_t){0};
     zev__handle_init(loop, &t->handle, ZEV_TCP, &tcp_ops);
-    zev__watcher_init(&t->io, -1, zev__tcp_io);
-    t->hwm = ZEV__TCP_DEFAULT_HWM;
+    zev__watcher_init(&t->io, -1);
     return 0;
 }
 
@@ -70,7 +97,7 @@ int zev__tcp_attach(zev_tcp_t *t, int fd) {
 
 void zev__tcp_update_active(zev_tcp_t *t) {
     unsigned f = t->handle.flags;
-    bool busy = (f & (ZEV__TCP_READING | ZEV__TCP_CONNECTING)) || t->wq_head != NULL ||
+    bool busy = (f & (ZEV__TCP_READING | ZEV__TCP_CONNECTING)) || !zev__tcp_wq_empty(t) ||
                 (f & ZEV__TCP_ENDING && !(f & ZEV__TCP_SHUT)) ||
                 (f & ZEV__TCP_FAILED && !(f & ZEV__TCP_REPORTED));
     if (busy) {
@@ -120,5 +147,6 @@ void zev__tcp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
     if (revents & (ZEV__READABLE | ZEV__HANGUP | ZEV__ERROR)) zev__tcp_on_readable(t, revents);
     if (zev__tcp_closing(t) || t->handle.flags & ZEV__TCP_FAILED) return;
     bool ending = (t->handle.flags & (ZEV__TCP_ENDING | ZEV__TCP_SHUT)) == ZEV__TCP_ENDING;
-    if (revents & (ZEV__WRITABLE | ZEV__ERROR) && (t->wq_head || ending)) zev__tcp_flush(t);
+    if (revents & (ZEV__WRITABLE | ZEV__ERROR) && (!zev__tcp_wq_empty(t) || ending))
+        zev__tcp_flush(t);
 }

@@ -25,11 +25,14 @@ static struct zev__wentry *entry_new(zev_tcp_t *t) {
     return e;
 }
 
+/* The queue is circular through its tail (tail->next is the head), so the socket keeps one
+ * pointer for both ends. O(1) append and pop. */
 static void entry_append(zev_tcp_t *t, struct zev__wentry *e) {
     if (t->wq_tail) {
+        e->next = t->wq_tail->next;
         t->wq_tail->next = e;
     } else {
-        t->wq_head = e;
+        e->next = e;
     }
     t->wq_tail = e;
 }
@@ -39,11 +42,21 @@ static void entry_free(zev_tcp_t *t, struct zev__wentry *e) {
     zev__slab_put(&t->handle.loop->slab, e);
 }
 
+/* Unlink the head of a non-empty queue. */
 static struct zev__wentry *entry_pop(zev_tcp_t *t) {
-    struct zev__wentry *e = t->wq_head;
-    t->wq_head = e->next;
-    if (!t->wq_head) t->wq_tail = NULL;
+    struct zev__wentry *tail = t->wq_tail;
+    struct zev__wentry *e = tail->next;
+    if (e == tail) {
+        t->wq_tail = NULL;
+    } else {
+        tail->next = e->next;
+    }
     return e;
+}
+
+/* The entry after e in queue order; NULL after the tail. */
+static struct zev__wentry *entry_next(const zev_tcp_t *t, const struct zev__wentry *e) {
+    return e == t->wq_tail ? NULL : e->next;
 }
 
 static ssize_t send_iov(zev_tcp_t *t, struct iovec *iov, int n) {
@@ -110,7 +123,8 @@ static int check_writable(const zev_tcp_t *t) {
 
 static int after_queueing(zev_tcp_t *t) {
     zev__tcp_update_active(t);
-    if (t->wq_bytes > t->hwm) {
+    /* Most writes leave nothing queued: only then is the mark (maybe in t->extra) looked at. */
+    if (t->wq_bytes > 0 && t->wq_bytes > zev__tcp_hwm(t)) {
         t->handle.flags |= ZEV__TCP_NEED_DRAIN;
         return 1;
     }
@@ -197,10 +211,10 @@ static void complete(zev_tcp_t *t, struct zev__wentry *e, int status) {
 /* Mark fully sent entries; a write's last entry stays (DONE) until its callback runs. */
 static void advance(zev_tcp_t *t, size_t n) {
     t->wq_bytes -= n;
-    struct zev__wentry *e = t->wq_head;
+    struct zev__wentry *e = zev__tcp_wq_head(t);
     while (e && n > 0) {
         if (e->flags & ZEV__WE_DONE) {
-            e = e->next;
+            e = entry_next(t, e);
             continue;
         }
         size_t take = n < e->len ? n : e->len;
@@ -212,7 +226,7 @@ static void advance(zev_tcp_t *t, size_t n) {
             zev_buf_unref(e->owner); /* sent: the bytes are no longer needed */
             e->owner = NULL;
         }
-        e = e->next;
+        e = entry_next(t, e);
     }
 }
 
@@ -220,7 +234,7 @@ static void advance(zev_tcp_t *t, size_t n) {
 static ssize_t send_queued(zev_tcp_t *t) {
     struct iovec iov[FLUSH_IOV];
     int n = 0;
-    for (struct zev__wentry *e = t->wq_head; e && n < FLUSH_IOV; e = e->next) {
+    for (struct zev__wentry *e = zev__tcp_wq_head(t); e && n < FLUSH_IOV; e = entry_next(t, e)) {
         if (e->flags & ZEV__WE_DONE) continue;
         if (!e->base) break; /* a file region: sent on its own */
         iov[n].iov_base = e->base;
@@ -242,7 +256,8 @@ static ssize_t send_file_entry(zev_tcp_t *t, struct zev__wentry *e) {
 
 /* Run callbacks of finished writes at the head. Returns false if the socket was closed. */
 static bool complete_done(zev_tcp_t *t) {
-    while (t->wq_head && (t->wq_head->flags & ZEV__WE_DONE)) {
+    struct zev__wentry *head;
+    while ((head = zev__tcp_wq_head(t)) && (head->flags & ZEV__WE_DONE)) {
         complete(t, entry_pop(t), 0);
         if (zev__tcp_closing(t) || t->handle.flags & ZEV__TCP_FAILED) return false;
     }
@@ -252,9 +267,9 @@ static bool complete_done(zev_tcp_t *t) {
 static void after_flush(zev_tcp_t *t) {
     zev__tcp_maybe_shutdown(t);
     if (zev__tcp_closing(t)) return;
-    if ((t->handle.flags & ZEV__TCP_NEED_DRAIN) && t->wq_bytes <= t->hwm) {
+    if ((t->handle.flags & ZEV__TCP_NEED_DRAIN) && t->wq_bytes <= zev__tcp_hwm(t)) {
         t->handle.flags &= ~ZEV__TCP_NEED_DRAIN;
-        if (t->pipe_in) zev__tcp_pipe_drain(t);
+        if (t->extra && t->extra->pipe_in) zev__tcp_pipe_drain(t);
         if (!zev__tcp_closing(t) && t->events && t->events->drain) t->events->drain(t);
     }
     if (!zev__tcp_closing(t)) zev__tcp_update_active(t);
@@ -264,7 +279,7 @@ void zev__tcp_flush(zev_tcp_t *t) {
     if (!(t->handle.flags & ZEV__TCP_CONNECTED)) return;
     for (;;) {
         if (!complete_done(t)) return;
-        struct zev__wentry *head = t->wq_head;
+        struct zev__wentry *head = zev__tcp_wq_head(t);
         if (!head) break;
         ssize_t r;
 #ifdef __linux__
@@ -287,9 +302,12 @@ void zev__tcp_flush(zev_tcp_t *t) {
 
 void zev__tcp_cancel_writes(zev_tcp_t *t, int err) {
     /* Detach first: a callback may write again (and fail fast) while we walk. */
-    struct zev__wentry *e = t->wq_head;
-    t->wq_head = t->wq_tail = NULL;
+    struct zev__wentry *tail = t->wq_tail;
+    t->wq_tail = NULL;
     t->wq_bytes = 0;
+    if (!tail) return;
+    struct zev__wentry *e = tail->next;
+    tail->next = NULL; /* open the circle: walk from the head to the tail */
     while (e) {
         struct zev__wentry *next = e->next;
         complete(t, e, (e->flags & ZEV__WE_DONE) ? 0 : err);
@@ -300,7 +318,7 @@ void zev__tcp_cancel_writes(zev_tcp_t *t, int err) {
 void zev__tcp_maybe_shutdown(zev_tcp_t *t) {
     unsigned f = t->handle.flags;
     if (!(f & ZEV__TCP_ENDING) || (f & ZEV__TCP_SHUT) || !(f & ZEV__TCP_CONNECTED)) return;
-    if (t->wq_head) return;
+    if (!zev__tcp_wq_empty(t)) return;
     t->handle.flags |= ZEV__TCP_SHUT;
     int err = zev__sys_shutdown(t->io.fd, SHUT_WR);
     if (err < 0 && err != -ENOTCONN) {

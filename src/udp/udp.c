@@ -26,7 +26,10 @@ static int udp_finish(zev_handle_t *h) {
     return 0;
 }
 
-static const struct zev__handle_ops udp_ops = {.close = udp_close, .finish = udp_finish};
+static const struct zev__handle_ops udp_ops = {
+    .close = udp_close, .finish = udp_finish, .io = zev__udp_io};
+_Static_assert(offsetof(zev_udp_t, io) == sizeof(zev_handle_t),
+               "the watcher follows the handle (zev__watcher_dispatch)");
 
 static size_t default_max_datagram(const zev_loop_t *loop, int family) {
     size_t max = family == AF_INET ? ZEV_UDP4_MAX_PAYLOAD : ZEV_UDP6_MAX_PAYLOAD;
@@ -42,7 +45,7 @@ int zev_udp_init(zev_loop_t *loop, zev_udp_t *u, int family) {
     int af = family == 4 ? AF_INET : AF_INET6;
     int fd = zev__sys_socket(af, SOCK_DGRAM, 0);
     if (fd < 0) return fd;
-    zev__watcher_init(&u->io, fd, zev__udp_io);
+    zev__watcher_init(&u->io, fd);
     int err = zev__watcher_start(loop, &u->io, ZEV__READABLE | ZEV__WRITABLE);
     if (err < 0) {
         zev__sys_close(fd);
