@@ -59,14 +59,14 @@ typedef struct zev_loop_s zev_loop_t;
 struct zev_watcher;
 typedef void (*zev__io_cb)(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
 
-/* A watcher has no callback of its own: it is always the member right after its owner's
- * zev_handle_t, and the owner's ops->io receives its events (see zev__watcher_dispatch). */
+/* A watcher has no callback and no queue link of its own: it is always the member right after
+ * its owner's zev_handle_t, the owner's ops->io receives its events, and the owner's queue
+ * slot links it into the pending queue (see src/reactor/watcher.c). */
 struct zev_watcher {
     int fd;
     uint8_t events;  /* ZEV__READABLE | ZEV__WRITABLE registered with the backend */
-    uint8_t flags;   /* ZEV__W_* state bits */
+    uint8_t flags;   /* ZEV__W_* state bits (ZEV__W_PENDING: in the pending queue) */
     uint8_t revents; /* events fed for the pending phase */
-    struct zev__link pending; /* in loop->pending_watchers while fed */
 };
 
 /* ---- handle: the first member of every handle type (the calls are below the loop) -------- */
@@ -104,8 +104,16 @@ struct zev_handle_s {
     /* private */
     unsigned flags; /* ZEV__H_* */
     const struct zev__handle_ops *ops;
-    zev_close_cb close_cb;
-    zev_handle_t *next_closing; /* in the loop's close queue (a FIFO) */
+    /* A handle waits in at most one of the loop's queues: while open, its watcher (if it has
+     * one) may wait in the pending queue; once closed, the handle waits in the close queue,
+     * and its watcher was stopped first. So the two queues share one slot. */
+    union {
+        struct zev__link pending; /* open: its watcher is in loop->pending_watchers */
+        struct {
+            zev_close_cb cb;
+            zev_handle_t *next; /* in the loop's close queue (a FIFO) */
+        } closing;
+    } queue;
 };
 
 /* private: the loop's own wake-up watcher and the internal handle that owns it, so that its

@@ -200,3 +200,56 @@ Test(watcher, events_are_counted_in_the_metrics) {
     close(fds[1]);
     keepalive_close();
 }
+
+/* ---- a handle's queue slot: the pending queue while open, the close queue once closed ---- */
+
+struct owned_probe {
+    zev_handle_t h;
+    struct zev_watcher w;
+    int events;
+    int closed;
+    struct owned_probe *victim; /* closed by this probe's event, if set */
+};
+
+static void owned_closed(zev_handle_t *h) {
+    ((struct owned_probe *)h)->closed++;
+}
+
+static void owned_on_event(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
+    (void)loop;
+    (void)revents;
+    struct owned_probe *p = zev__container_of(w, struct owned_probe, w);
+    p->events++;
+    if (p->victim) zev_close(&p->victim->h, owned_closed);
+}
+
+static void owned_close(zev_handle_t *h) {
+    struct owned_probe *p = (struct owned_probe *)h;
+    zev__watcher_stop(h->loop, &p->w);
+}
+
+static const struct zev__handle_ops owned_ops = {.close = owned_close, .io = owned_on_event};
+
+Test(watcher, a_handle_closed_while_its_watcher_is_pending_gets_only_its_close_callback) {
+    struct owned_probe a = {0}, b = {0};
+    zev__handle_init(&zt_loop, &a.h, ZEV_HANDLE_UNKNOWN, &owned_ops);
+    zev__handle_init(&zt_loop, &b.h, ZEV_HANDLE_UNKNOWN, &owned_ops);
+    zev__watcher_init(&a.w, -1);
+    zev__watcher_init(&b.w, -1);
+    a.victim = &b;
+    keepalive_start();
+    /* Both wait in the pending queue, a first: a's event closes b before b's turn. b's queue
+     * slot then moves to the close queue, and b's pending run must be gone with it. */
+    zev__watcher_feed(&zt_loop, &a.w, ZEV__READABLE);
+    zev__watcher_feed(&zt_loop, &b.w, ZEV__READABLE);
+    zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(a.events, 1);
+    cr_assert_eq(b.events, 0, "closed while pending: its event is dropped");
+    cr_assert(zev_is_closing(&b.h));
+    zev__watcher_feed(&zt_loop, &b.w, ZEV__READABLE); /* closing: ignored, slot untouched */
+    zev_close(&a.h, owned_closed);
+    keepalive_close();
+    cr_assert_eq(a.closed, 1);
+    cr_assert_eq(b.closed, 1, "b's close callback ran once, after a feed while closing");
+    cr_assert_eq(b.events, 0);
+}

@@ -16,8 +16,8 @@ void zev__handle_init(zev_loop_t *loop, zev_handle_t *h, zev_handle_type type,
     h->type = type;
     h->flags = ZEV__H_REF;
     h->ops = ops;
-    h->close_cb = NULL;
-    h->next_closing = NULL;
+    h->queue.closing.cb = NULL;
+    h->queue.closing.next = NULL;
     loop->open_handles++;
 }
 
@@ -72,9 +72,9 @@ int zev_is_closing(const zev_handle_t *h) {
 static void close_queue_push(zev_handle_t *h) {
     zev_loop_t *loop = h->loop;
     h->flags |= ZEV__H_CLOSE_QUEUED;
-    h->next_closing = NULL;
+    h->queue.closing.next = NULL;
     if (loop->closing_tail) {
-        loop->closing_tail->next_closing = h;
+        loop->closing_tail->queue.closing.next = h;
     } else {
         loop->closing_head = h;
     }
@@ -85,8 +85,9 @@ int zev_close(zev_handle_t *h, zev_close_cb cb) {
     if (!h || !h->loop) return -EINVAL;
     if (h->flags & (ZEV__H_CLOSING | ZEV__H_CLOSED)) return -EBADF;
     h->flags |= ZEV__H_CLOSING;
-    h->close_cb = cb;
+    /* ops->close stops the handle's watcher, which frees the queue slot for the close. */
     if (h->ops && h->ops->close) h->ops->close(h);
+    h->queue.closing.cb = cb;
     zev__handle_stop(h);
     close_queue_push(h);
     return 0;
@@ -103,12 +104,12 @@ void zev__handle_run_closing(zev_loop_t *loop) {
     loop->closing_head = loop->closing_tail = NULL;
     while (due) {
         zev_handle_t *h = due;
-        due = h->next_closing;
-        h->next_closing = NULL;
+        due = h->queue.closing.next;
+        h->queue.closing.next = NULL;
         h->flags &= ~ZEV__H_CLOSE_QUEUED;
         if (h->ops && h->ops->finish && h->ops->finish(h) != 0) continue; /* held back */
         h->flags = (h->flags & ~ZEV__H_CLOSING) | ZEV__H_CLOSED;
         loop->open_handles--;
-        if (h->close_cb) h->close_cb(h);
+        if (h->queue.closing.cb) h->queue.closing.cb(h);
     }
 }

@@ -80,7 +80,7 @@ enum {
     ZEV__H_ACTIVE = 1u << 1,
     ZEV__H_CLOSING = 1u << 2,
     ZEV__H_CLOSED = 1u << 3,
-    ZEV__H_CLOSE_QUEUED = 1u << 4, /* in the loop's close queue (h->next_closing) */
+    ZEV__H_CLOSE_QUEUED = 1u << 4, /* in the loop's close queue (h->queue.closing) */
     /* bits from 1u << 8 up belong to the handle type */
 };
 
@@ -109,30 +109,38 @@ enum {
 
 enum {
     ZEV__W_REGISTERED = 1u << 0, /* known to the backend */
+    ZEV__W_PENDING = 1u << 1,    /* in loop->pending_watchers, through its owner's queue slot */
 };
 
 /* Watchers are edge-triggered: after a READABLE event the owner reads until EAGAIN, or stops
  * early (its fairness budget) and calls zev__watcher_feed() so the rest is read next
  * iteration. Likewise a WRITABLE event comes once per transition to writable.
  *
- * A watcher stores no callback: it must be the member right after its owner's zev_handle_t
- * (each owning type asserts that with _Static_assert), and the owner's ops->io gets its events.
- * That saves a pointer in every socket for one load from a table shared by all of them. */
+ * A watcher stores no callback and no link: it must be the member right after its owner's
+ * zev_handle_t (each owning type asserts that with _Static_assert); the owner's ops->io gets
+ * its events, and the owner's queue slot (shared with the close queue) links it into the
+ * pending queue. That saves three pointers in every socket. An owner's ops->close must stop
+ * its watcher, which frees the slot for the close queue. */
 void zev__watcher_init(struct zev_watcher *w, int fd);
 /* Register interest in events (once; later calls only widen it). May fail with -errno. */
 int zev__watcher_start(zev_loop_t *loop, struct zev_watcher *w, unsigned events);
-/* Forget the watcher: no further event, including ones already fetched in this batch. */
+/* Forget the watcher: no further event, including ones already fetched in this batch or
+ * waiting in the pending queue. */
 void zev__watcher_stop(zev_loop_t *loop, struct zev_watcher *w);
 /* Run the watcher's callback with revents in the next iteration's pending phase. */
 void zev__watcher_feed(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
 /* Run the watchers fed in the previous iteration. */
 void zev__watcher_run_pending(zev_loop_t *loop);
 
-/* Deliver revents to w's owner: the handle just before it in memory. */
+/* A watcher's owner: the handle just before it in memory. */
+static inline zev_handle_t *zev__watcher_owner(struct zev_watcher *w) {
+    return (zev_handle_t *)((char *)w - sizeof(zev_handle_t));
+}
+
+/* Deliver revents to w's owner. */
 static inline void zev__watcher_dispatch(zev_loop_t *loop, struct zev_watcher *w,
                                          unsigned revents) {
-    const zev_handle_t *owner = (const zev_handle_t *)((char *)w - sizeof(zev_handle_t));
-    owner->ops->io(loop, w, revents);
+    zev__watcher_owner(w)->ops->io(loop, w, revents);
 }
 
 /* ---- timer nodes (heap.c, timer.c) ---- */

@@ -11,7 +11,7 @@
 /* The event and flag bits are stored in bytes. */
 _Static_assert((ZEV__READABLE | ZEV__WRITABLE | ZEV__HANGUP | ZEV__ERROR) <= UINT8_MAX,
                "event bits fit struct zev_watcher's uint8_t fields");
-_Static_assert(ZEV__W_REGISTERED <= UINT8_MAX, "watcher flags fit a byte");
+_Static_assert((ZEV__W_REGISTERED | ZEV__W_PENDING) <= UINT8_MAX, "watcher flags fit a byte");
 /* zev__watcher_dispatch finds a watcher's owner just before it; the loop's own one too. */
 _Static_assert(offsetof(struct zev__wake, io) == sizeof(zev_handle_t),
                "the wake-up watcher follows its handle");
@@ -21,7 +21,6 @@ void zev__watcher_init(struct zev_watcher *w, int fd) {
     w->events = 0;
     w->flags = 0;
     w->revents = 0;
-    zev__list_init(&w->pending);
 }
 
 int zev__watcher_start(zev_loop_t *loop, struct zev_watcher *w, unsigned events) {
@@ -34,7 +33,10 @@ int zev__watcher_start(zev_loop_t *loop, struct zev_watcher *w, unsigned events)
 }
 
 void zev__watcher_stop(zev_loop_t *loop, struct zev_watcher *w) {
-    zev__list_remove(&w->pending);
+    if (w->flags & ZEV__W_PENDING) {
+        zev__list_remove(&zev__watcher_owner(w)->queue.pending);
+        w->flags &= (uint8_t)~ZEV__W_PENDING;
+    }
     w->revents = 0;
     if (!(w->flags & ZEV__W_REGISTERED)) return;
     zev__backend_unwatch(loop, w);
@@ -43,8 +45,13 @@ void zev__watcher_stop(zev_loop_t *loop, struct zev_watcher *w) {
 }
 
 void zev__watcher_feed(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
+    zev_handle_t *owner = zev__watcher_owner(w);
+    /* A closing owner's queue slot belongs to the close queue: nothing is delivered any more. */
+    if (owner->flags & (ZEV__H_CLOSING | ZEV__H_CLOSED)) return;
     w->revents = (uint8_t)(w->revents | revents);
-    if (!zev__list_linked(&w->pending)) zev__list_push_back(&loop->pending_watchers, &w->pending);
+    if (w->flags & ZEV__W_PENDING) return;
+    w->flags |= ZEV__W_PENDING;
+    zev__list_push_back(&loop->pending_watchers, &owner->queue.pending);
 }
 
 void zev__watcher_run_pending(zev_loop_t *loop) {
@@ -55,7 +62,9 @@ void zev__watcher_run_pending(zev_loop_t *loop) {
     while (!zev__list_empty(&due)) {
         struct zev__link *node = due.next;
         zev__list_remove(node);
-        struct zev_watcher *w = zev__container_of(node, struct zev_watcher, pending);
+        zev_handle_t *owner = zev__container_of(node, zev_handle_t, queue.pending);
+        struct zev_watcher *w = (struct zev_watcher *)(owner + 1); /* right after its owner */
+        w->flags &= (uint8_t)~ZEV__W_PENDING;
         unsigned revents = w->revents;
         w->revents = 0;
         zev__watcher_dispatch(loop, w, revents);

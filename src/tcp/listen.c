@@ -30,7 +30,7 @@ static void close_fd(int *fd) {
 static void server_close(zev_handle_t *h) {
     zev_tcp_server_t *s = (zev_tcp_server_t *)h;
     zev__timer_node_stop(h->loop, &s->backoff);
-    if (s->io.fd >= 0) zev__watcher_stop(h->loop, &s->io);
+    zev__watcher_stop(h->loop, &s->io); /* frees the handle's queue slot for the close queue */
     close_fd(&s->io.fd);
     close_fd(&s->reserve_fd);
     close_fd(&s->pending_fd);

@@ -42,8 +42,8 @@ static void tcp_close(zev_handle_t *h) {
     zev_loop_t *loop = h->loop;
     zev__tcp_pipe_detach(t);
     zev__tcp_extra_free(t);
+    zev__watcher_stop(loop, &t->io); /* frees the handle's queue slot for the close queue */
     if (t->io.fd >= 0) {
-        zev__watcher_stop(loop, &t->io);
         zev__sys_close(t->io.fd);
         t->io.fd = -1;
     }

@@ -13,8 +13,8 @@
 
 static void udp_close(zev_handle_t *h) {
     zev_udp_t *u = (zev_udp_t *)h;
+    zev__watcher_stop(h->loop, &u->io); /* frees the handle's queue slot for the close queue */
     if (u->io.fd >= 0) {
-        zev__watcher_stop(h->loop, &u->io);
         zev__sys_close(u->io.fd);
         u->io.fd = -1;
     }
