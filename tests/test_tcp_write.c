@@ -57,6 +57,15 @@ static void sink_timeout(zev_tcp_t *t) {
 static const zev_tcp_events_t sink_events = {sink_data,  sink_end,     sink_error,
                                              sink_drain, sink_timeout, sink_finish};
 
+/* A connected pair, each side recording its events into its own sink. */
+static void sink_pair(zev_tcp_t *a, zev_tcp_t *b, struct sink *ka, struct sink *kb) {
+    zt_tcp_pair(a, b);
+    a->handle.data = ka;
+    b->handle.data = kb;
+    zev_tcp_set_events(a, &sink_events);
+    zev_tcp_set_events(b, &sink_events);
+}
+
 static int write_statuses[64];
 static int write_order[64];
 static int n_writes_done;
@@ -116,11 +125,7 @@ Test(tcp_write, callbacks_run_later_in_order_and_bytes_arrive_in_order) {
 Test(tcp_write, high_water_mark_and_drain_with_a_paused_reader) {
     zev_tcp_t a, b;
     struct sink ka = {0}, kb = {0};
-    zt_tcp_pair(&a, &b);
-    a.handle.data = &ka;
-    b.handle.data = &kb;
-    zev_tcp_set_events(&a, &sink_events);
-    zev_tcp_set_events(&b, &sink_events);
+    sink_pair(&a, &b, &ka, &kb);
     zev_tcp_set_high_water_mark(&a, 64 * 1024);
     enum { CHUNK = 256 * 1024 };
     uint8_t *buf = pattern(CHUNK, 2);
@@ -211,11 +216,7 @@ Test(tcp_write, finished_and_unsent_writes_complete_in_call_order) {
 Test(tcp_write, write_after_end_is_epipe_and_queues_nothing) {
     zev_tcp_t a, b;
     struct sink kb = {0}, ka = {0};
-    zt_tcp_pair(&a, &b);
-    a.handle.data = &ka;
-    b.handle.data = &kb;
-    zev_tcp_set_events(&a, &sink_events);
-    zev_tcp_set_events(&b, &sink_events);
+    sink_pair(&a, &b, &ka, &kb);
     zev_tcp_set_allow_half_open(&b, 1);
     zev_tcp_read_start(&b);
     zev_slice_t s = zev_slice("last words", 10);
@@ -233,11 +234,7 @@ Test(tcp_write, write_after_end_is_epipe_and_queues_nothing) {
 Test(tcp_write, half_close_both_ways_with_allow_half_open) {
     zev_tcp_t a, b;
     struct sink ka = {0}, kb = {0};
-    zt_tcp_pair(&a, &b);
-    a.handle.data = &ka;
-    b.handle.data = &kb;
-    zev_tcp_set_events(&a, &sink_events);
-    zev_tcp_set_events(&b, &sink_events);
+    sink_pair(&a, &b, &ka, &kb);
     zev_tcp_set_allow_half_open(&b, 1);
     zev_tcp_read_start(&a);
     zev_tcp_read_start(&b);
@@ -258,11 +255,7 @@ Test(tcp_write, half_close_both_ways_with_allow_half_open) {
 Test(tcp_write, without_half_open_eof_ends_our_side_after_flushing) {
     zev_tcp_t a, b;
     struct sink ka = {0}, kb = {0};
-    zt_tcp_pair(&a, &b);
-    a.handle.data = &ka;
-    b.handle.data = &kb;
-    zev_tcp_set_events(&a, &sink_events);
-    zev_tcp_set_events(&b, &sink_events);
+    sink_pair(&a, &b, &ka, &kb);
     zev_tcp_read_start(&a);
     zev_tcp_read_start(&b);
     zev_tcp_end(&a);
@@ -320,11 +313,7 @@ Test(tcp_write, writing_to_a_reset_peer_never_raises_sigpipe) {
 Test(tcp_write, idle_timeout_fires_after_silence_and_is_pushed_back_by_activity) {
     zev_tcp_t a, b;
     struct sink ka = {0}, kb = {0};
-    zt_tcp_pair(&a, &b);
-    a.handle.data = &ka;
-    b.handle.data = &kb;
-    zev_tcp_set_events(&a, &sink_events);
-    zev_tcp_set_events(&b, &sink_events);
+    sink_pair(&a, &b, &ka, &kb);
     zev_tcp_read_start(&b);
     cr_assert_eq(zev_tcp_set_timeout(&b, 250), 0);
     uint64_t start = zev_hrtime();

@@ -9,6 +9,7 @@
 #define ZEV_BENCH_PEER_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -119,6 +120,20 @@ static inline void peer_parse(int argc, char **argv, struct peer_args *a) {
     /* A peer that vanishes is an EPIPE from write, never a signal. SIGTERM keeps its default
      * action: the benchmark kills its servers, and nothing needs flushing. */
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* A nonblocking TCP listener on a's address with SO_REUSEADDR and PEER_BACKLOG, for the
+ * peers written on plain epoll. Exits with status 1 if it cannot be had. */
+static inline int peer_listen_tcp(const char *prog, const struct peer_args *a) {
+    int fd = socket(a->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (const struct sockaddr *)&a->addr, a->addr_len) < 0 ||
+        listen(fd, PEER_BACKLOG) < 0) {
+        fprintf(stderr, "%s: listen: %s\n", prog, strerror(errno));
+        exit(1);
+    }
+    return fd;
 }
 
 /* Print "listening on HOST:PORT" ("[::1]:PORT" for IPv6) for the bound socket fd, flushed,

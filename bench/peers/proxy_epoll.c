@@ -205,14 +205,7 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    listen_fd = socket(args.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (listen_fd < 0 || setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(listen_fd, (struct sockaddr *)&args.addr, args.addr_len) < 0 ||
-        listen(listen_fd, PEER_BACKLOG) < 0) {
-        perror("proxy_epoll: listen");
-        return 1;
-    }
+    listen_fd = peer_listen_tcp(argv[0], &args);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event lev = {.events = EPOLLIN | EPOLLET, .data.ptr = &listener_tag};
     if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &lev) < 0) {

@@ -138,6 +138,21 @@ static inline int zev__sys_setsockopt(int fd, int level, int name, const void *v
     return f < 0 ? f : zev__sys_result(setsockopt(fd, level, name, v, n));
 }
 
+/* The common case: an int-valued option. */
+static inline int zev__sys_setsockopt_int(int fd, int level, int name, int value) {
+    return zev__sys_setsockopt(fd, level, name, &value, sizeof(value));
+}
+
+/* SO_REUSEPORT on, or -ENOTSUP where the system has no such option. */
+static inline int zev__sys_reuse_port(int fd) {
+#ifdef SO_REUSEPORT
+    return zev__sys_setsockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+#else
+    (void)fd;
+    return -ENOTSUP;
+#endif
+}
+
 static inline int zev__sys_getsockopt(int fd, int level, int name, void *v, socklen_t *n) {
     int f = zev__fault_hit(ZEV_SYS_GETSOCKOPT, NULL);
     return f < 0 ? f : zev__sys_result(getsockopt(fd, level, name, v, n));

@@ -62,23 +62,15 @@ int zev_tcp_server_init(zev_loop_t *loop, zev_tcp_server_t *s) {
     return 0;
 }
 
-static int set_int_opt(int fd, int level, int name, int value) {
-    return zev__sys_setsockopt(fd, level, name, &value, sizeof(value));
-}
-
 static int bind_and_listen(int fd, const zev_sockaddr_t *addr, const zev_tcp_listen_opts_t *o) {
-    int err = set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    int err = zev__sys_setsockopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     if (err < 0) return err;
     if (o->reuse_port) {
-#ifdef SO_REUSEPORT
-        err = set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+        err = zev__sys_reuse_port(fd);
         if (err < 0) return err;
-#else
-        return -ENOTSUP;
-#endif
     }
     if (addr->sa.sa_family == AF_INET6) {
-        err = set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, o->ipv6_only ? 1 : 0);
+        err = zev__sys_setsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, o->ipv6_only ? 1 : 0);
         if (err < 0) return err;
     }
     err = zev__sys_bind(fd, &addr->sa, zev_addr_len(addr));

@@ -16,22 +16,19 @@ static int socket_fd(const zev_tcp_t *t) {
 int zev_tcp_set_nodelay(zev_tcp_t *t, int enable) {
     int fd = socket_fd(t);
     if (fd < 0) return fd;
-    int v = enable ? 1 : 0;
-    return zev__sys_setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v));
+    return zev__sys_setsockopt_int(fd, IPPROTO_TCP, TCP_NODELAY, enable ? 1 : 0);
 }
 
 int zev_tcp_set_keepalive(zev_tcp_t *t, int enable, unsigned delay_s) {
     int fd = socket_fd(t);
     if (fd < 0) return fd;
     if (delay_s > 32767) return -EINVAL; /* the kernels' limit for the idle time */
-    int v = enable ? 1 : 0;
-    int err = zev__sys_setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof(v));
+    int err = zev__sys_setsockopt_int(fd, SOL_SOCKET, SO_KEEPALIVE, enable ? 1 : 0);
     if (err < 0 || !enable || delay_s == 0) return err;
-    int d = (int)delay_s;
 #if defined(TCP_KEEPIDLE)
-    return zev__sys_setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &d, sizeof(d));
+    return zev__sys_setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)delay_s);
 #elif defined(TCP_KEEPALIVE)
-    return zev__sys_setsockopt(fd, IPPROTO_TCP, TCP_KEEPALIVE, &d, sizeof(d));
+    return zev__sys_setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPALIVE, (int)delay_s);
 #else
     return 0;
 #endif

@@ -84,8 +84,7 @@ int zev_tcp_set_events(zev_tcp_t *t, const zev_tcp_events_t *events) {
 int zev__tcp_attach(zev_tcp_t *t, int fd) {
 #ifdef SO_NOSIGPIPE
     /* Where sends have no MSG_NOSIGNAL (macOS), the socket itself must not raise SIGPIPE. */
-    int one = 1;
-    int err = zev__sys_setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
+    int err = zev__sys_setsockopt_int(fd, SOL_SOCKET, SO_NOSIGPIPE, 1);
     if (err < 0) return err;
 #endif
     t->io.fd = fd;

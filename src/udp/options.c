@@ -12,7 +12,7 @@
 static int set_int(const zev_udp_t *u, int level, int name, int value) {
     int fd = zev__udp_fd(u);
     if (fd < 0) return fd;
-    return zev__sys_setsockopt(fd, level, name, &value, sizeof(value));
+    return zev__sys_setsockopt_int(fd, level, name, value);
 }
 
 static int get_int(const zev_udp_t *u, int level, int name) {

@@ -97,25 +97,19 @@ size_t zev__udp_max_payload(const zev_udp_t *u, const zev_sockaddr_t *addr) {
     return ZEV_UDP6_MAX_PAYLOAD;
 }
 
-static int set_int_opt(int fd, int level, int name, int value) {
-    return zev__sys_setsockopt(fd, level, name, &value, sizeof(value));
-}
-
 static int apply_bind_opts(zev_udp_t *u, const zev_udp_bind_opts_t *o) {
     int fd = u->io.fd;
     int err = 0;
-    if (o->reuse_addr) err = set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (o->reuse_addr) err = zev__sys_setsockopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     if (err < 0) return err;
     if (o->reuse_port) {
-#ifdef SO_REUSEPORT
-        err = set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+        err = zev__sys_reuse_port(fd);
         if (err < 0) return err;
-#else
-        return -ENOTSUP;
-#endif
     }
     /* Always explicit, so the system-wide default (net.ipv6.bindv6only) does not decide. */
-    if (u->family == AF_INET6) err = set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, o->ipv6_only != 0);
+    if (u->family == AF_INET6) {
+        err = zev__sys_setsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, o->ipv6_only != 0);
+    }
     return err;
 }
 
