@@ -6,6 +6,7 @@
 
 #include "zev.h"
 
+#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -177,6 +178,16 @@ zev_buf_t *zev__buf_read_area(zev_loop_t *loop, size_t min_len, char **base, siz
 /* After the data callback: if nobody else holds the chunk, its whole space is free again;
  * otherwise the used bytes stay reserved for whoever took a reference. */
 void zev__buf_read_done(zev_loop_t *loop, size_t used);
+
+/* ---- addresses (addr.c) ---- */
+
+/* The port of an AF_INET or AF_INET6 address, in host order; 0 for any other family. Without
+ * formatting the address text (zev_addr_info does that): cheap enough for every datagram. */
+static inline int zev__addr_port(const zev_sockaddr_t *a) {
+    if (a->sa.sa_family == AF_INET) return ntohs(a->in4.sin_port);
+    if (a->sa.sa_family == AF_INET6) return ntohs(a->in6.sin6_port);
+    return 0;
+}
 
 /* ---- slab (slab.c): fixed-size objects, reused without allocation in steady state ---- */
 

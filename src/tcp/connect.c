@@ -23,8 +23,7 @@ int zev_tcp_connect_addr(zev_tcp_t *t, const zev_sockaddr_t *addr, zev_tcp_conne
     if (!zev__handle_usable(&t->handle)) return -EBADF;
     unsigned len = zev_addr_len(addr);
     if (len == 0) return -EAFNOSUPPORT;
-    if (addr->sa.sa_family == AF_INET ? addr->in4.sin_port == 0 : addr->in6.sin6_port == 0)
-        return -EINVAL; /* port 0 is not a destination */
+    if (zev__addr_port(addr) == 0) return -EINVAL; /* port 0 is not a destination */
     if (t->io.fd >= 0 || t->handle.flags & (ZEV__TCP_CONNECTING | ZEV__TCP_CONNECTED))
         return -EISCONN;
     /* The callback waits in the extra state: take it before anything needs undoing. */

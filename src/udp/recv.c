@@ -129,13 +129,8 @@ static int read_batch(zev_udp_t *u, struct rx_batch *b, unsigned n) {
 static void fill_rinfo(const zev_sockaddr_t *from, size_t size, zev_udp_rinfo_t *ri) {
     ri->addr = from;
     ri->size = size;
-    if (from->sa.sa_family == AF_INET) {
-        ri->family = 4;
-        ri->port = ntohs(from->in4.sin_port);
-    } else {
-        ri->family = 6;
-        ri->port = ntohs(from->in6.sin6_port);
-    }
+    ri->family = from->sa.sa_family == AF_INET ? 4 : 6;
+    ri->port = zev__addr_port(from);
 }
 
 /* Hand n datagrams to the message callback. Returns false if a callback closed the socket (the

@@ -130,8 +130,7 @@ static int check_send(const zev_udp_t *u, const zev_slice_t *slices, unsigned n,
         if (u->handle.flags & ZEV__UDP_CONNECTED) return -EISCONN;
         int af = to->sa.sa_family;
         if (af != u->family) return af == AF_INET || af == AF_INET6 ? -EAFNOSUPPORT : -EINVAL;
-        zev_addr_info_t info;
-        if (zev_addr_info(to, &info) < 0 || info.port == 0) return -EINVAL;
+        if (zev__addr_port(to) == 0) return -EINVAL; /* port 0 is not a destination */
     } else if (!(u->handle.flags & ZEV__UDP_CONNECTED)) {
         return -EDESTADDRREQ;
     }

@@ -160,8 +160,7 @@ int zev_udp_connect_addr(zev_udp_t *u, const zev_sockaddr_t *addr) {
     if (family_of(addr) != u->family) {
         return family_of(addr) == AF_INET || family_of(addr) == AF_INET6 ? -EAFNOSUPPORT : -EINVAL;
     }
-    zev_addr_info_t info;
-    if (zev_addr_info(addr, &info) < 0 || info.port == 0) return -EINVAL;
+    if (zev__addr_port(addr) == 0) return -EINVAL; /* port 0 is not a destination */
     int err = zev__sys_connect(fd, &addr->sa, zev_addr_len(addr));
     if (err < 0) return err;
     u->peer = *addr;
