@@ -1,5 +1,5 @@
 /* tests/test_fault.c: the syscall seam. Built only with -Dfault_injection=true. */
-#include "internal.h"
+#include "reactor_internal.h"
 #include "sys_fault.h"
 #include "zt.h"
 

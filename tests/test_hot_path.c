@@ -7,7 +7,7 @@
  * shared machine; these counts are exact. The same for UDP: a datagram echoed from the
  * receive callback costs no epoll_ctl and no allocation either.
  */
-#include "internal.h"
+#include "reactor_internal.h"
 #include "sys_fault.h"
 #include "tcp_pair.h"
 #include "zt.h"

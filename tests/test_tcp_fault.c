@@ -1,7 +1,7 @@
 /* tests/test_tcp_fault.c: TCP under injected syscall faults (built with -Dfault_injection):
  * EMFILE on accept never spins, short and interrupted writes keep byte order, and faults reach
  * the right callback. */
-#include "internal.h"
+#include "reactor_internal.h"
 #include "sys_fault.h"
 #include "tcp_pair.h"
 #include "zt.h"

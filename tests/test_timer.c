@@ -1,5 +1,5 @@
 /* tests/test_timer.c: timer ordering, repeat, again, stop/start inside callbacks, scale. */
-#include "internal.h"
+#include "reactor_internal.h"
 #include "zt.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* tests/test_watcher.c: the backend through the internal watcher API, on pipes and
  * socketpairs: edge-triggered delivery, hang-up, stale events, the pending queue. */
-#include "internal.h"
+#include "reactor_internal.h"
 #include "zt.h"
 
 #include <errno.h>

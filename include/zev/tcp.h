@@ -124,7 +124,7 @@ struct zev_tcp_s {
     int err;                          /* the failure being (or that was) reported */
     uint64_t bytes_read;
     uint64_t bytes_written;
-    struct zev__tcp_extra *extra;     /* rare state, or NULL: none set (src/tcp/internal.h) */
+    struct zev__tcp_extra *extra;     /* rare state, or NULL: none set (src/tcp/tcp_internal.h) */
 };
 
 /* Initialise a socket for connect or accept. -EINVAL on NULL, -EBADF on a closed loop. */

@@ -5,7 +5,7 @@
  * So N sends before the loop reacts cost at most one syscall and run the callback once.
  */
 #include "backend.h"
-#include "internal.h"
+#include "reactor_internal.h"
 
 #include <errno.h>
 #include <stdatomic.h>

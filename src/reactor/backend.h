@@ -8,7 +8,7 @@
 #ifndef ZEV_BACKEND_H
 #define ZEV_BACKEND_H
 
-#include "internal.h"
+#include "reactor_internal.h"
 
 /* Create the kernel object and the wake-up channel; register loop->wake.io. */
 int zev__backend_init(zev_loop_t *loop);

@@ -9,7 +9,7 @@
  * that watcher's remaining entries in the batch, so a stale event never reaches it.
  */
 #include "backend.h"
-#include "internal.h"
+#include "reactor_internal.h"
 #include "sys.h"
 #include "wake.h"
 

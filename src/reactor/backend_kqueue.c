@@ -20,7 +20,7 @@
  * On Linux this file builds against the test-only emulation in tests/support/kqueue_emu.
  */
 #include "backend.h"
-#include "internal.h"
+#include "reactor_internal.h"
 #include "sys.h"
 #include "wake.h"
 

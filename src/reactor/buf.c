@@ -6,7 +6,7 @@
  * back to the allocator only at zev_loop_close. Refcounts are plain integers: a loop and its
  * buffers belong to one thread (DESIGN.md §7).
  */
-#include "internal.h"
+#include "reactor_internal.h"
 
 #include <errno.h>
 

@@ -5,7 +5,7 @@
  * exactly once and never inside zev_close(). Types plug in through struct zev__handle_ops, so
  * this file knows no handle type.
  */
-#include "internal.h"
+#include "reactor_internal.h"
 
 #include <errno.h>
 

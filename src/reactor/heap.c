@@ -5,7 +5,7 @@
  * O(1), remove-min and remove O(log n) amortized. docs/internals.md compares this with libuv's
  * intrusive binary heap and libev's 4-ary array heap.
  */
-#include "internal.h"
+#include "reactor_internal.h"
 
 static bool node_less(const struct zev__timer_node *a, const struct zev__timer_node *b) {
     if (a->deadline_ms != b->deadline_ms) return a->deadline_ms < b->deadline_ms;

@@ -7,7 +7,7 @@
  * Handles, watchers, timers and async live in their own files; this file only sequences them.
  */
 #include "backend.h"
-#include "internal.h"
+#include "reactor_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>

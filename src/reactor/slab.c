@@ -5,7 +5,7 @@
  * through the loop's allocator when the list runs dry and reused afterwards. Blocks are
  * returned only at zev_loop_close. O(1) get and put.
  */
-#include "internal.h"
+#include "reactor_internal.h"
 
 #include <errno.h>
 

@@ -4,7 +4,7 @@
  * phase began, so a callback that starts a timer with timeout 0 (or a repeat that is already
  * due) cannot make the phase loop forever: that timer waits for the next iteration.
  */
-#include "internal.h"
+#include "reactor_internal.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -6,7 +6,7 @@
  * neither. Either way, the wake watcher drains the descriptor and runs async handles.
  */
 #include "backend.h"
-#include "internal.h"
+#include "reactor_internal.h"
 #include "sys.h"
 #include "wake.h"
 

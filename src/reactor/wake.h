@@ -3,7 +3,7 @@
 #ifndef ZEV_WAKE_H
 #define ZEV_WAKE_H
 
-#include "internal.h"
+#include "reactor_internal.h"
 
 /* Open loop->wake_fds and set up loop->wake.io on the read side (not yet registered). */
 int zev__wake_open(zev_loop_t *loop);

@@ -6,7 +6,7 @@
  * next iteration and polls without blocking while it is non-empty.
  */
 #include "backend.h"
-#include "internal.h"
+#include "reactor_internal.h"
 
 /* The event and flag bits are stored in bytes. */
 _Static_assert((ZEV__READABLE | ZEV__WRITABLE | ZEV__HANGUP | ZEV__ERROR) <= UINT8_MAX,

@@ -14,7 +14,7 @@
  * makes everything setup i-1 wrote visible to setup i. It costs start-up time only (one thread
  * creation and one setup after another), never throughput.
  */
-#include "internal.h"
+#include "reactor_internal.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -5,7 +5,7 @@
  * (an immediate success or refusal) are still reported from the loop, through the watcher's
  * pending queue, so the callback never runs inside zev_tcp_connect.
  */
-#include "internal.h"
+#include "tcp_internal.h"
 
 #include <errno.h>
 #include <netinet/in.h>

@@ -7,7 +7,7 @@
  * reports the error, and pauses accepting with a doubling backoff (10 ms .. 1 s): under a
  * permanent EMFILE the loop makes a bounded number of accept calls per second, never spins.
  */
-#include "internal.h"
+#include "tcp_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

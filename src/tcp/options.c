@@ -1,5 +1,5 @@
 /* src/tcp/options.c: socket options, addresses and counters of a stream socket. */
-#include "internal.h"
+#include "tcp_internal.h"
 
 #include <errno.h>
 #include <netinet/in.h>

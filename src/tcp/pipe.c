@@ -5,7 +5,7 @@
  * is over its high-water mark, src pauses; dst's drain resumes it. The read and write paths
  * call the three hooks below when a socket is piped, so no event table is swapped.
  */
-#include "internal.h"
+#include "tcp_internal.h"
 
 #include <errno.h>
 

@@ -5,7 +5,7 @@
  * still waiting it feeds itself to the pending queue (the edge will not come again), and the
  * other sockets get their turn first.
  */
-#include "internal.h"
+#include "tcp_internal.h"
 
 #include <errno.h>
 

@@ -6,7 +6,7 @@
  * the error event and the failed write callbacks then run from the loop's pending phase,
  * never inside the user's call that noticed the failure (a write that hit ECONNRESET).
  */
-#include "internal.h"
+#include "tcp_internal.h"
 
 #include <errno.h>
 

@@ -6,7 +6,7 @@
  * The node lives in the socket's extra state (struct zev__tcp_extra), taken from the loop's
  * slab when a timeout is first set and returned when the socket closes.
  */
-#include "internal.h"
+#include "tcp_internal.h"
 
 #include <errno.h>
 

@@ -7,7 +7,7 @@
  * entries forward exactly. A write callback always runs from the loop, so an entry marked DONE
  * stays in the queue until then. docs/internals.md draws the queue's states.
  */
-#include "internal.h"
+#include "tcp_internal.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -6,7 +6,7 @@
  * Ranges and group addresses are checked here, so bad input gets a clear -EINVAL instead of
  * whatever a kernel makes of it.
  */
-#include "internal.h"
+#include "udp_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -3,7 +3,7 @@
  * as Node checks them, even where a kernel would accept more. Multicast options live in
  * multicast.c.
  */
-#include "internal.h"
+#include "udp_internal.h"
 
 #include <errno.h>
 #include <limits.h>

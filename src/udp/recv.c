@@ -17,7 +17,7 @@
  * Fairness: a socket makes at most ZEV__UDP_RECV_CALLS receive calls per iteration, then feeds
  * itself to the pending queue so other sockets get their turn (the edge will not come again).
  */
-#include "internal.h"
+#include "udp_internal.h"
 
 #include <errno.h>
 #include <netinet/in.h>

@@ -12,7 +12,7 @@
  * therefore [done, awaiting callback ...][unsent ...], u->q_unsent pointing at the first
  * unsent entry; docs/udp.md draws it.
  */
-#include "internal.h"
+#include "udp_internal.h"
 
 #include <errno.h>
 #include <stdint.h>

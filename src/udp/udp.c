@@ -6,7 +6,7 @@
  * directions: queueing a send later costs no epoll_ctl. Every callback runs from the loop: the
  * listening callback is fed to the pending phase by bind, never run inside it.
  */
-#include "internal.h"
+#include "udp_internal.h"
 
 #include <errno.h>
 #include <netinet/in.h>

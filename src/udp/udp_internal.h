@@ -7,8 +7,8 @@
 #ifndef ZEV_UDP_INTERNAL_H
 #define ZEV_UDP_INTERNAL_H
 
-#include "../reactor/internal.h"
-#include "../reactor/sys.h"
+#include "reactor_internal.h"
+#include "sys.h"
 
 /* Handle flag bits owned by UDP (zev_handle_t.flags, from bit 8 up). */
 enum {

@@ -5,8 +5,8 @@
 #ifndef ZEV_TCP_INTERNAL_H
 #define ZEV_TCP_INTERNAL_H
 
-#include "../reactor/internal.h"
-#include "../reactor/sys.h"
+#include "reactor_internal.h"
+#include "sys.h"
 
 /* Handle flag bits owned by TCP (zev_handle_t.flags, from bit 8 up). */
 enum {
