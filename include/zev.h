@@ -182,6 +182,7 @@ struct zev_loop_s {
     unsigned stop_flag;
     uint64_t now_ms;
     unsigned active_refs;            /* handles that are active and referenced */
+    unsigned request_handles;        /* handles with requests in flight, referenced or not */
     unsigned open_handles;           /* initialised and not yet fully closed */
     zev_handle_t *closing_head;      /* handles whose close callback is due, in close order */
     zev_handle_t *closing_tail;
@@ -224,7 +225,8 @@ ZEV_EXPORT int zev_loop_close(zev_loop_t *loop);
 ZEV_EXPORT int zev_run(zev_loop_t *loop, zev_run_mode mode);
 /* Make zev_run return after the current iteration. -EINVAL on NULL, -EBADF if closed. */
 ZEV_EXPORT int zev_stop(zev_loop_t *loop);
-/* 1 if the loop has referenced active handles or due close callbacks, else 0. */
+/* 1 if the loop has referenced active handles, handles with requests in flight (connect,
+ * write, end, UDP send: even unref'd ones), or due close callbacks; else 0. */
 ZEV_EXPORT int zev_loop_alive(const zev_loop_t *loop);
 /* Cached monotonic time in ms, updated once per iteration; 0 on NULL. */
 ZEV_EXPORT uint64_t zev_now(const zev_loop_t *loop);

@@ -32,9 +32,22 @@ void zev__handle_start(zev_handle_t *h) {
 }
 
 void zev__handle_stop(zev_handle_t *h) {
+    zev__handle_set_requests(h, false);
     if (!(h->flags & ZEV__H_ACTIVE)) return;
     if (counts_toward_alive(h)) h->loop->active_refs--;
     h->flags &= ~ZEV__H_ACTIVE;
+}
+
+void zev__handle_set_requests(zev_handle_t *h, bool in_flight) {
+    bool now = (h->flags & ZEV__H_REQUESTS) != 0;
+    if (now == in_flight) return;
+    if (in_flight) {
+        h->flags |= ZEV__H_REQUESTS;
+        h->loop->request_handles++;
+    } else {
+        h->flags &= ~ZEV__H_REQUESTS;
+        h->loop->request_handles--;
+    }
 }
 
 int zev_ref(zev_handle_t *h) {

@@ -110,7 +110,7 @@ int zev_loop_close(zev_loop_t *loop) {
 
 int zev_loop_alive(const zev_loop_t *loop) {
     if (!zev__loop_usable(loop)) return 0;
-    return loop->active_refs > 0 || loop->closing_head != NULL;
+    return loop->active_refs > 0 || loop->request_handles > 0 || loop->closing_head != NULL;
 }
 
 int zev_stop(zev_loop_t *loop) {
@@ -141,7 +141,7 @@ static int poll_timeout(const zev_loop_t *loop, zev_run_mode mode, bool made_pro
     if (mode == ZEV_RUN_NOWAIT || loop->stop_flag) return 0;
     if (mode == ZEV_RUN_ONCE && made_progress) return 0; /* ONCE ran a callback: don't block */
     if (!zev__list_empty(&loop->pending_watchers) || loop->closing_head) return 0;
-    if (loop->active_refs == 0) return 0;
+    if (loop->active_refs == 0 && loop->request_handles == 0) return 0;
     return zev__timer_next_timeout(loop);
 }
 

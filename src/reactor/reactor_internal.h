@@ -82,14 +82,22 @@ enum {
     ZEV__H_CLOSING = 1u << 2,
     ZEV__H_CLOSED = 1u << 3,
     ZEV__H_CLOSE_QUEUED = 1u << 4, /* in the loop's close queue (h->queue.closing) */
+    ZEV__H_REQUESTS = 1u << 5,     /* has requests in flight (counted in loop->request_handles) */
     /* bits from 1u << 8 up belong to the handle type */
 };
 
 void zev__handle_init(zev_loop_t *loop, zev_handle_t *h, zev_handle_type type,
                       const struct zev__handle_ops *ops);
-/* Mark active/inactive, keeping loop->active_refs in step. Idempotent. */
+/* Mark active/inactive, keeping loop->active_refs in step. Idempotent. Stopping also ends
+ * the handle's requests (below). */
 void zev__handle_start(zev_handle_t *h);
 void zev__handle_stop(zev_handle_t *h);
+/* The one rule for requests in flight (a connect, a queued write, an end waiting for its
+ * shutdown, a UDP send): while a handle has any, the loop stays alive even if the handle is
+ * unref'd, as libuv's requests and Node's pending writes do. unref only lets the loop exit
+ * while the handle merely waits (reads, listens). TCP and UDP report here whenever their
+ * queues change; idempotent, O(1). */
+void zev__handle_set_requests(zev_handle_t *h, bool in_flight);
 /* Queue a held-back close (see zev__handle_ops.finish) to complete in the next close phase. */
 void zev__handle_close_resume(zev_handle_t *h);
 /* Run due close callbacks (the last phase of an iteration). */

@@ -96,14 +96,16 @@ int zev__tcp_attach(zev_tcp_t *t, int fd) {
 
 void zev__tcp_update_active(zev_tcp_t *t) {
     unsigned f = t->handle.flags;
-    bool busy = (f & (ZEV__TCP_READING | ZEV__TCP_CONNECTING)) || !zev__tcp_wq_empty(t) ||
-                (f & ZEV__TCP_ENDING && !(f & ZEV__TCP_SHUT)) ||
-                (f & ZEV__TCP_FAILED && !(f & ZEV__TCP_REPORTED));
-    if (busy) {
+    /* Requests keep the loop alive even when unref'd; reading alone does not. */
+    bool requests = (f & ZEV__TCP_CONNECTING) || !zev__tcp_wq_empty(t) ||
+                    (f & ZEV__TCP_ENDING && !(f & ZEV__TCP_SHUT)) ||
+                    (f & ZEV__TCP_FAILED && !(f & ZEV__TCP_REPORTED));
+    if (requests || (f & ZEV__TCP_READING)) {
         zev__handle_start(&t->handle);
     } else {
         zev__handle_stop(&t->handle);
     }
+    zev__handle_set_requests(&t->handle, requests);
 }
 
 void zev__tcp_fail(zev_tcp_t *t, int err) {

@@ -69,11 +69,14 @@ int zev__udp_fd(const zev_udp_t *u) {
 void zev__udp_update_active(zev_udp_t *u) {
     if (zev__udp_closing(u)) return; /* zev_close has already made it inactive */
     unsigned f = u->handle.flags;
-    if ((f & (ZEV__UDP_RECVING | ZEV__UDP_LISTEN_DUE)) || u->q_head) {
+    /* Sends in flight and a due bind callback keep the loop alive even when unref'd. */
+    bool requests = (f & ZEV__UDP_LISTEN_DUE) || u->q_head;
+    if (requests || (f & ZEV__UDP_RECVING)) {
         zev__handle_start(&u->handle);
     } else {
         zev__handle_stop(&u->handle);
     }
+    zev__handle_set_requests(&u->handle, requests);
 }
 
 /* ---- addresses ---- */
