@@ -255,6 +255,9 @@ ZEV_EXPORT int zev_has_ref(const zev_handle_t *handle);
 ZEV_EXPORT int zev_is_active(const zev_handle_t *handle);
 /* 1 from zev_close until the handle is fully closed and after, else 0. */
 ZEV_EXPORT int zev_is_closing(const zev_handle_t *handle);
+/* A close callback that calls free(handle): for a handle malloc'd alone, or as the first
+ * member of a malloc'd struct. Use it instead of casting free to zev_close_cb. */
+ZEV_EXPORT void zev_free_on_close(zev_handle_t *handle);
 
 /* ---- timer -------------------------------------------------------------------------------- */
 

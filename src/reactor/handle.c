@@ -8,6 +8,7 @@
 #include "reactor_internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 void zev__handle_init(zev_loop_t *loop, zev_handle_t *h, zev_handle_type type,
                       const struct zev__handle_ops *ops) {
@@ -125,4 +126,8 @@ void zev__handle_run_closing(zev_loop_t *loop) {
         loop->open_handles--;
         if (h->queue.closing.cb) h->queue.closing.cb(h);
     }
+}
+
+void zev_free_on_close(zev_handle_t *h) {
+    free(h);
 }
