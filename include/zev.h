@@ -10,7 +10,8 @@
  * - Calls return 0 or a non-negative count on success and a negative errno on failure.
  * - The user owns every handle's memory; handles may be embedded in the user's structs. The
  *   library never frees user memory. After zev_close()'s callback the memory may be reused.
- * - A loop and its handles belong to one thread; only zev_async_send() is thread-safe.
+ * - A loop and its handles belong to one thread; only zev_async_send() is thread-safe (not
+ *   even zev_stop(): from another thread, send to an async handle whose callback stops).
  * - Struct fields are grouped: public (the user's to read and write), read-only (the user may
  *   read), private (do not touch; the layout may change between versions).
  */
@@ -125,8 +126,9 @@ struct zev__wake {
 
 /* ---- allocator hook ------------------------------------------------------------------------ */
 
-/* Where the loop gets memory: once at init (backend event array, buffer pool chunks) and,
- * for TCP listeners, nowhere else; never per message. Defaults to malloc/free. */
+/* Where the loop gets memory: the backend's event array at init; buffer-pool chunks and slab
+ * blocks (write-queue entries, sockets' extra state) lazily, when first needed, then reused
+ * until zev_loop_close. Never per message in steady state. Defaults to malloc/free. */
 typedef struct {
     void *(*alloc)(void *ctx, size_t size);
     void (*free)(void *ctx, void *ptr, size_t size);
@@ -216,14 +218,17 @@ struct zev_loop_s {
 ZEV_EXPORT int zev_loop_init(zev_loop_t *loop);
 /* As zev_loop_init with options (opts may be NULL). -EINVAL on NULL loop or bad options. */
 ZEV_EXPORT int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts);
-/* Release the loop's resources. -EBUSY while any handle is open or a close callback is due
- * (the loop stays usable); -EBADF if already closed; -EINVAL on NULL. */
+/* Release the loop's resources. -EBUSY while any handle is open, a close callback is due or
+ * the user still holds a buffer reference (zev_buf_ref/zev_buf_get without the unref): the
+ * loop stays usable, so release and retry. -EBADF if already closed; -EINVAL on NULL. */
 ZEV_EXPORT int zev_loop_close(zev_loop_t *loop);
 /* Run the loop. Returns 1 if referenced active handles remain (more to do), 0 if not;
  * -EINVAL on NULL or bad mode, -EBADF on a closed loop, -EBUSY if called from inside run,
  * or a negative errno the kernel wait failed with (never EINTR, which is retried). */
 ZEV_EXPORT int zev_run(zev_loop_t *loop, zev_run_mode mode);
-/* Make zev_run return after the current iteration. -EINVAL on NULL, -EBADF if closed. */
+/* Make zev_run return after the current iteration. Not thread-safe: call it on the loop's
+ * thread; from another, zev_async_send to a handle whose callback calls zev_stop.
+ * -EINVAL on NULL, -EBADF if closed. */
 ZEV_EXPORT int zev_stop(zev_loop_t *loop);
 /* 1 if the loop has referenced active handles, handles with requests in flight (connect,
  * write, end, UDP send: even unref'd ones), or due close callbacks; else 0. */
