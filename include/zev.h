@@ -6,7 +6,7 @@
  * zev/udp.h; one loop per thread on many cores in zev/workers.h; all are included from here,
  * so users include only <zev.h>.
  *
- * Conventions (see DESIGN.md):
+ * Conventions (docs/design.md explains them):
  * - Calls return 0 or a non-negative count on success and a negative errno on failure.
  * - The user owns every handle's memory; handles may be embedded in the user's structs. The
  *   library never frees user memory. After zev_close()'s callback the memory may be reused.

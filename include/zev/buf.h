@@ -1,10 +1,12 @@
-/* zev/buf.h: refcounted buffers and slices, the zero-copy currency of zev (DESIGN.md §5).
+/* zev/buf.h: refcounted buffers and slices, the zero-copy currency of zev (docs/design.md,
+ * "Buffers: the zero-copy contract").
  *
  * The loop owns a pool of fixed-size chunks. The kernel reads straight into a chunk; callbacks
  * get a slice (pointer, length, owning chunk) that is valid during the callback. To keep the
  * bytes longer, take a reference with zev_buf_ref() and drop it with zev_buf_unref(). A slice
  * with owner NULL is raw memory that the caller keeps alive until the call that took it is
- * complete. Included from <zev.h>.
+ * complete. zev_loop_close returns -EBUSY while the user still holds a reference. Included
+ * from <zev.h>.
  */
 #ifndef ZEV_BUF_H
 #define ZEV_BUF_H

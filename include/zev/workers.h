@@ -1,4 +1,5 @@
-/* zev/workers.h: many cores, one loop per thread (DESIGN.md §7). Included from <zev.h>.
+/* zev/workers.h: many cores, one loop per thread (docs/design.md, "Threads and scale").
+ * Included from <zev.h>.
  *
  * A loop and its handles belong to one thread, so a server uses n cores by running n loops on
  * n threads, each with its own listener on the same port (zev_tcp_listen_opts_t.reuse_port,

@@ -4,7 +4,7 @@
  * payload. The pool grows on demand and keeps released chunks on a free list, so in steady
  * state getting and releasing a chunk is a pointer swap: no allocation per message. Chunks go
  * back to the allocator only at zev_loop_close. Refcounts are plain integers: a loop and its
- * buffers belong to one thread (DESIGN.md §7).
+ * buffers belong to one thread (docs/design.md, "Threads and scale").
  */
 #include "reactor_internal.h"
 

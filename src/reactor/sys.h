@@ -1,4 +1,4 @@
-/* src/reactor/sys.h: the syscall seam (DESIGN.md §9).
+/* src/reactor/sys.h: the syscall seam (docs/design.md, "Fault injection").
  *
  * Every syscall on zev's I/O path goes through one of these wrappers. They return what the
  * syscall returns on success and a negative errno on failure (never -1 with errno), so callers
