@@ -265,6 +265,20 @@ static unsigned to_revents(const struct kevent *ev) {
     return r;
 }
 
+/* After a kevent() that carried the changelist: a change leaves the queue only once the
+ * kernel has taken it. It has if the call returned (each change applied, or refused in the
+ * eventlist) or failed with EINTR (kqueue(2): changes are applied before the wait). After
+ * any other failure nobody knows how far it got, so the changes go again on their own, with
+ * a receipt each: re-adding an applied one is harmless, a refused one reaches its watcher.
+ * If even that fails they stay queued for the next wait. */
+static void settle_changes(zev_loop_t *loop, int n) {
+    if (n >= 0 || n == -EINTR) {
+        loop->backend->n_changes = 0;
+        return;
+    }
+    (void)flush_changes(loop);
+}
+
 static int kq_wait(zev_loop_t *loop, int timeout_ms) {
     struct zev__backend *b = loop->backend;
     /* Every refused change takes an eventlist slot; more changes than slots would make
@@ -280,9 +294,7 @@ static int kq_wait(zev_loop_t *loop, int timeout_ms) {
     n = kevent(b->fd, b->changes, (int)b->n_changes, ev, (int)b->max_events,
                timeout_ms < 0 ? NULL : &ts);
     if (n < 0) n = -errno;
-    /* The kernel took the changelist: all of it on EINTR (kqueue(2)), and a change that
-     * failed otherwise would only fail again. */
-    b->n_changes = 0;
+    settle_changes(loop, n);
     for (int i = 0; i < n; i++) {
         b->ready[i].tag = (uintptr_t)ev[i].udata;
         b->ready[i].revents = to_revents(&ev[i]);
