@@ -164,6 +164,7 @@ typedef struct {
 } zev_loop_options_t;
 
 struct zev__timer_node;
+struct zev__backend;
 
 /* private: a pool of fixed-size objects (write-queue entries, timeout nodes), grown in blocks
  * through the allocator and reused; returned to the allocator at zev_loop_close. */
@@ -194,16 +195,7 @@ struct zev_loop_s {
     size_t timer_count;
     uint64_t timer_seq;              /* start order, breaks deadline ties */
     zev_allocator_t allocator;
-    /* backend state: sized at init, owned by the backend file */
-    int backend_fd;
-    void *backend_events;
-    unsigned backend_max_events;
-    unsigned backend_n_ready;        /* events of the batch being dispatched */
-    unsigned backend_next_ready;     /* index of the next one to dispatch */
-    void *backend_changes;           /* kqueue: pending changelist */
-    unsigned backend_n_changes;
-    unsigned backend_max_changes;
-    int wake_fds[2];                 /* eventfd or self-pipe; -1 where EVFILT_USER is used */
+    struct zev__backend *backend;    /* kernel interface state, allocated at init */
     struct zev__wake wake;
     int async_wake_pending;          /* atomic: a wake-up is in flight */
     zev_buf_pool_t pool;

@@ -83,3 +83,53 @@ Test(fault, skip_and_times_select_exactly_the_calls_asked_for) {
     close(fds[0]);
     close(fds[1]);
 }
+
+/* ---- kqueue: watches queued for the kernel wait survive a failed wait (defect 18) ---- */
+
+struct probe {
+    zev_handle_t h; /* a watcher's events go to the ops of the handle just before it */
+    struct zev_watcher w;
+    int calls;
+};
+
+static void probe_event(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
+    (void)loop;
+    (void)revents;
+    zev__container_of(w, struct probe, w)->calls++;
+}
+
+static const struct zev__handle_ops probe_ops = {.io = probe_event};
+
+/* Start a watcher on a readable pipe (on kqueue its EV_ADD waits in the changelist for the
+ * next kernel wait), fail that wait with err, and run until the event arrives. */
+static void watch_across_a_failed_wait(int err, int expect_run) {
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    cr_assert_eq(write(fds[1], "x", 1), 1);
+    zev_timer_t keepalive;
+    zev_timer_init(&zt_loop, &keepalive);
+    zev_timer_start(&keepalive, count_fire, 60000, 0);
+    struct probe p = {.h.ops = &probe_ops};
+    zev__watcher_init(&p.w, fds[0]);
+    cr_assert_eq(zev__watcher_start(&zt_loop, &p.w, ZEV__READABLE), 0);
+    zev_fault_fail(ZEV_SYS_POLL_WAIT, 0, 1, err);
+    cr_assert_eq(zev_run(&zt_loop, ZEV_RUN_NOWAIT), expect_run);
+    cr_assert_eq(zev_fault_hits(ZEV_SYS_POLL_WAIT), 1, "the wait did fail");
+    for (int i = 0; i < 3 && p.calls == 0; i++) {
+        zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    }
+    cr_assert_eq(p.calls, 1, "the watch queued before the failed wait reached the kernel");
+    zev__watcher_stop(&zt_loop, &p.w);
+    close(fds[0]);
+    close(fds[1]);
+    zev_close(&keepalive.handle, NULL);
+    zt_run();
+}
+
+Test(fault, a_watch_queued_before_an_interrupted_wait_still_gets_its_event) {
+    watch_across_a_failed_wait(EINTR, 1);
+}
+
+Test(fault, a_watch_queued_before_a_failed_wait_still_gets_its_event) {
+    watch_across_a_failed_wait(ENOMEM, -ENOMEM);
+}

@@ -17,16 +17,22 @@ struct probe {
     int calls;
     unsigned last;
     struct probe *victim; /* stopped by this probe's callback, if set */
+    int restarts;         /* stop and start the victim this many times instead of closing it */
 };
 
 static void on_event(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
     struct probe *p = zev__container_of(w, struct probe, w);
     p->calls++;
     p->last = revents;
-    if (p->victim) {
+    if (!p->victim) return;
+    if (p->restarts == 0) {
         zev__watcher_stop(loop, &p->victim->w);
         close(p->victim->w.fd);
         p->victim->w.fd = -1;
+    }
+    for (int i = 0; i < p->restarts; i++) {
+        zev__watcher_stop(loop, &p->victim->w);
+        cr_assert_eq(zev__watcher_start(loop, &p->victim->w, ZEV__READABLE), 0);
     }
 }
 
@@ -118,23 +124,30 @@ Test(watcher, peer_close_is_reported_as_hangup) {
     keepalive_close();
 }
 
-Test(watcher, a_watcher_stopped_earlier_in_the_batch_never_gets_its_stale_event) {
-    int a[2], b[2];
+/* Two probes on socketpairs a and b, each the other's victim, both readable before the poll:
+ * one batch holds both events, and whichever callback runs first acts on the other. */
+static void two_victims_in_one_batch(struct probe *pa, struct probe *pb, int a[2], int b[2],
+                                     int restarts) {
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
-    struct probe pa = {0}, pb = {0};
-    pa.victim = &pb;
-    pb.victim = &pa;
+    pa->victim = pb;
+    pb->victim = pa;
+    pa->restarts = pb->restarts = restarts;
     keepalive_start();
-    probe_init(&pa, a[0]);
-    probe_init(&pb, b[0]);
-    zev__watcher_start(&zt_loop, &pa.w, ZEV__READABLE);
-    zev__watcher_start(&zt_loop, &pb.w, ZEV__READABLE);
-    /* Both become readable before the poll: one batch holds both events. Whichever runs
-     * first stops and closes the other; the other's event must be dropped. */
+    probe_init(pa, a[0]);
+    probe_init(pb, b[0]);
+    zev__watcher_start(&zt_loop, &pa->w, ZEV__READABLE);
+    zev__watcher_start(&zt_loop, &pb->w, ZEV__READABLE);
     cr_assert_eq(write(a[1], "a", 1), 1);
     cr_assert_eq(write(b[1], "b", 1), 1);
     iterate();
+}
+
+Test(watcher, a_watcher_stopped_earlier_in_the_batch_never_gets_its_stale_event) {
+    int a[2], b[2];
+    struct probe pa = {0}, pb = {0};
+    /* The first callback stops and closes the other; the other's event must be dropped. */
+    two_victims_in_one_batch(&pa, &pb, a, b, 0);
     cr_assert_eq(pa.calls + pb.calls, 1, "exactly one callback ran");
     struct probe *survivor = pa.calls ? &pa : &pb;
     zev__watcher_stop(&zt_loop, &survivor->w);
@@ -142,6 +155,40 @@ Test(watcher, a_watcher_stopped_earlier_in_the_batch_never_gets_its_stale_event)
     close(a[1]);
     close(b[1]);
     keepalive_close();
+}
+
+/* The first callback stops and restarts the other `restarts` times. The other's event was
+ * fetched for its first registration and must be dropped; the new registration reports the
+ * unread byte in the next batch. */
+static void restart_within_a_batch(int restarts) {
+    int a[2], b[2];
+    struct probe pa = {0}, pb = {0};
+    two_victims_in_one_batch(&pa, &pb, a, b, restarts);
+    cr_assert_eq(pa.calls + pb.calls, 1, "the restarted watcher's old event was dropped");
+    struct probe *first = pa.calls ? &pa : &pb;
+    struct probe *restarted = first->victim;
+    first->victim = NULL;
+    restarted->victim = NULL;
+    iterate();
+    cr_assert_eq(restarted->calls, 1, "its new registration reports the unread byte");
+    cr_assert(restarted->last & ZEV__READABLE);
+    cr_assert_eq(first->calls, 1);
+    zev__watcher_stop(&zt_loop, &pa.w);
+    zev__watcher_stop(&zt_loop, &pb.w);
+    close(a[0]);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+    keepalive_close();
+}
+
+Test(watcher, a_watcher_stopped_and_restarted_in_the_batch_never_gets_its_old_event) {
+    restart_within_a_batch(1);
+}
+
+/* Two flips of a one-bit instance would revive the first registration's events. */
+Test(watcher, a_watcher_restarted_twice_in_the_batch_never_gets_its_old_event) {
+    restart_within_a_batch(2);
 }
 
 Test(watcher, a_fed_watcher_runs_next_iteration_without_blocking) {

@@ -1,10 +1,11 @@
 /* src/reactor/loop.c: the loop's life (init, run, stop, close), its clock and its counters.
  *
  * One iteration runs these phases in order (the diagram is in docs/internals.md):
- *   1. update the cached time       4. poll the backend, dispatching ready watchers
+ *   1. update the cached time       4. poll the backend, dispatching ready watchers (poll.c)
  *   2. run due timers               5. run due close callbacks
  *   3. run watchers fed last time
- * Handles, watchers, timers and async live in their own files; this file only sequences them.
+ * Handles, watchers, timers, async and the poll phase live in their own files; this file only
+ * sequences them.
  */
 #include "backend.h"
 #include "reactor_internal.h"
@@ -51,10 +52,6 @@ uint64_t zev_now(const zev_loop_t *loop) {
     return loop ? loop->now_ms : 0;
 }
 
-const char *zev_backend_name(void) {
-    return zev__backend_name();
-}
-
 int zev_loop_init(zev_loop_t *loop) {
     return zev_loop_init_ex(loop, NULL);
 }
@@ -73,10 +70,6 @@ int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts) {
         loop->allocator.alloc = default_alloc;
         loop->allocator.free = default_free;
     }
-    loop->backend_max_events = o.max_events ? o.max_events : DEFAULT_MAX_EVENTS;
-    loop->backend_fd = -1;
-    loop->wake_fds[0] = -1;
-    loop->wake_fds[1] = -1;
     zev__list_init(&loop->pending_watchers);
     zev__list_init(&loop->async_handles);
     zev__buf_pool_init(loop, o.buf_size ? o.buf_size : DEFAULT_BUF_SIZE);
@@ -84,7 +77,7 @@ int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts) {
     zev__slab_init(&loop->slab_large, ZEV__SLAB_LARGE);
     zev_update_time(loop);
 
-    int err = zev__backend_init(loop);
+    int err = zev__backend_open(loop, o.max_events ? o.max_events : DEFAULT_MAX_EVENTS);
     if (err < 0) {
         loop->state = ZEV__LOOP_CLOSED;
         return err;
@@ -126,16 +119,6 @@ int zev_loop_metrics(const zev_loop_t *loop, zev_loop_metrics_t *out) {
     return 0;
 }
 
-void zev__loop_account_poll(zev_loop_t *loop, uint64_t blocked_ns, unsigned n_events) {
-    zev_loop_metrics_t *m = &loop->metrics;
-    m->polls++;
-    m->blocked_ns += blocked_ns;
-    if (n_events == 0) return;
-    m->wakeups++;
-    m->events += n_events;
-    if (n_events > m->max_events) m->max_events = n_events;
-}
-
 /* How long the poll phase may block: not at all when something is already waiting to run. */
 static int poll_timeout(const zev_loop_t *loop, zev_run_mode mode, bool made_progress) {
     if (mode == ZEV_RUN_NOWAIT || loop->stop_flag) return 0;
@@ -150,7 +133,7 @@ static int run_iteration(zev_loop_t *loop, zev_run_mode mode) {
     bool made_progress = zev__timer_run_due(loop) > 0;
     made_progress |= !zev__list_empty(&loop->pending_watchers);
     zev__watcher_run_pending(loop);
-    int err = zev__backend_poll(loop, poll_timeout(loop, mode, made_progress));
+    int err = zev__loop_poll(loop, poll_timeout(loop, mode, made_progress));
     if (err < 0) return err;
     /* ONCE promises progress: if the poll timed out for a timer, fire it now. */
     if (mode == ZEV_RUN_ONCE) {

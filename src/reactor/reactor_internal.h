@@ -71,9 +71,6 @@ static inline bool zev__loop_usable(const zev_loop_t *loop) {
 void *zev__alloc(zev_loop_t *loop, size_t size);
 void zev__free(zev_loop_t *loop, void *ptr, size_t size);
 
-/* Called by the backend around its kernel wait: counts events and time blocked. */
-void zev__loop_account_poll(zev_loop_t *loop, uint64_t blocked_ns, unsigned n_events);
-
 /* ---- handles ---- */
 
 enum {
@@ -119,6 +116,11 @@ enum {
 enum {
     ZEV__W_REGISTERED = 1u << 0, /* known to the backend */
     ZEV__W_PENDING = 1u << 1,    /* in loop->pending_watchers, through its owner's queue slot */
+    /* Stale events (watcher.c): the instance bit travels with every registration, in bit 0
+     * of the kernel's data, and flips when the watcher is stopped; FLIPPED says it flipped
+     * and no event of a registration made since has been delivered yet. */
+    ZEV__W_INSTANCE = 1u << 2,
+    ZEV__W_FLIPPED = 1u << 3,
 };
 
 /* Watchers are edge-triggered: after a READABLE event the owner reads until EAGAIN, or stops

@@ -53,19 +53,22 @@ static int open_fds(int fds[2]) {
 #endif
 }
 
-int zev__wake_open(zev_loop_t *loop) {
-    int err = open_fds(loop->wake_fds);
+int zev__wake_start(zev_loop_t *loop) {
+    int err = open_fds(loop->backend->wake_fds);
     if (err < 0) return err;
     loop->wake.handle.ops = &wake_ops;
-    zev__watcher_init(&loop->wake.io, loop->wake_fds[0]);
-    return 0;
+    zev__watcher_init(&loop->wake.io, loop->backend->wake_fds[0]);
+    err = zev__watcher_start(loop, &loop->wake.io, ZEV__READABLE);
+    if (err < 0) zev__wake_close(loop);
+    return err;
 }
 
 void zev__wake_close(zev_loop_t *loop) {
-    if (loop->wake_fds[0] < 0) return;
-    zev__sys_close(loop->wake_fds[0]);
-    if (loop->wake_fds[1] != loop->wake_fds[0]) zev__sys_close(loop->wake_fds[1]);
-    loop->wake_fds[0] = loop->wake_fds[1] = -1;
+    int *fds = loop->backend->wake_fds;
+    if (fds[0] < 0) return;
+    zev__sys_close(fds[0]);
+    if (fds[1] != fds[0]) zev__sys_close(fds[1]);
+    fds[0] = fds[1] = -1;
 }
 
 int zev__wake_signal(zev_loop_t *loop) {
@@ -78,7 +81,7 @@ int zev__wake_signal(zev_loop_t *loop) {
     size_t len = 1;
 #endif
     for (;;) {
-        ssize_t n = zev__sys_write(loop->wake_fds[1], msg, len);
+        ssize_t n = zev__sys_write(loop->backend->wake_fds[1], msg, len);
         if (n >= 0 || n == -EAGAIN) return 0; /* a full pipe will wake the loop anyway */
         if (n != -EINTR) return (int)n;
     }
@@ -87,7 +90,7 @@ int zev__wake_signal(zev_loop_t *loop) {
 void zev__wake_drain(zev_loop_t *loop) {
     char buf[64];
     for (;;) {
-        ssize_t n = zev__sys_read(loop->wake_fds[0], buf, sizeof(buf));
+        ssize_t n = zev__sys_read(loop->backend->wake_fds[0], buf, sizeof(buf));
         if (n == -EINTR) continue;
         if (n <= 0 || USE_EVENTFD) return; /* one read resets an eventfd */
     }

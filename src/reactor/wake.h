@@ -5,8 +5,8 @@
 
 #include "reactor_internal.h"
 
-/* Open loop->wake_fds and set up loop->wake.io on the read side (not yet registered). */
-int zev__wake_open(zev_loop_t *loop);
+/* Open loop->backend->wake_fds and start loop->wake.io on the read side. Undone on failure. */
+int zev__wake_start(zev_loop_t *loop);
 void zev__wake_close(zev_loop_t *loop);
 /* Thread-safe: make the read side readable. */
 int zev__wake_signal(zev_loop_t *loop);

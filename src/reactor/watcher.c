@@ -4,6 +4,25 @@
  * Because readiness is edge-triggered, an owner that stops reading early (its fairness budget,
  * or a resume after pause) feeds itself to the pending queue; the loop runs that queue in the
  * next iteration and polls without blocking while it is non-empty.
+ *
+ * Stale events. A callback may stop a watcher whose event is later in the batch being
+ * dispatched (it closed that handle, or a connect failed). The event must not reach it, nor
+ * reach it once it is started again within the batch. As nginx does, each registration
+ * carries the watcher's instance bit in bit 0 of the kernel's data pointer (a watcher is at
+ * least 4-aligned: it follows its owner's zev_handle_t); stopping flips the bit, and the
+ * dispatcher drops an event whose bit differs. That is O(1) per stop, where scanning the rest
+ * of the batch was O(batch). It is sound because nothing frees a watcher within a batch:
+ * handle memory is the user's only after its close callback, and close callbacks run after
+ * dispatch; so a tag in the batch still names the same watcher.
+ *
+ * One bit tells two registrations apart, not three: stop, start, stop, start within one batch
+ * would flip the bit back and revive the first registration's events. So a stop flips only if
+ * the previous flip is known to be behind the batch: FLIPPED is set by a flip and cleared when
+ * an event of the newer registration is delivered (which proves that registration is the one
+ * the batch was fetched with). A stop that finds FLIPPED still set voids the watcher's entries
+ * in the rest of the batch instead, O(batch), as before; it takes a second stop before any
+ * event of the restarted registration arrived, which zev itself never does. See
+ * docs/internals.md, "Stale events".
  */
 #include "backend.h"
 #include "reactor_internal.h"
@@ -11,7 +30,10 @@
 /* The event and flag bits are stored in bytes. */
 _Static_assert((ZEV__READABLE | ZEV__WRITABLE | ZEV__HANGUP | ZEV__ERROR) <= UINT8_MAX,
                "event bits fit struct zev_watcher's uint8_t fields");
-_Static_assert((ZEV__W_REGISTERED | ZEV__W_PENDING) <= UINT8_MAX, "watcher flags fit a byte");
+_Static_assert((ZEV__W_REGISTERED | ZEV__W_PENDING | ZEV__W_INSTANCE | ZEV__W_FLIPPED) <= UINT8_MAX,
+               "watcher flags fit a byte");
+/* The instance bit lives in bit 0 of a watcher's address. */
+_Static_assert(_Alignof(struct zev_watcher) >= 2, "a watcher's address has a free low bit");
 /* zev__watcher_dispatch finds a watcher's owner just before it; the loop's own one too. */
 _Static_assert(offsetof(struct zev__wake, io) == sizeof(zev_handle_t),
                "the wake-up watcher follows its handle");
@@ -23,9 +45,19 @@ void zev__watcher_init(struct zev_watcher *w, int fd) {
     w->revents = 0;
 }
 
+/* Make w's events already in the batch stale (see the top of this file). */
+static void retire_batch_events(zev_loop_t *loop, struct zev_watcher *w) {
+    if (w->flags & ZEV__W_FLIPPED) {
+        zev__loop_drop_ready(loop, w);
+        return;
+    }
+    w->flags ^= ZEV__W_INSTANCE;
+    w->flags |= ZEV__W_FLIPPED;
+}
+
 int zev__watcher_start(zev_loop_t *loop, struct zev_watcher *w, unsigned events) {
     if ((w->flags & ZEV__W_REGISTERED) && (w->events & events) == events) return 0;
-    int err = zev__backend_watch(loop, w, w->events | events);
+    int err = loop->backend->ops->watch(loop, w, w->events | events);
     if (err < 0) return err;
     w->events = (uint8_t)(w->events | events);
     w->flags |= ZEV__W_REGISTERED;
@@ -39,9 +71,10 @@ void zev__watcher_stop(zev_loop_t *loop, struct zev_watcher *w) {
     }
     w->revents = 0;
     if (!(w->flags & ZEV__W_REGISTERED)) return;
-    zev__backend_unwatch(loop, w);
+    loop->backend->ops->unwatch(loop, w);
     w->flags &= (uint8_t)~ZEV__W_REGISTERED;
     w->events = 0;
+    retire_batch_events(loop, w);
 }
 
 void zev__watcher_feed(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {

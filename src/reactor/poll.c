@@ -1,0 +1,114 @@
+/* src/reactor/poll.c: the poll phase of an iteration, around whichever backend the loop uses.
+ *
+ * The backend waits and fills the ready list; everything else about the wait is here, once
+ * for every backend: retrying EINTR with what is left of the timeout, the cached clock, the
+ * counters, dispatching the batch, and the stale-event check (the instance bit, watcher.c).
+ * The backend's ops table is read once per iteration; dispatch makes no indirect call of its
+ * own beyond the owner's io callback.
+ */
+#include "backend.h"
+#include "reactor_internal.h"
+
+#include <errno.h>
+
+const char *zev_backend_name(void) {
+    return zev__backend_builtin.name;
+}
+
+static size_t state_size(unsigned max_events) {
+    return sizeof(struct zev__backend) + sizeof(struct zev__ready) * max_events;
+}
+
+int zev__backend_open(zev_loop_t *loop, unsigned max_events) {
+    struct zev__backend *b = zev__alloc(loop, state_size(max_events));
+    if (!b) return -ENOMEM;
+    *b = (struct zev__backend){0};
+    /* A run-time choice (io_uring, falling back to epoll) would be made here. */
+    b->ops = &zev__backend_builtin;
+    b->ready = (struct zev__ready *)(b + 1);
+    b->max_events = max_events;
+    b->fd = -1;
+    b->wake_fds[0] = b->wake_fds[1] = -1;
+    loop->backend = b;
+    int err = b->ops->init(loop);
+    if (err < 0) {
+        zev__free(loop, b, state_size(max_events));
+        loop->backend = NULL;
+    }
+    return err;
+}
+
+void zev__backend_close(zev_loop_t *loop) {
+    struct zev__backend *b = loop->backend;
+    if (!b) return;
+    b->ops->close(loop);
+    zev__free(loop, b, state_size(b->max_events));
+    loop->backend = NULL;
+}
+
+int zev__backend_wake(zev_loop_t *loop) {
+    return loop->backend->ops->wake(loop);
+}
+
+static void account_poll(zev_loop_t *loop, uint64_t blocked_ns, int n_events) {
+    zev_loop_metrics_t *m = &loop->metrics;
+    m->polls++;
+    m->blocked_ns += blocked_ns;
+    if (n_events <= 0) return;
+    m->wakeups++;
+    m->events += (unsigned)n_events;
+    if ((unsigned)n_events > m->max_events) m->max_events = (unsigned)n_events;
+}
+
+/* What is left of timeout_ms after spent_ns; -1 (forever) and 0 stay as they are. */
+static int time_left(int timeout_ms, uint64_t spent_ns) {
+    if (timeout_ms <= 0) return timeout_ms;
+    uint64_t spent_ms = spent_ns / 1000000u;
+    return spent_ms >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent_ms;
+}
+
+/* The instance bit the event was registered with must still be the watcher's: a stop since
+ * flipped it (watcher.c). A delivered event also proves that the watcher's last flip is
+ * behind this batch, so the next stop may flip again. */
+static struct zev_watcher *live_watcher(uintptr_t tag) {
+    struct zev_watcher *w = zev__tag_watcher(tag);
+    if (!w || zev__watcher_tag(w) != tag) return NULL;
+    if (w->flags & ZEV__W_FLIPPED) w->flags &= (uint8_t)~ZEV__W_FLIPPED;
+    return w;
+}
+
+/* Hazard: any callback may stop, close or restart any watcher, this one or one later in the
+ * batch; live_watcher() checks each entry just before its turn, never ahead. */
+static void dispatch(zev_loop_t *loop, struct zev__backend *b, unsigned n) {
+    b->n_ready = n;
+    for (unsigned i = 0; i < n; i++) {
+        b->next_ready = i + 1;
+        struct zev_watcher *w = live_watcher(b->ready[i].tag);
+        if (w) zev__watcher_dispatch(loop, w, b->ready[i].revents);
+    }
+    b->n_ready = 0;
+    b->next_ready = 0;
+}
+
+void zev__loop_drop_ready(zev_loop_t *loop, const struct zev_watcher *w) {
+    struct zev__backend *b = loop->backend;
+    for (unsigned i = b->next_ready; i < b->n_ready; i++) {
+        if (zev__tag_watcher(b->ready[i].tag) == w) b->ready[i].tag = 0;
+    }
+}
+
+int zev__loop_poll(zev_loop_t *loop, int timeout_ms) {
+    struct zev__backend *b = loop->backend;
+    int (*wait)(zev_loop_t *, int) = b->ops->wait;
+    uint64_t start = zev_hrtime();
+    for (;;) {
+        int n = wait(loop, timeout_ms);
+        uint64_t end = zev_hrtime();
+        account_poll(loop, end - start, n);
+        loop->now_ms = end / 1000000u;
+        if (n > 0) dispatch(loop, b, (unsigned)n);
+        if (n != -EINTR) return n < 0 ? n : 0;
+        timeout_ms = time_left(timeout_ms, end - start);
+        start = end;
+    }
+}
