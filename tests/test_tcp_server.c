@@ -211,3 +211,23 @@ Test(tcp_server, socket_addresses_match_both_ends) {
     zt_run();
     close(fd);
 }
+
+Test(tcp_server, ipv6_only_on_an_ipv4_host_is_einval) {
+    /* As libuv (and zev's UDP bind): the option means nothing for an IPv4 socket, so asking
+     * for it there is a mistake to report, not to ignore. */
+    zev_tcp_server_t s;
+    zev_tcp_server_init(&zt_loop, &s);
+    zev_tcp_listen_opts_t only6 = {.ipv6_only = 1};
+    int fds = zt_fd_count();
+    cr_assert_eq(zev_tcp_listen(&s, "127.0.0.1", 0, &only6, on_conn), -EINVAL);
+    cr_assert_eq(zev_tcp_listen(&s, NULL, 0, &only6, on_conn), -EINVAL, "NULL host is IPv4");
+    cr_assert_eq(zt_fd_count(), fds, "no socket left open by the refused listen");
+    zev_addr_info_t info;
+    cr_assert_eq(zev_tcp_server_address(&s, &info), -ENOTCONN, "not listening");
+    /* The same options on an IPv6 host are fine. */
+    cr_assert_eq(zev_tcp_listen(&s, "::1", 0, &only6, on_conn), 0);
+    cr_assert_eq(zev_tcp_server_address(&s, &info), 0);
+    cr_assert_eq(info.family, 6);
+    zev_close(&s.handle, NULL);
+    zt_run();
+}

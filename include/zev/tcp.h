@@ -28,7 +28,7 @@ typedef void (*zev_tcp_drop_cb)(zev_tcp_server_t *server, const zev_sockaddr_t *
 
 typedef struct {
     int backlog;        /* 0: 511, as Node */
-    int ipv6_only;      /* 1: an IPv6 listener does not accept IPv4-mapped peers */
+    int ipv6_only;      /* 1: an IPv6 listener does not accept IPv4-mapped peers (IPv6 only) */
     int reuse_port;     /* 1: SO_REUSEPORT, several listeners (one per loop) on one port */
 } zev_tcp_listen_opts_t;
 
@@ -57,9 +57,9 @@ struct zev_tcp_server_s {
 /* Initialise a listener. -EINVAL on NULL, -EBADF on a closed loop. */
 ZEV_EXPORT int zev_tcp_server_init(zev_loop_t *loop, zev_tcp_server_t *server);
 /* Listen on host ("127.0.0.1", "::1", NULL or "" for any IPv4, "::" for any IPv6) and port
- * (0: ephemeral). opts may be NULL. -EINVAL on bad text, port outside 0..65535 or NULL cb;
- * -EADDRINUSE, -EACCES, -EADDRNOTAVAIL from the kernel; -EBADF if closed; -EALREADY if
- * already listening. */
+ * (0: ephemeral). opts may be NULL. -EINVAL on bad text, port outside 0..65535, NULL cb or
+ * ipv6_only on an IPv4 host; -EADDRINUSE, -EACCES, -EADDRNOTAVAIL from the kernel; -EBADF if
+ * closed; -EALREADY if already listening. */
 ZEV_EXPORT int zev_tcp_listen(zev_tcp_server_t *server, const char *host, int port,
                               const zev_tcp_listen_opts_t *opts, zev_tcp_connection_cb cb);
 /* Take the waiting connection into client (initialised with zev_tcp_init, not yet used).

@@ -89,6 +89,8 @@ int zev_tcp_listen(zev_tcp_server_t *s, const char *host, int port,
     zev_sockaddr_t addr;
     int err = zev_addr_parse(&addr, host, port);
     if (err < 0) return err;
+    /* IPV6_V6ONLY means nothing on an IPv4 socket: refuse rather than ignore it (libuv). */
+    if (o.ipv6_only && addr.sa.sa_family != AF_INET6) return -EINVAL;
 
     int fd = zev__sys_socket(addr.sa.sa_family, SOCK_STREAM, 0);
     if (fd < 0) return fd;
