@@ -150,8 +150,9 @@ ZEV_EXPORT int zev_tcp_read_start(zev_tcp_t *t);
 /* Stop delivering data (Node's pause); bytes wait in the kernel. */
 ZEV_EXPORT int zev_tcp_read_stop(zev_tcp_t *t);
 /* Read into buf (caller-owned, len bytes) instead of the pool: slices then have owner NULL
- * and are only valid during the data callback. buf NULL returns to the pool. -EINVAL if buf
- * is set and len is 0, -EBADF if closed, -ENOMEM (never for buf NULL). */
+ * and are only valid during the data callback. buf NULL returns to the pool; so does being a
+ * pipe's source, until unpiped. -EINVAL if buf is set and len is 0, -EBADF if closed, -ENOMEM
+ * (never for buf NULL). */
 ZEV_EXPORT int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len);
 
 /* Write n slices in order. Raw slices (owner NULL) must stay valid until cb; refcounted ones
@@ -213,8 +214,9 @@ struct zev_tcp_pipe_s {
  * reaches both sockets' own tables. A socket may be the source of one pipe and the destination
  * of another (a two-way proxy: set allow_half_open on both sockets, or one side's EOF ends the
  * other direction too, and what still comes back is refused with -EPIPE on its source). The
- * caller owns p until zev_tcp_unpipe or until either socket closes. -EINVAL on NULL or
- * src == dst, -EBADF if either is closed, -EBUSY if src is already a source or dst already a
+ * caller owns p until zev_tcp_unpipe or until either socket closes. src reads into the pool
+ * while piped, even if it has a user read buffer. -EINVAL on NULL, src == dst or sockets of
+ * two loops, -EBADF if either is closed, -EBUSY if src is already a source or dst already a
  * destination, -ENOMEM if either socket's extra state could not be had. */
 ZEV_EXPORT int zev_tcp_pipe(zev_tcp_pipe_t *p, zev_tcp_t *src, zev_tcp_t *dst, int end_dst);
 /* Stop forwarding; restores both sockets' own event tables. src stays as it was (reading or

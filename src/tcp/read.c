@@ -65,9 +65,15 @@ static void on_eof(zev_tcp_t *t) {
 }
 
 /* One read into the shared area or the user's buffer. On return slice describes the space
- * offered (len: how much was asked). Returns bytes, 0 on EOF, -errno. */
+ * offered (len: how much was asked). Returns bytes, 0 on EOF, -errno.
+ *
+ * A pipe's source reads into the pool even when it has a user buffer: what dst's queue keeps
+ * of a read must outlive the next read, and only a pool slice has an owner to hold it by
+ * (an owner-less slice would be queued by pointer and overwritten by the next read). Nobody
+ * sees the piped bytes, so where they land is zev's business; unpiping goes back to the
+ * user's buffer. */
 static ssize_t read_once(zev_tcp_t *t, zev_slice_t *slice) {
-    if (t->handle.flags & ZEV__TCP_USER_BUF) {
+    if ((t->handle.flags & (ZEV__TCP_USER_BUF | ZEV__TCP_PIPE_SRC)) == ZEV__TCP_USER_BUF) {
         *slice = (zev_slice_t){t->extra->user_buf, t->extra->user_buf_len, NULL};
     } else {
         slice->owner = zev__buf_read_area(t->handle.loop, MIN_READ_SPACE, &slice->base,
