@@ -21,7 +21,8 @@ typedef struct zev_tcp_server_s zev_tcp_server_t;
 
 /* A connection is waiting: call zev_tcp_accept() now (a connection not accepted inside the
  * callback is closed and counted as dropped). status < 0 reports a failure to accept, such as
- * -EMFILE (accepting then pauses briefly; see docs/tcp.md). */
+ * -EMFILE (accepting then pauses briefly) or -EPROTO (one waiting connection failed; the rest
+ * are still accepted); see docs/tcp.md. */
 typedef void (*zev_tcp_connection_cb)(zev_tcp_server_t *server, int status);
 /* A connection was closed at once because maxConnections was reached (Node's 'drop'). */
 typedef void (*zev_tcp_drop_cb)(zev_tcp_server_t *server, const zev_sockaddr_t *peer);
