@@ -46,10 +46,7 @@ Test(tcp_fault, permanent_emfile_backs_off_instead_of_spinning) {
     zev_addr_info_t info;
     zev_tcp_server_address(&s, &info);
     /* A client waits in the backlog; every accept now fails with EMFILE. */
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)info.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+    int c = zt_raw_connect(info.port);
     zev_fault_fail(ZEV_SYS_ACCEPT, 0, -1, EMFILE);
     zev_timer_t t;
     zev_timer_init(&zt_loop, &t);
@@ -203,30 +200,18 @@ static void on_backlog_connection(zev_tcp_server_t *s, int status) {
     v->n_conns++;
 }
 
-static int connect_to(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return fd;
-}
-
 /* Three connections wait in the backlog and the first accept fails with an error of a
  * connection that died there. The listening socket's edge is spent, so unless the listener
  * keeps accepting, the other two wait for a fourth connection that never comes. */
 static void transient_accept_error_keeps_accepting(int err) {
     struct backlog_srv v = {0};
-    zev_tcp_server_init(&zt_loop, &v.s);
-    v.s.handle.data = &v;
-    cr_assert_eq(zev_tcp_listen(&v.s, "127.0.0.1", 0, NULL, on_backlog_connection), 0);
-    zev_addr_info_t info;
-    zev_tcp_server_address(&v.s, &info);
+    int port = zt_listen(&v.s, on_backlog_connection, &v);
     /* Let the listener look once and find nothing, so the connections below raise one fresh
      * edge, which the failed accept then spends. */
     for (int i = 0; i < 3; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
     cr_assert_eq(v.n_status, 0);
     int fds[3];
-    for (int i = 0; i < 3; i++) fds[i] = connect_to(info.port);
+    for (int i = 0; i < 3; i++) fds[i] = zt_raw_connect(port);
     uint64_t calls_before = zev_fault_calls(ZEV_SYS_ACCEPT);
     zev_fault_fail(ZEV_SYS_ACCEPT, 0, 1, err);
     zt_run_until(&v.n_conns, 3, 2000);
