@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 TestSuite(tcp_pipe, .init = zt_setup, .fini = zt_teardown, .timeout = 30);
@@ -197,6 +198,11 @@ Test(tcp_pipe, pipe_from_a_user_buffer_to_a_slow_destination_keeps_every_byte) {
     struct sink kd = {.got = malloc(N), .cap = N};
     d.handle.data = &kd;
     zev_tcp_set_events(&d, &sink_events);
+    /* Small fixed kernel buffers on the c -> d path, so dst backs up well before 4 MiB on
+     * any machine (loopback autotuning alone can take megabytes). */
+    int small = 64 * 1024;
+    setsockopt(zev_tcp_fileno(&c), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    setsockopt(zev_tcp_fileno(&d), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     cr_assert_eq(zev_tcp_set_read_buffer(&b, user_buf, sizeof(user_buf)), 0);
     zev_tcp_pipe_t p;
     cr_assert_eq(zev_tcp_pipe(&p, &b, &c, 1), 0);
