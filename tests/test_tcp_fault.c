@@ -46,10 +46,7 @@ Test(tcp_fault, permanent_emfile_backs_off_instead_of_spinning) {
     zev_addr_info_t info;
     zev_tcp_server_address(&s, &info);
     /* A client waits in the backlog; every accept now fails with EMFILE. */
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)info.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+    int c = zt_raw_connect(info.port);
     zev_fault_fail(ZEV_SYS_ACCEPT, 0, -1, EMFILE);
     zev_timer_t t;
     zev_timer_init(&zt_loop, &t);
@@ -179,4 +176,75 @@ Test(tcp_fault, a_read_error_reaches_the_error_event_once) {
     zev_close(&a.handle, NULL);
     zev_close(&b.handle, NULL);
     zt_run();
+}
+
+/* ---- accept errors that accept(2) says to retry -------------------------------------------- */
+
+struct backlog_srv {
+    zev_tcp_server_t s;
+    zev_tcp_t conns[3];
+    int statuses[8]; /* every connection_cb status, in order */
+    int n_status;
+    int n_conns;
+};
+
+static void on_backlog_connection(zev_tcp_server_t *s, int status) {
+    struct backlog_srv *v = s->handle.data;
+    cr_assert_lt(v->n_status, 8);
+    v->statuses[v->n_status++] = status;
+    if (status < 0) return;
+    cr_assert_lt(v->n_conns, 3);
+    zev_tcp_t *c = &v->conns[v->n_conns];
+    zev_tcp_init(s->handle.loop, c);
+    cr_assert_eq(zev_tcp_accept(s, c), 0);
+    v->n_conns++;
+}
+
+/* Three connections wait in the backlog and the first accept fails with an error of a
+ * connection that died there. The listening socket's edge is spent, so unless the listener
+ * keeps accepting, the other two wait for a fourth connection that never comes. */
+static void transient_accept_error_keeps_accepting(int err) {
+    struct backlog_srv v = {0};
+    int port = zt_listen(&v.s, on_backlog_connection, &v);
+    /* Let the listener look once and find nothing, so the connections below raise one fresh
+     * edge, which the failed accept then spends. */
+    for (int i = 0; i < 3; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(v.n_status, 0);
+    int fds[3];
+    for (int i = 0; i < 3; i++) fds[i] = zt_raw_connect(port);
+    uint64_t calls_before = zev_fault_calls(ZEV_SYS_ACCEPT);
+    zev_fault_fail(ZEV_SYS_ACCEPT, 0, 1, err);
+    zt_run_until(&v.n_conns, 3, 2000);
+    cr_assert_eq(v.n_conns, 3, "errno %d: %d of 3 waiting connections accepted", err,
+                 v.n_conns);
+    bool reported = err != ECONNABORTED; /* ECONNABORTED is skipped silently, as libuv does */
+    cr_assert_eq(v.n_status, reported ? 4 : 3, "errno %d", err);
+    int k = 0;
+    if (reported) cr_assert_eq(v.statuses[k++], -err, "the error first, then the connections");
+    for (; k < v.n_status; k++) cr_assert_eq(v.statuses[k], 0);
+    zev_tcp_server_stats_t st;
+    zev_tcp_server_stats(&v.s, &st);
+    cr_assert_eq(st.accepted, 3);
+    cr_assert_eq(st.accept_errors, reported ? 1u : 0u);
+    cr_assert_eq(zev_fault_calls(ZEV_SYS_ACCEPT) - calls_before, 5,
+                 "one failed, three taken, one EAGAIN");
+    for (int i = 0; i < 3; i++) {
+        zev_close(&v.conns[i].handle, NULL);
+        close(fds[i]);
+    }
+    zev_close(&v.s.handle, NULL);
+    zt_run();
+    zev_fault_reset();
+}
+
+Test(tcp_fault, a_transient_accept_error_does_not_strand_the_backlog) {
+    static const int errs[] = {
+        EPROTO, ENETDOWN, ENOPROTOOPT, EHOSTDOWN,
+#ifdef ENONET
+        ENONET,
+#endif
+        EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, ECONNABORTED,
+    };
+    for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
+        transient_accept_error_keeps_accepting(errs[i]);
 }

@@ -1,5 +1,6 @@
 /* tests/test_tcp_server.c: the listener's Node semantics: connection counts, maxConnections
  * and drop, connections not accepted, close waiting for its connections, unref, addresses. */
+#include "tcp_pair.h"
 #include "zt.h"
 
 #include <arpa/inet.h>
@@ -55,14 +56,6 @@ static int srv_listen(struct srv *v) {
     return info.port;
 }
 
-static int raw_connect(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return fd;
-}
-
 static void run_until_events(struct srv *v, int conns, int drops) {
     while (v->n < conns || v->drops < drops) zev_run(&zt_loop, ZEV_RUN_ONCE);
 }
@@ -72,7 +65,7 @@ Test(tcp_server, max_connections_closes_the_extra_ones_and_reports_drop) {
     int port = srv_listen(&v);
     cr_assert_eq(zev_tcp_server_set_max_connections(&v.s, 2, on_drop), 0);
     int fds[4];
-    for (int i = 0; i < 4; i++) fds[i] = raw_connect(port);
+    for (int i = 0; i < 4; i++) fds[i] = zt_raw_connect(port);
     run_until_events(&v, 2, 2);
     cr_assert_eq(v.n, 2);
     cr_assert_eq(v.drops, 2);
@@ -104,7 +97,7 @@ Test(tcp_server, a_connection_not_accepted_in_the_callback_is_dropped) {
     struct srv v;
     int port = srv_listen(&v);
     v.accept_all = 0;
-    int fd = raw_connect(port);
+    int fd = zt_raw_connect(port);
     zev_tcp_server_stats_t st = {0};
     while (st.dropped == 0) {
         zev_run(&zt_loop, ZEV_RUN_ONCE);
@@ -120,7 +113,7 @@ Test(tcp_server, a_connection_not_accepted_in_the_callback_is_dropped) {
 Test(tcp_server, close_stops_accepting_now_and_calls_back_after_the_last_connection) {
     struct srv v;
     int port = srv_listen(&v);
-    int fd = raw_connect(port);
+    int fd = zt_raw_connect(port);
     run_until_events(&v, 1, 0);
     zev_tcp_read_start(&v.conns[0]);
     zev_close(&v.s.handle, srv_closed);
@@ -156,7 +149,7 @@ Test(tcp_server, a_server_closed_with_its_last_connection_calls_back_once_after_
         srv_listen(&v);
         zev_addr_info_t info;
         zev_tcp_server_address(&v.s, &info);
-        int fd = raw_connect(info.port);
+        int fd = zt_raw_connect(info.port);
         run_until_events(&v, 1, 0);
         n_closed = 0;
         v.s.handle.data = (void *)1;
@@ -186,7 +179,7 @@ Test(tcp_server, unref_lets_the_loop_exit_while_listening) {
 Test(tcp_server, socket_addresses_match_both_ends) {
     struct srv v;
     int port = srv_listen(&v);
-    int fd = raw_connect(port);
+    int fd = zt_raw_connect(port);
     run_until_events(&v, 1, 0);
     zev_addr_info_t local, remote;
     cr_assert_eq(zev_tcp_local_address(&v.conns[0], &local), 0);
@@ -210,4 +203,24 @@ Test(tcp_server, socket_addresses_match_both_ends) {
     zev_close(&v.s.handle, NULL);
     zt_run();
     close(fd);
+}
+
+Test(tcp_server, ipv6_only_on_an_ipv4_host_is_einval) {
+    /* As libuv (and zev's UDP bind): the option means nothing for an IPv4 socket, so asking
+     * for it there is a mistake to report, not to ignore. */
+    zev_tcp_server_t s;
+    zev_tcp_server_init(&zt_loop, &s);
+    zev_tcp_listen_opts_t only6 = {.ipv6_only = 1};
+    int fds = zt_fd_count();
+    cr_assert_eq(zev_tcp_listen(&s, "127.0.0.1", 0, &only6, on_conn), -EINVAL);
+    cr_assert_eq(zev_tcp_listen(&s, NULL, 0, &only6, on_conn), -EINVAL, "NULL host is IPv4");
+    cr_assert_eq(zt_fd_count(), fds, "no socket left open by the refused listen");
+    zev_addr_info_t info;
+    cr_assert_eq(zev_tcp_server_address(&s, &info), -ENOTCONN, "not listening");
+    /* The same options on an IPv6 host are fine. */
+    cr_assert_eq(zev_tcp_listen(&s, "::1", 0, &only6, on_conn), 0);
+    cr_assert_eq(zev_tcp_server_address(&s, &info), 0);
+    cr_assert_eq(info.family, 6);
+    zev_close(&s.handle, NULL);
+    zt_run();
 }

@@ -21,14 +21,15 @@ typedef struct zev_tcp_server_s zev_tcp_server_t;
 
 /* A connection is waiting: call zev_tcp_accept() now (a connection not accepted inside the
  * callback is closed and counted as dropped). status < 0 reports a failure to accept, such as
- * -EMFILE (accepting then pauses briefly; see docs/tcp.md). */
+ * -EMFILE (accepting then pauses briefly) or -EPROTO (one waiting connection failed; the rest
+ * are still accepted); see docs/tcp.md. */
 typedef void (*zev_tcp_connection_cb)(zev_tcp_server_t *server, int status);
 /* A connection was closed at once because maxConnections was reached (Node's 'drop'). */
 typedef void (*zev_tcp_drop_cb)(zev_tcp_server_t *server, const zev_sockaddr_t *peer);
 
 typedef struct {
     int backlog;        /* 0: 511, as Node */
-    int ipv6_only;      /* 1: an IPv6 listener does not accept IPv4-mapped peers */
+    int ipv6_only;      /* 1: an IPv6 listener does not accept IPv4-mapped peers (IPv6 only) */
     int reuse_port;     /* 1: SO_REUSEPORT, several listeners (one per loop) on one port */
 } zev_tcp_listen_opts_t;
 
@@ -57,9 +58,9 @@ struct zev_tcp_server_s {
 /* Initialise a listener. -EINVAL on NULL, -EBADF on a closed loop. */
 ZEV_EXPORT int zev_tcp_server_init(zev_loop_t *loop, zev_tcp_server_t *server);
 /* Listen on host ("127.0.0.1", "::1", NULL or "" for any IPv4, "::" for any IPv6) and port
- * (0: ephemeral). opts may be NULL. -EINVAL on bad text, port outside 0..65535 or NULL cb;
- * -EADDRINUSE, -EACCES, -EADDRNOTAVAIL from the kernel; -EBADF if closed; -EALREADY if
- * already listening. */
+ * (0: ephemeral). opts may be NULL. -EINVAL on bad text, port outside 0..65535, NULL cb or
+ * ipv6_only on an IPv4 host; -EADDRINUSE, -EACCES, -EADDRNOTAVAIL from the kernel; -EBADF if
+ * closed; -EALREADY if already listening. */
 ZEV_EXPORT int zev_tcp_listen(zev_tcp_server_t *server, const char *host, int port,
                               const zev_tcp_listen_opts_t *opts, zev_tcp_connection_cb cb);
 /* Take the waiting connection into client (initialised with zev_tcp_init, not yet used).
@@ -150,8 +151,9 @@ ZEV_EXPORT int zev_tcp_read_start(zev_tcp_t *t);
 /* Stop delivering data (Node's pause); bytes wait in the kernel. */
 ZEV_EXPORT int zev_tcp_read_stop(zev_tcp_t *t);
 /* Read into buf (caller-owned, len bytes) instead of the pool: slices then have owner NULL
- * and are only valid during the data callback. buf NULL returns to the pool. -EINVAL if buf
- * is set and len is 0, -EBADF if closed, -ENOMEM (never for buf NULL). */
+ * and are only valid during the data callback. buf NULL returns to the pool; so does being a
+ * pipe's source, until unpiped. -EINVAL if buf is set and len is 0, -EBADF if closed, -ENOMEM
+ * (never for buf NULL). */
 ZEV_EXPORT int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len);
 
 /* Write n slices in order. Raw slices (owner NULL) must stay valid until cb; refcounted ones
@@ -213,8 +215,9 @@ struct zev_tcp_pipe_s {
  * reaches both sockets' own tables. A socket may be the source of one pipe and the destination
  * of another (a two-way proxy: set allow_half_open on both sockets, or one side's EOF ends the
  * other direction too, and what still comes back is refused with -EPIPE on its source). The
- * caller owns p until zev_tcp_unpipe or until either socket closes. -EINVAL on NULL or
- * src == dst, -EBADF if either is closed, -EBUSY if src is already a source or dst already a
+ * caller owns p until zev_tcp_unpipe or until either socket closes. src reads into the pool
+ * while piped, even if it has a user read buffer. -EINVAL on NULL, src == dst or sockets of
+ * two loops, -EBADF if either is closed, -EBUSY if src is already a source or dst already a
  * destination, -ENOMEM if either socket's extra state could not be had. */
 ZEV_EXPORT int zev_tcp_pipe(zev_tcp_pipe_t *p, zev_tcp_t *src, zev_tcp_t *dst, int end_dst);
 /* Stop forwarding; restores both sockets' own event tables. src stays as it was (reading or

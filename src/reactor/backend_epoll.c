@@ -59,7 +59,7 @@ static int epoll_ctl_seam(zev_loop_t *loop, int op, int fd, struct epoll_event *
 static int epoll_watch(zev_loop_t *loop, struct zev_watcher *w, unsigned events) {
     struct epoll_event ev = {0};
     ev.events = EPOLLET;
-    if (events & ZEV__READABLE) ev.events |= EPOLLIN | EPOLLRDHUP;
+    if (events & ZEV__READABLE) ev.events |= EPOLLIN | EPOLLRDHUP | EPOLLPRI;
     if (events & ZEV__WRITABLE) ev.events |= EPOLLOUT;
     ev.data.ptr = (void *)zev__watcher_tag(w);
     int op = (w->flags & ZEV__W_REGISTERED) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
@@ -77,6 +77,7 @@ static unsigned to_revents(uint32_t e) {
     if (e & EPOLLOUT) r |= ZEV__WRITABLE;
     if (e & (EPOLLRDHUP | EPOLLHUP)) r |= ZEV__HANGUP | ZEV__READABLE;
     if (e & EPOLLERR) r |= ZEV__ERROR | ZEV__READABLE | ZEV__WRITABLE;
+    if (e & EPOLLPRI) r |= ZEV__URGENT | ZEV__READABLE;
     return r;
 }
 

@@ -262,6 +262,9 @@ static unsigned to_revents(const struct kevent *ev) {
         if (ev->filter == EVFILT_READ) r |= ZEV__HANGUP;
         if (ev->fflags != 0) r |= ZEV__ERROR | ZEV__READABLE | ZEV__WRITABLE;
     }
+#ifdef EV_OOBAND /* macOS: out-of-band data is pending (FreeBSD has no such report) */
+    if (ev->filter == EVFILT_READ && (ev->flags & EV_OOBAND)) r |= ZEV__URGENT;
+#endif
     return r;
 }
 

@@ -111,6 +111,7 @@ enum {
     ZEV__WRITABLE = 1u << 1,
     ZEV__HANGUP = 1u << 2, /* peer closed its side (EPOLLRDHUP / EV_EOF on read) */
     ZEV__ERROR = 1u << 3,  /* socket error pending (EPOLLERR / EV_EOF with fflags) */
+    ZEV__URGENT = 1u << 4, /* TCP urgent data pending (EPOLLPRI / EV_OOBAND), with READABLE */
 };
 
 enum {

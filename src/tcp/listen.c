@@ -6,6 +6,8 @@
  * and shed one waiting connection (so the peer is told, instead of waiting in the backlog),
  * reports the error, and pauses accepting with a doubling backoff (10 ms .. 1 s): under a
  * permanent EMFILE the loop makes a bounded number of accept calls per second, never spins.
+ * An error of one connection that died in the backlog (EPROTO, ECONNABORTED...) does not stop
+ * accepting: the listening socket's edge is spent, so stopping would strand the rest.
  */
 #include "tcp_internal.h"
 
@@ -89,6 +91,8 @@ int zev_tcp_listen(zev_tcp_server_t *s, const char *host, int port,
     zev_sockaddr_t addr;
     int err = zev_addr_parse(&addr, host, port);
     if (err < 0) return err;
+    /* IPV6_V6ONLY means nothing on an IPv4 socket: refuse rather than ignore it (libuv). */
+    if (o.ipv6_only && addr.sa.sa_family != AF_INET6) return -EINVAL;
 
     int fd = zev__sys_socket(addr.sa.sa_family, SOCK_STREAM, 0);
     if (fd < 0) return fd;
@@ -166,11 +170,33 @@ static bool over_limit(const zev_tcp_server_t *s) {
     return s->max_connections && s->connections >= s->max_connections;
 }
 
+/* Errors of one waiting connection that failed in the backlog (accept(2): "treat them like
+ * EAGAIN by retrying"): the listener itself is fine and the rest of the backlog is still
+ * there. Stopping would strand it, since the listening socket's edge is already spent. */
+static bool is_transient(int err) {
+    switch (-err) {
+    case EPROTO:
+    case ENOPROTOOPT:
+    case ENETDOWN:
+    case ENETUNREACH:
+    case EHOSTDOWN:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+#ifdef ENONET
+    case ENONET:
+#endif
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Returns false when accepting should stop for this iteration. */
 static bool accept_one(zev_tcp_server_t *s) {
     socklen_t len = sizeof(s->pending_peer);
     int fd = zev__sys_accept(s->io.fd, &s->pending_peer.sa, &len);
     if (fd == -EAGAIN) return false;
+    /* The peer reset it first: nothing to tell (libuv skips it too). */
     if (fd == -EINTR || fd == -ECONNABORTED) return true;
     if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
         handle_fd_exhaustion(s, fd);
@@ -179,7 +205,10 @@ static bool accept_one(zev_tcp_server_t *s) {
     if (fd < 0) {
         s->stats.accept_errors++;
         s->on_connection(s, fd);
-        return false;
+        /* Report, then take the rest of the backlog (within the budget; the callback may
+         * have closed the listener, which the caller checks). Any other error is the
+         * listener's own, and retrying it at once would only repeat it. */
+        return is_transient(fd);
     }
     s->backoff_ms = 0;
     if (over_limit(s)) {

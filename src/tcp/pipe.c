@@ -1,7 +1,8 @@
 /* src/tcp/pipe.c: zero-copy forwarding from one socket to another (Node's readable.pipe).
  *
  * src's bytes go to zev_tcp_write(dst) as the very slice the kernel read into; the write
- * queue takes a reference only for what the kernel does not take at once. When dst reports it
+ * queue takes a reference only for what the kernel does not take at once. So src always
+ * reads into the pool while piped, even if it has a user read buffer (see read.c). When dst reports it
  * is over its high-water mark, src pauses; dst's drain resumes it. The read and write paths
  * call the three hooks below when a socket is piped, so no event table is swapped.
  */
@@ -36,6 +37,7 @@ void zev__tcp_pipe_detach(zev_tcp_t *t) {
 
 int zev_tcp_pipe(zev_tcp_pipe_t *p, zev_tcp_t *src, zev_tcp_t *dst, int end_dst) {
     if (!p || !src || !dst || src == dst) return -EINVAL;
+    if (src->handle.loop != dst->handle.loop) return -EINVAL; /* a loop is one thread's */
     if (!zev__handle_usable(&src->handle) || !zev__handle_usable(&dst->handle)) return -EBADF;
     if ((src->extra && src->extra->pipe_out) || (dst->extra && dst->extra->pipe_in))
         return -EBUSY;

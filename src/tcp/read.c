@@ -3,7 +3,8 @@
  *
  * Fairness: one socket reads at most ZEV__TCP_READ_BUDGET times per iteration; if data is
  * still waiting it feeds itself to the pending queue (the edge will not come again), and the
- * other sockets get their turn first.
+ * other sockets get their turn first. A short read ends the turn too (the kernel had no more),
+ * except after a hang-up or a report of urgent data: see short_read_drains.
  */
 #include "tcp_internal.h"
 
@@ -65,9 +66,15 @@ static void on_eof(zev_tcp_t *t) {
 }
 
 /* One read into the shared area or the user's buffer. On return slice describes the space
- * offered (len: how much was asked). Returns bytes, 0 on EOF, -errno. */
+ * offered (len: how much was asked). Returns bytes, 0 on EOF, -errno.
+ *
+ * A pipe's source reads into the pool even when it has a user buffer: what dst's queue keeps
+ * of a read must outlive the next read, and only a pool slice has an owner to hold it by
+ * (an owner-less slice would be queued by pointer and overwritten by the next read). Nobody
+ * sees the piped bytes, so where they land is zev's business; unpiping goes back to the
+ * user's buffer. */
 static ssize_t read_once(zev_tcp_t *t, zev_slice_t *slice) {
-    if (t->handle.flags & ZEV__TCP_USER_BUF) {
+    if ((t->handle.flags & (ZEV__TCP_USER_BUF | ZEV__TCP_PIPE_SRC)) == ZEV__TCP_USER_BUF) {
         *slice = (zev_slice_t){t->extra->user_buf, t->extra->user_buf_len, NULL};
     } else {
         slice->owner = zev__buf_read_area(t->handle.loop, MIN_READ_SPACE, &slice->base,
@@ -77,8 +84,19 @@ static ssize_t read_once(zev_tcp_t *t, zev_slice_t *slice) {
     return zev__sys_read(t->io.fd, slice->base, slice->len);
 }
 
+/* A short read means the kernel had no more, except in two cases, where the next read may
+ * well find bytes and no new edge would come for them: after a hang-up (the EOF is still to
+ * read) and while TCP urgent data is pending (a read stops at the urgent mark, short, with
+ * the bytes behind the mark still queued). Both are known from the kernel's report, so the
+ * common case costs no syscall to tell them apart. */
+static bool short_read_drains(const zev_tcp_t *t, unsigned revents) {
+    return !(revents & ZEV__ERROR) && !(t->handle.flags & (ZEV__TCP_PEER_HUP | ZEV__TCP_URGENT));
+}
+
 void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents) {
     zev_loop_t *loop = t->handle.loop;
+    /* Remembered, not just looked at here: the report may come while reading is paused. */
+    if (revents & ZEV__URGENT) t->handle.flags |= ZEV__TCP_URGENT;
     for (int budget = ZEV__TCP_READ_BUDGET; budget > 0; budget--) {
         if (zev__tcp_closing(t)) return;
         if (!(t->handle.flags & ZEV__TCP_READING)) {
@@ -88,7 +106,10 @@ void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents) {
         zev_slice_t slice;
         ssize_t n = read_once(t, &slice);
         if (n == -EINTR) continue;
-        if (n == -EAGAIN) return;
+        if (n == -EAGAIN) {
+            t->handle.flags &= ~ZEV__TCP_URGENT; /* past any mark: short reads drain again */
+            return;
+        }
         if (n < 0) {
             zev__tcp_fail(t, (int)n);
             return;
@@ -108,9 +129,8 @@ void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents) {
         }
         if (slice.owner) zev__buf_read_done(loop, (size_t)n);
         /* A short read drained the socket: a new arrival raises a new edge, so skip the read
-         * that would only say EAGAIN. Not after a hang-up: the EOF itself is still to read. */
-        bool hup = (revents & ZEV__ERROR) || (t->handle.flags & ZEV__TCP_PEER_HUP);
-        if ((size_t)n < asked && !hup) return;
+         * that would only say EAGAIN. */
+        if ((size_t)n < asked && short_read_drains(t, revents)) return;
     }
     zev__watcher_feed(loop, &t->io, ZEV__READABLE);
 }

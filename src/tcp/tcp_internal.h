@@ -29,6 +29,7 @@ enum {
      * flags it has loaded anyway, never at t->extra. */
     ZEV__TCP_PIPE_SRC = 1u << 23, /* t->extra->pipe_out is set */
     ZEV__TCP_USER_BUF = 1u << 24, /* t->extra->user_buf is set */
+    ZEV__TCP_URGENT = 1u << 25,   /* the kernel reported urgent data: read until EAGAIN */
 };
 
 enum { ZEV__TCP_DEFAULT_HWM = 64 * 1024, ZEV__TCP_READ_BUDGET = 32 };

@@ -3,6 +3,9 @@
 
 #include "zt.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 struct pair_setup {
     zev_tcp_server_t server;
     zev_tcp_t *accepted_into;
@@ -45,4 +48,22 @@ void zt_tcp_pair(zev_tcp_t *a, zev_tcp_t *b) {
     a->handle.data = NULL;
     /* Stops accepting now; its close callback follows b's close. */
     zev_close(&p->server.handle, NULL);
+}
+
+int zt_raw_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+int zt_listen(zev_tcp_server_t *s, zev_tcp_connection_cb cb, void *data) {
+    cr_assert_eq(zev_tcp_server_init(&zt_loop, s), 0);
+    s->handle.data = data;
+    cr_assert_eq(zev_tcp_listen(s, "127.0.0.1", 0, NULL, cb), 0);
+    zev_addr_info_t info;
+    cr_assert_eq(zev_tcp_server_address(s, &info), 0);
+    return info.port;
 }

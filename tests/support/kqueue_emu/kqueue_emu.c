@@ -16,9 +16,10 @@
  *   events are collected; nevents == 0 never waits; timeout NULL waits forever; a signal
  *   returns -1/EINTR with the changes applied.
  * - READ: data is FIONREAD, or the accept queue length of a TCP listener (TCP_INFO; 1 for other
- *   listeners); EV_EOF when the peer shut down (EPOLLRDHUP/EPOLLHUP). WRITE: data is the free
- *   send-buffer or pipe space (never below 1); EV_EOF on EPOLLHUP, or EPOLLERR on a pipe whose
- *   reader has gone. USER: NOTE_TRIGGER, the NOTE_FF* operations on the low 24 fflags bits,
+ *   listeners); EV_EOF when the peer shut down (EPOLLRDHUP/EPOLLHUP); EV_OOBAND while TCP
+ *   urgent data is pending (POLLPRI: macOS's report, which FreeBSD lacks, so that the
+ *   backend's use of it is tested). WRITE: data is the free send-buffer or pipe space (never
+ *   below 1); EV_EOF on EPOLLHUP, or EPOLLERR on a pipe whose reader has gone. USER: NOTE_TRIGGER, the NOTE_FF* operations on the low 24 fflags bits,
  *   data passed through, EV_CLEAR untriggers after delivery (or when given in a change).
  * - Closing a descriptor drops its knotes: each knote remembers the file (st_dev, st_ino) it
  *   was added for, and a knote whose descriptor is closed or now names another file is
@@ -475,7 +476,7 @@ static bool run_fd_filter(struct kq *kq, struct knote *kn, struct kevent *ev) {
         return false;
     }
     bool rd = kn->kev.filter == EVFILT_READ;
-    struct pollfd p = {.fd = fd, .events = rd ? POLLIN | POLLRDHUP : POLLOUT};
+    struct pollfd p = {.fd = fd, .events = rd ? POLLIN | POLLRDHUP | POLLPRI : POLLOUT};
     if (poll(&p, 1, 0) != 1) return false;
     short r = p.revents;
     bool eof;
@@ -485,6 +486,7 @@ static bool run_fd_filter(struct kq *kq, struct knote *kn, struct kevent *ev) {
         if (!(r & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) return false;
         eof = (r & (POLLRDHUP | POLLHUP)) != 0;
         ev->data = read_data(fd);
+        if (r & POLLPRI) ev->flags |= EV_OOBAND;
     } else {
         if (!(r & (POLLOUT | POLLHUP | POLLERR))) return false;
         eof = (r & POLLHUP) || ((r & POLLERR) && !S_ISSOCK(st.st_mode));

@@ -35,6 +35,8 @@ extern "C" {
 /* Returned. */
 #define EV_ERROR 0x4000 /* the change failed; data holds the errno (0 for a receipt) */
 #define EV_EOF 0x8000   /* the filter saw end of file; fflags may hold a socket error */
+/* macOS's, not FreeBSD's: EVFILT_READ on a socket with urgent (out-of-band) data pending. */
+#define EV_OOBAND 0x2000
 
 /* EVFILT_USER fflags: the low 24 bits are the user's, the top two select how a change
  * combines them with the stored ones, and NOTE_TRIGGER fires the event. */
