@@ -19,6 +19,7 @@
  */
 #include "udp_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 
@@ -55,26 +56,36 @@ int zev_udp_recv_stop(zev_udp_t *u) {
     return 0;
 }
 
-/* Carve up to want slots; returns how many (0: the pool is exhausted). Slots start 16-byte
- * aligned; each chunk holds chunk_size / stride of them. */
+/* Slots of u->max_datagram bytes that fit in one chunk. Each slot starts 16-byte aligned, so
+ * every slot but the last also needs its padding: the last one may end anywhere up to the
+ * chunk's end (its size need not be a multiple of 16), the others take a whole stride. */
+static size_t slots_per_chunk(size_t chunk, size_t slot, size_t stride) {
+    assert(slot <= chunk); /* zev_udp_set_max_datagram and the default keep it so */
+    return (chunk - slot) / stride + 1;
+}
+
+/* Carve up to want slots; returns how many (0: the pool is exhausted). */
 static unsigned take_slots(zev_udp_t *u, struct rx_batch *b, unsigned want) {
     size_t slot = u->max_datagram;
     size_t stride = (slot + 15u) & ~(size_t)15u;
     zev_buf_t *c = NULL;
+    size_t left = 0; /* slots still free in c */
     size_t off = 0;
     unsigned n = 0;
     b->n_chunks = 0;
     for (; n < want; n++) {
-        if (!c || c->size - off < slot) {
+        if (left == 0) {
             c = zev_buf_get(u->handle.loop);
             if (!c) break;
             b->chunks[b->n_chunks++] = c;
+            left = slots_per_chunk(c->size, slot, stride);
             off = 0;
         }
         b->owner[n] = c;
         b->iov[n].iov_base = c->base + off;
         b->iov[n].iov_len = slot;
         off += stride;
+        left--;
     }
     return n;
 }
