@@ -38,7 +38,8 @@ typedef struct {
  * socket's max datagram size (zev_udp_set_max_datagram); msg holds its first bytes only and
  * rinfo->size says how long it was. Any other status is an error on the socket, with msg and
  * rinfo NULL: -ECONNREFUSED (a connected socket's peer port is closed), -EHOSTUNREACH...;
- * -ENOMEM (the buffer pool is exhausted) also stops receiving. */
+ * -ENOMEM (the buffer pool is exhausted) also stops receiving. An error other than an ICMP
+ * report is reported once per readable event, then the socket waits for the next arrival. */
 typedef void (*zev_udp_message_cb)(zev_udp_t *u, int status, const zev_slice_t *msg,
                                    const zev_udp_rinfo_t *rinfo);
 /* The socket is bound (Node's 'listening'). Runs from the loop, before any message. */
