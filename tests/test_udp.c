@@ -718,6 +718,35 @@ Test(udp, send_implicitly_binds_and_replies_come_back) {
     zt_run();
 }
 
+static void send_from_a_never_bound_socket(int family, const char *host, const char *any) {
+    struct inbox in;
+    int port = inbox_open(&in, family, host);
+    zev_udp_t c;
+    cr_assert_eq(zev_udp_init(&zt_loop, &c, family), 0);
+    zev_addr_info_t mine;
+    cr_assert_eq(zev_udp_local_address(&c, &mine), -ENOTCONN);
+    struct sent sent = {0};
+    zev_slice_t s = zev_slice("first", 5);
+    cr_assert_eq(zev_udp_send(&c, &s, 1, host, port, on_sent, &sent), 0);
+    cr_assert_eq(zev_udp_local_address(&c, &mine), 0, "the first send bound the socket");
+    cr_assert_gt(mine.port, 0);
+    cr_assert_str_eq(mine.address, any);
+    cr_assert_eq(zev_udp_bind(&c, NULL, 0, NULL, NULL), -EALREADY);
+    cr_assert(zt_run_until(&in.n, 1, 5000));
+    cr_assert_eq(memcmp(in.data[0], "first", 5), 0);
+    cr_assert_eq(in.from[0].port, mine.port, "sent from the port it was bound to");
+    cr_assert(zt_run_until(&sent.n, 1, 5000));
+    cr_assert_eq(sent.status[0], 5);
+    zev_close(&c.handle, NULL);
+    inbox_close(&in);
+    zt_run();
+}
+
+Test(udp, send_from_a_never_bound_socket_binds_it_to_the_any_address) {
+    send_from_a_never_bound_socket(4, "127.0.0.1", "0.0.0.0");
+    send_from_a_never_bound_socket(6, "::1", "::");
+}
+
 /* ---- connect ---- */
 
 Test(udp, connect_disconnect_and_remote_address_as_node) {

@@ -559,6 +559,93 @@ Test(udp_batch, eintr_on_send_is_retried) {
     zt_run();
 }
 
+/* The first send from a socket never bound binds it explicitly. Here that bind fails: every
+ * send's callback gets the error and the loop exits. Sends are also made to meet EAGAIN, which
+ * is what Linux answers when its own implicit bind at sendmsg finds no port: with no writable
+ * edge ever to follow, such a datagram used to wait forever. An unref'd guard timer ends a hung
+ * run so the test fails instead of timing out. */
+struct guard {
+    zev_timer_t timer;
+    zev_udp_t *udp;
+    int fired;
+};
+
+static void guard_fire(zev_timer_t *t) {
+    struct guard *g = t->handle.data;
+    g->fired++;
+    zev_close(&g->udp->handle, NULL);
+}
+
+static void failed_implicit_bind_fails_every_send(int err) {
+    zev_udp_t tx;
+    cr_assert_eq(zev_udp_init(&zt_loop, &tx, 4), 0);
+    struct guard g = {.udp = &tx};
+    cr_assert_eq(zev_timer_init(&zt_loop, &g.timer), 0);
+    g.timer.handle.data = &g;
+    cr_assert_eq(zev_timer_start(&g.timer, guard_fire, 3000, 0), 0);
+    cr_assert_eq(zev_unref(&g.timer.handle), 0);
+    zev_fault_reset();
+    zev_fault_fail(ZEV_SYS_BIND, 0, -1, err);
+    zev_fault_fail(ZEV_SYS_SENDMSG, 0, -1, EAGAIN);
+    zev_fault_fail(ZEV_SYS_SENDMMSG, 0, -1, EAGAIN);
+    struct sent s = {0};
+    zev_slice_t sl = zev_slice("lost", 4);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(zev_udp_send(&tx, &sl, 1, "127.0.0.1", 9, on_sent, &s), 0);
+    }
+    cr_assert_eq(s.n, 0, "never inside zev_udp_send");
+    cr_assert_eq(zev_run(&zt_loop, ZEV_RUN_DEFAULT), 0, "the loop exits");
+    cr_assert_eq(g.fired, 0, "the sends never hung");
+    cr_assert_eq(s.n, 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(s.status[i], -err, "send %d: %s", i, zev_err_name(s.status[i]));
+    }
+    cr_assert_eq(zev_fault_calls(ZEV_SYS_BIND), 3, "each send tried to bind");
+    cr_assert_eq(zev_fault_calls(ZEV_SYS_SENDMSG) + zev_fault_calls(ZEV_SYS_SENDMMSG), 0,
+                 "nothing was handed to the kernel unbound");
+    zev_udp_stats_t st;
+    zev_udp_stats(&tx, &st);
+    cr_assert_eq(st.send_errors, 3);
+    zev_addr_info_t info;
+    cr_assert_eq(zev_udp_local_address(&tx, &info), -ENOTCONN, "still unbound");
+    /* Once a port can be had, the next send binds and goes. */
+    zev_fault_reset();
+    struct inbox in;
+    int port = inbox_open(&in, 1);
+    zev_fault_reset(); /* count only tx's binds */
+    cr_assert_eq(zev_udp_send(&tx, &sl, 1, "127.0.0.1", port, on_sent, &s), 0);
+    cr_assert(zt_run_until(&s.n, 4, 5000));
+    cr_assert_eq(s.status[3], 4);
+    cr_assert(zt_run_until(&in.n, 1, 5000));
+    cr_assert_eq(zev_fault_calls(ZEV_SYS_BIND), 1);
+    zev_close(&g.timer.handle, NULL);
+    zev_close(&tx.handle, NULL);
+    zev_close(&in.udp.handle, NULL);
+    zt_run();
+}
+
+Test(udp_batch, first_send_from_an_unbound_socket_fails_every_send_when_its_bind_fails) {
+    failed_implicit_bind_fails_every_send(EADDRINUSE);
+    failed_implicit_bind_fails_every_send(EAGAIN);
+}
+
+Test(udp_batch, an_unbound_socket_is_bound_once_by_its_first_send) {
+    struct inbox in;
+    int port = inbox_open(&in, 1);
+    zev_udp_t tx;
+    cr_assert_eq(zev_udp_init(&zt_loop, &tx, 4), 0);
+    zev_fault_reset();
+    zev_slice_t sl = zev_slice("x", 1);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(zev_udp_send(&tx, &sl, 1, "127.0.0.1", port, NULL, NULL), 0);
+    }
+    cr_assert_eq(zev_fault_calls(ZEV_SYS_BIND), 1);
+    cr_assert(zt_run_until(&in.n, 3, 5000));
+    zev_close(&tx.handle, NULL);
+    zev_close(&in.udp.handle, NULL);
+    zt_run();
+}
+
 Test(udp_batch, socket_and_bind_failures_are_returned) {
     zev_udp_t u;
     zev_fault_fail(ZEV_SYS_SOCKET, 0, 1, EMFILE);

@@ -93,8 +93,8 @@ struct zev_udp_s {
 
 /* ---- socket --------------------------------------------------------------------------------- */
 
-/* Open a UDP socket of family 4 (Node's 'udp4') or 6 ('udp6'). It can send at once (the kernel
- * picks an ephemeral port) or be bound first. -EINVAL on NULL or another family, -EBADF on a
+/* Open a UDP socket of family 4 (Node's 'udp4') or 6 ('udp6'). It can send at once (its first
+ * send binds it to the any address and an ephemeral port, as Node) or be bound first. -EINVAL on NULL or another family, -EBADF on a
  * closed loop, -EMFILE/-ENFILE/-ENOMEM from the kernel. On failure u is not a handle. */
 ZEV_EXPORT int zev_udp_init(zev_loop_t *loop, zev_udp_t *u, int family);
 /* Bind to host (numeric; NULL or "" for any address of the family) and port (0: ephemeral);
@@ -146,7 +146,9 @@ ZEV_EXPORT int zev_udp_set_max_datagram(zev_udp_t *u, size_t bytes);
  * ZEV_UDP_MAX_SLICES or a NULL base; -EAFNOSUPPORT for the other family; -EMSGSIZE above
  * ZEV_UDP4_MAX_PAYLOAD / ZEV_UDP6_MAX_PAYLOAD; -EISCONN with an address on a connected socket;
  * -EDESTADDRREQ without one on an unconnected socket; -EBADF if closed; -ENOMEM if no queue
- * entry could be had. On a negative return nothing was sent and cb will not run. */
+ * entry could be had. On a negative return nothing was sent and cb will not run. The first
+ * send of a socket never bound binds it first (any address, port 0); if that fails, cb gets
+ * the bind's error (-EADDRINUSE, -EAGAIN: no ephemeral port) and the next send tries again. */
 ZEV_EXPORT int zev_udp_send(zev_udp_t *u, const zev_slice_t *slices, unsigned n, const char *host,
                             int port, zev_udp_send_cb cb, void *arg);
 /* As zev_udp_send with a parsed address; to NULL: the connected peer. */

@@ -81,6 +81,9 @@ void zev__udp_update_active(zev_udp_t *u);
 int zev__udp_parse_peer(const zev_udp_t *u, const char *host, int port, zev_sockaddr_t *out);
 /* Largest payload to addr (NULL: the connected peer): IPv4 and IPv4-mapped 65507, IPv6 65527. */
 size_t zev__udp_max_payload(const zev_udp_t *u, const zev_sockaddr_t *addr);
+/* Bind a socket never bound to the family's any address, port 0, before its first send.
+ * 0, or the bind's -errno (-EADDRINUSE, -EAGAIN: no ephemeral port left). */
+int zev__udp_bind_implicit(zev_udp_t *u);
 /* -EINVAL on NULL, -EBADF if closing or closed, else the fd. */
 int zev__udp_fd(const zev_udp_t *u);
 
