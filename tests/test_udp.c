@@ -898,6 +898,31 @@ Test(udp, unref_lets_the_loop_exit_while_receiving) {
     cr_assert_eq(in.closed, 1);
 }
 
+/* Like libuv's requests, a send in flight keeps the loop alive even on an unref'd socket: unref
+ * only lets the loop exit while the socket merely waits. */
+Test(udp, unrefd_socket_keeps_the_loop_alive_until_its_send_callback_runs) {
+    int port = 0;
+    int rx = plain_socket(4, "127.0.0.1", &port); /* bound, and nothing in the loop */
+    zev_udp_t c;
+    cr_assert_eq(zev_udp_init(&zt_loop, &c, 4), 0);
+    cr_assert_eq(zev_unref(&c.handle), 0);
+    cr_assert_eq(zev_loop_alive(&zt_loop), 0);
+    struct sent sent = {0};
+    zev_slice_t s = zev_slice("unref'd", 7);
+    cr_assert_eq(zev_udp_send(&c, &s, 1, "127.0.0.1", port, on_sent, &sent), 0);
+    cr_assert_eq(zev_loop_alive(&zt_loop), 1, "the send keeps the loop alive");
+    cr_assert_eq(zev_run(&zt_loop, ZEV_RUN_DEFAULT), 0);
+    cr_assert_eq(sent.n, 1, "zev_run returned before the send callback ran");
+    cr_assert_eq(sent.status[0], 7);
+    cr_assert_eq(zev_loop_alive(&zt_loop), 0, "done: unref'd again");
+    char buf[16];
+    cr_assert_eq(recv(rx, buf, sizeof(buf), MSG_DONTWAIT), 7);
+    cr_assert_eq(memcmp(buf, "unref'd", 7), 0);
+    close(rx);
+    zev_close(&c.handle, NULL);
+    zt_run();
+}
+
 Test(udp, close_completes_pending_send_callbacks_first) {
     struct inbox in;
     int port = inbox_open(&in, 4, "127.0.0.1");
