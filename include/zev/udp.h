@@ -202,7 +202,8 @@ ZEV_EXPORT int zev_udp_drop_membership(zev_udp_t *u, const char *group, const ch
 /* Receive group traffic from one source only (Node's addSourceSpecificMembership /
  * dropSourceSpecificMembership). -EINVAL if source is not a unicast address or group not a
  * multicast one, -EAFNOSUPPORT for the other family; dropping one never added:
- * -EADDRNOTAVAIL. */
+ * -EADDRNOTAVAIL. udp6 with iface NULL: the group's scope, the multicast interface, else the
+ * group's route decide (BSD needs one); -EADDRNOTAVAIL if none does. */
 ZEV_EXPORT int zev_udp_add_source_membership(zev_udp_t *u, const char *source, const char *group,
                                              const char *iface);
 ZEV_EXPORT int zev_udp_drop_source_membership(zev_udp_t *u, const char *source, const char *group,
