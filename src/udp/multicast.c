@@ -282,8 +282,8 @@ int zev__udp_source_index6(const zev_udp_t *u, const struct in6_addr *group, uin
 static int source_membership6(zev_udp_t *u, const zev_sockaddr_t *source,
                               const zev_sockaddr_t *group, const char *iface, bool join) {
     unsigned index = 0;
-    int err = zev__udp_source_index6(u, &group->in6.sin6_addr, group->in6.sin6_scope_id, iface,
-                                     &index);
+    int err =
+        zev__udp_source_index6(u, &group->in6.sin6_addr, group->in6.sin6_scope_id, iface, &index);
     if (err < 0) return err;
     struct group_source_req g;
     zev__udp_source_req6(&g, &group->in6.sin6_addr, &source->in6.sin6_addr, index);
