@@ -525,6 +525,77 @@ Test(udp, a_burst_is_read_in_batches) {
     zt_run();
 }
 
+/* Pool chunks whose size is not a multiple of 16: slots start 16-byte aligned, so the padding
+ * after each slot counts when deciding how many fit in a chunk. Every datagram fills its slot
+ * to the last byte; a slot carved past its chunk's end is a heap overflow (ASan) and fails the
+ * bounds check below in any build. */
+struct odd_rx {
+    zev_udp_t udp;
+    size_t slot;
+    int n;
+};
+
+static void odd_message(zev_udp_t *u, int status, const zev_slice_t *msg,
+                        const zev_udp_rinfo_t *ri) {
+    struct odd_rx *rx = u->handle.data;
+    cr_assert_eq(status, 0);
+    cr_assert_not_null(msg);
+    cr_assert_eq(ri->size, rx->slot);
+    cr_assert_eq(msg->len, rx->slot);
+    const char *start = msg->owner->base;
+    const char *end = start + msg->owner->size;
+    cr_assert(msg->base >= start && msg->base + rx->slot <= end,
+              "slot %d at offset %td of a %zu-byte chunk", rx->n, msg->base - start,
+              msg->owner->size);
+    for (size_t i = 0; i < msg->len; i++) {
+        cr_assert_eq(msg->base[i], (char)('a' + rx->n % 26), "datagram %d intact", rx->n);
+    }
+    rx->n++;
+}
+
+static void receive_with_odd_chunks(size_t chunk, size_t slot, unsigned batch, int count) {
+    zev_loop_t loop;
+    zev_loop_options_t o = {.buf_size = chunk};
+    cr_assert_eq(zev_loop_init_ex(&loop, &o), 0);
+    struct odd_rx rx = {.slot = slot};
+    cr_assert_eq(zev_udp_init(&loop, &rx.udp, 4), 0);
+    rx.udp.handle.data = &rx;
+    cr_assert_eq(zev_udp_set_recv_buffer_size(&rx.udp, 1 << 20), 0);
+    cr_assert_eq(zev_udp_bind(&rx.udp, "127.0.0.1", 0, NULL, NULL), 0);
+    cr_assert_eq(zev_udp_set_max_datagram(&rx.udp, slot), 0);
+    cr_assert_eq(zev_udp_set_batch_size(&rx.udp, batch), 0);
+    zev_addr_info_t info;
+    cr_assert_eq(zev_udp_local_address(&rx.udp, &info), 0);
+    int port = 0;
+    int fd = plain_socket(4, "127.0.0.1", &port);
+    zev_sockaddr_t to;
+    zev_addr_parse(&to, "127.0.0.1", info.port);
+    char payload[512];
+    cr_assert_leq(slot, sizeof(payload));
+    for (int i = 0; i < count; i++) {
+        memset(payload, 'a' + i % 26, slot);
+        cr_assert_eq(sendto(fd, payload, slot, 0, &to.sa, zev_addr_len(&to)), (ssize_t)slot);
+    }
+    close(fd);
+    cr_assert_eq(zev_udp_recv_start(&rx.udp, odd_message), 0);
+    for (int i = 0; i < 100 && rx.n < count; i++) {
+        zev_run(&loop, ZEV_RUN_ONCE);
+    }
+    cr_assert_eq(rx.n, count, "chunk %zu, slot %zu, batch %u", chunk, slot, batch);
+    zev_close(&rx.udp.handle, NULL);
+    zev_run(&loop, ZEV_RUN_DEFAULT);
+    cr_assert_eq(zev_loop_close(&loop), 0);
+}
+
+Test(udp, receive_batch_into_chunks_not_a_multiple_of_16) {
+    receive_with_odd_chunks(376, 113, 8, 24);  /* 3 slots of 128 would end at 384 */
+    receive_with_odd_chunks(270, 1, 32, 64);   /* 17 slots of 16 would end at 272 */
+    receive_with_odd_chunks(1009, 241, 8, 16); /* 4 slots of 256 would end at 1024 */
+    receive_with_odd_chunks(257, 100, 8, 16);
+    receive_with_odd_chunks(300, 300, 4, 8); /* one slot per chunk, no room for padding */
+    receive_with_odd_chunks(513, 17, 64, 128);
+}
+
 Test(udp, recv_stop_inside_a_batch_loses_nothing) {
     struct inbox in;
     int port = inbox_open(&in, 4, "127.0.0.1");
@@ -645,6 +716,35 @@ Test(udp, send_implicitly_binds_and_replies_come_back) {
     zev_close(&e.udp.handle, NULL);
     inbox_close(&c);
     zt_run();
+}
+
+static void send_from_a_never_bound_socket(int family, const char *host, const char *any) {
+    struct inbox in;
+    int port = inbox_open(&in, family, host);
+    zev_udp_t c;
+    cr_assert_eq(zev_udp_init(&zt_loop, &c, family), 0);
+    zev_addr_info_t mine;
+    cr_assert_eq(zev_udp_local_address(&c, &mine), -ENOTCONN);
+    struct sent sent = {0};
+    zev_slice_t s = zev_slice("first", 5);
+    cr_assert_eq(zev_udp_send(&c, &s, 1, host, port, on_sent, &sent), 0);
+    cr_assert_eq(zev_udp_local_address(&c, &mine), 0, "the first send bound the socket");
+    cr_assert_gt(mine.port, 0);
+    cr_assert_str_eq(mine.address, any);
+    cr_assert_eq(zev_udp_bind(&c, NULL, 0, NULL, NULL), -EALREADY);
+    cr_assert(zt_run_until(&in.n, 1, 5000));
+    cr_assert_eq(memcmp(in.data[0], "first", 5), 0);
+    cr_assert_eq(in.from[0].port, mine.port, "sent from the port it was bound to");
+    cr_assert(zt_run_until(&sent.n, 1, 5000));
+    cr_assert_eq(sent.status[0], 5);
+    zev_close(&c.handle, NULL);
+    inbox_close(&in);
+    zt_run();
+}
+
+Test(udp, send_from_a_never_bound_socket_binds_it_to_the_any_address) {
+    send_from_a_never_bound_socket(4, "127.0.0.1", "0.0.0.0");
+    send_from_a_never_bound_socket(6, "::1", "::");
 }
 
 /* ---- connect ---- */
@@ -796,6 +896,31 @@ Test(udp, unref_lets_the_loop_exit_while_receiving) {
     inbox_close(&in);
     zt_run();
     cr_assert_eq(in.closed, 1);
+}
+
+/* Like libuv's requests, a send in flight keeps the loop alive even on an unref'd socket: unref
+ * only lets the loop exit while the socket merely waits. */
+Test(udp, unrefd_socket_keeps_the_loop_alive_until_its_send_callback_runs) {
+    int port = 0;
+    int rx = plain_socket(4, "127.0.0.1", &port); /* bound, and nothing in the loop */
+    zev_udp_t c;
+    cr_assert_eq(zev_udp_init(&zt_loop, &c, 4), 0);
+    cr_assert_eq(zev_unref(&c.handle), 0);
+    cr_assert_eq(zev_loop_alive(&zt_loop), 0);
+    struct sent sent = {0};
+    zev_slice_t s = zev_slice("unref'd", 7);
+    cr_assert_eq(zev_udp_send(&c, &s, 1, "127.0.0.1", port, on_sent, &sent), 0);
+    cr_assert_eq(zev_loop_alive(&zt_loop), 1, "the send keeps the loop alive");
+    cr_assert_eq(zev_run(&zt_loop, ZEV_RUN_DEFAULT), 0);
+    cr_assert_eq(sent.n, 1, "zev_run returned before the send callback ran");
+    cr_assert_eq(sent.status[0], 7);
+    cr_assert_eq(zev_loop_alive(&zt_loop), 0, "done: unref'd again");
+    char buf[16];
+    cr_assert_eq(recv(rx, buf, sizeof(buf), MSG_DONTWAIT), 7);
+    cr_assert_eq(memcmp(buf, "unref'd", 7), 0);
+    close(rx);
+    zev_close(&c.handle, NULL);
+    zt_run();
 }
 
 Test(udp, close_completes_pending_send_callbacks_first) {

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../src/udp/udp_internal.h" /* zev__udp_source_index6: which interface a join uses */
+
 static struct zt_netns ns;
 
 static void mc_setup(void) {
@@ -243,6 +245,21 @@ Test(udp_multicast, source_specific_ipv4_only_the_allowed_source_arrives) {
 Test(udp_multicast, source_specific_ipv6_only_the_allowed_source_arrives) {
     REQUIRE_NETNS();
     source_specific(6, "::", "ff3e::8000:1", ZT_NS_A_IF, ZT_NS_B6, ZT_NS_B6_OTHER);
+}
+
+/* No interface given: zev picks the one the route to the group leaves by (FreeBSD refuses
+ * interface 0 for a source-specific join; Linux would pick the same by itself). */
+Test(udp_multicast, source_specific_ipv6_without_an_interface_uses_the_group_route) {
+    REQUIRE_NETNS();
+    zev_udp_t u;
+    cr_assert_eq(zev_udp_init(&zt_loop, &u, 6), 0);
+    struct in6_addr group;
+    cr_assert_eq(inet_pton(AF_INET6, "ff3e::8000:2", &group), 1);
+    unsigned index = 0;
+    cr_assert_eq(zev__udp_source_index6(&u, &group, 0, NULL, &index), 0);
+    cr_assert_eq(index, if_nametoindex(ZT_NS_A_IF));
+    close_udp(&u);
+    source_specific(6, "::", "ff3e::8000:2", NULL, ZT_NS_B6, ZT_NS_B6_OTHER);
 }
 
 Test(udp_multicast, dropping_memberships_never_added_is_an_error) {

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../src/udp/udp_internal.h" /* the source-specific request, built without a socket */
+
 TestSuite(udp_options, .init = zt_setup, .fini = zt_teardown, .timeout = 20);
 
 static int get_int(const zev_udp_t *u, int level, int name) {
@@ -204,6 +206,60 @@ Test(udp_options, membership_arguments_are_checked_before_the_kernel) {
     cr_assert_eq(zev_udp_drop_source_membership(&u6, "fd00::1", "fd00::2", NULL), -EINVAL);
     cr_assert_eq(zev_udp_add_source_membership(&u6, "10.0.0.1", "ff3e::1", NULL), -EAFNOSUPPORT);
     close_all(&u4, &u6);
+}
+
+/* What MCAST_JOIN_SOURCE_GROUP gets for IPv6. Linux reads only the family and the addresses;
+ * FreeBSD also wants each address's sin6_len and refuses interface 0, so both are checked
+ * here, where a Linux kernel cannot catch them. */
+Test(udp_options, ipv6_source_request_has_family_length_interface_and_addresses) {
+    struct in6_addr group;
+    struct in6_addr source;
+    cr_assert_eq(inet_pton(AF_INET6, "ff3e::8000:1", &group), 1);
+    cr_assert_eq(inet_pton(AF_INET6, "fd00::2", &source), 1);
+    struct group_source_req g;
+    memset(&g, 0xa5, sizeof(g)); /* nothing left over may reach the kernel */
+    zev__udp_source_req6(&g, &group, &source, 7);
+    cr_assert_eq(g.gsr_interface, 7);
+    const struct sockaddr_in6 *a[2] = {(const void *)&g.gsr_group, (const void *)&g.gsr_source};
+    const struct in6_addr *want[2] = {&group, &source};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(a[i]->sin6_family, AF_INET6);
+        cr_assert(IN6_ARE_ADDR_EQUAL(&a[i]->sin6_addr, want[i]));
+        cr_assert_eq(a[i]->sin6_port, 0);
+        cr_assert_eq(a[i]->sin6_scope_id, 0);
+        cr_assert_eq(a[i]->sin6_flowinfo, 0);
+#ifdef ZEV_HAVE_SIN6_LEN
+        cr_assert_eq(a[i]->sin6_len, sizeof(struct sockaddr_in6));
+#endif
+    }
+}
+
+Test(udp_options, ipv6_source_request_never_leaves_the_interface_to_the_kernel) {
+    zev_udp_t u;
+    cr_assert_eq(zev_udp_init(&zt_loop, &u, 6), 0);
+    struct in6_addr group;
+    cr_assert_eq(inet_pton(AF_INET6, "ff3e::8000:1", &group), 1);
+    struct in6_addr local;
+    cr_assert_eq(inet_pton(AF_INET6, "ff02::1", &local), 1);
+    unsigned lo = if_nametoindex("lo");
+    cr_assert_gt(lo, 0);
+    unsigned index = 0;
+    cr_assert_eq(zev__udp_source_index6(&u, &group, 0, "lo", &index), 0, "named");
+    cr_assert_eq(index, lo);
+    cr_assert_eq(zev__udp_source_index6(&u, &group, 0, "zev-no-such-if", &index), -ENODEV);
+    index = 0;
+    cr_assert_eq(zev__udp_source_index6(&u, &local, lo, NULL, &index), 0, "the group's scope");
+    cr_assert_eq(index, lo);
+    /* A link-local group with no scope and no multicast interface: no route can say which
+     * link, so no interface can be chosen. */
+    cr_assert_eq(zev__udp_source_index6(&u, &local, 0, NULL, &index), -EADDRNOTAVAIL);
+    cr_assert_eq(zev_udp_set_multicast_interface(&u, "lo"), 0);
+    index = 0;
+    cr_assert_eq(zev__udp_source_index6(&u, &local, 0, NULL, &index), 0,
+                 "the socket's multicast interface");
+    cr_assert_eq(index, lo);
+    cr_assert_eq(zev_close(&u.handle, NULL), 0);
+    zt_run();
 }
 
 Test(udp_options, buffer_sizes_are_checked_and_read_back) {

@@ -38,7 +38,8 @@ typedef struct {
  * socket's max datagram size (zev_udp_set_max_datagram); msg holds its first bytes only and
  * rinfo->size says how long it was. Any other status is an error on the socket, with msg and
  * rinfo NULL: -ECONNREFUSED (a connected socket's peer port is closed), -EHOSTUNREACH...;
- * -ENOMEM (the buffer pool is exhausted) also stops receiving. */
+ * -ENOMEM (the buffer pool is exhausted) also stops receiving. An error other than an ICMP
+ * report is reported once per readable event, then the socket waits for the next arrival. */
 typedef void (*zev_udp_message_cb)(zev_udp_t *u, int status, const zev_slice_t *msg,
                                    const zev_udp_rinfo_t *rinfo);
 /* The socket is bound (Node's 'listening'). Runs from the loop, before any message. */
@@ -92,8 +93,8 @@ struct zev_udp_s {
 
 /* ---- socket --------------------------------------------------------------------------------- */
 
-/* Open a UDP socket of family 4 (Node's 'udp4') or 6 ('udp6'). It can send at once (the kernel
- * picks an ephemeral port) or be bound first. -EINVAL on NULL or another family, -EBADF on a
+/* Open a UDP socket of family 4 (Node's 'udp4') or 6 ('udp6'). It can send at once (its first
+ * send binds it to the any address and an ephemeral port, as Node) or be bound first. -EINVAL on NULL or another family, -EBADF on a
  * closed loop, -EMFILE/-ENFILE/-ENOMEM from the kernel. On failure u is not a handle. */
 ZEV_EXPORT int zev_udp_init(zev_loop_t *loop, zev_udp_t *u, int family);
 /* Bind to host (numeric; NULL or "" for any address of the family) and port (0: ephemeral);
@@ -145,7 +146,9 @@ ZEV_EXPORT int zev_udp_set_max_datagram(zev_udp_t *u, size_t bytes);
  * ZEV_UDP_MAX_SLICES or a NULL base; -EAFNOSUPPORT for the other family; -EMSGSIZE above
  * ZEV_UDP4_MAX_PAYLOAD / ZEV_UDP6_MAX_PAYLOAD; -EISCONN with an address on a connected socket;
  * -EDESTADDRREQ without one on an unconnected socket; -EBADF if closed; -ENOMEM if no queue
- * entry could be had. On a negative return nothing was sent and cb will not run. */
+ * entry could be had. On a negative return nothing was sent and cb will not run. The first
+ * send of a socket never bound binds it first (any address, port 0); if that fails, cb gets
+ * the bind's error (-EADDRINUSE, -EAGAIN: no ephemeral port) and the next send tries again. */
 ZEV_EXPORT int zev_udp_send(zev_udp_t *u, const zev_slice_t *slices, unsigned n, const char *host,
                             int port, zev_udp_send_cb cb, void *arg);
 /* As zev_udp_send with a parsed address; to NULL: the connected peer. */
@@ -199,7 +202,8 @@ ZEV_EXPORT int zev_udp_drop_membership(zev_udp_t *u, const char *group, const ch
 /* Receive group traffic from one source only (Node's addSourceSpecificMembership /
  * dropSourceSpecificMembership). -EINVAL if source is not a unicast address or group not a
  * multicast one, -EAFNOSUPPORT for the other family; dropping one never added:
- * -EADDRNOTAVAIL. */
+ * -EADDRNOTAVAIL. udp6 with iface NULL: the group's scope, the multicast interface, else the
+ * group's route decide (BSD needs one); -EADDRNOTAVAIL if none does. */
 ZEV_EXPORT int zev_udp_add_source_membership(zev_udp_t *u, const char *source, const char *group,
                                              const char *iface);
 ZEV_EXPORT int zev_udp_drop_source_membership(zev_udp_t *u, const char *source, const char *group,

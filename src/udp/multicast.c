@@ -208,18 +208,85 @@ static int source_membership4(zev_udp_t *u, const zev_sockaddr_t *source,
     return set_opt(u, IPPROTO_IP, opt, &m, sizeof(m));
 }
 
+/* ---- IPv6 source-specific requests ----
+ *
+ * MCAST_JOIN_SOURCE_GROUP takes two sockaddrs and an interface index. Linux reads only the
+ * family and the address of each; FreeBSD also checks sin6_len (EINVAL without it) and
+ * refuses interface 0 (EADDRNOTAVAIL), where Linux would pick one by route. So zev always
+ * sets the length where the field exists and always names an interface. */
+
+static void set_sin6_len(struct sockaddr_in6 *s) {
+#ifdef ZEV_HAVE_SIN6_LEN
+    s->sin6_len = sizeof(*s);
+#else
+    (void)s;
+#endif
+}
+
+static void fill_sin6(struct sockaddr_storage *ss, const struct in6_addr *addr) {
+    struct sockaddr_in6 *s = (struct sockaddr_in6 *)(void *)ss;
+    *s = (struct sockaddr_in6){.sin6_family = AF_INET6, .sin6_addr = *addr};
+    set_sin6_len(s);
+}
+
+void zev__udp_source_req6(struct group_source_req *g, const struct in6_addr *group,
+                          const struct in6_addr *source, unsigned index) {
+    *g = (struct group_source_req){.gsr_interface = index};
+    fill_sin6(&g->gsr_group, group);
+    fill_sin6(&g->gsr_source, source);
+}
+
+/* The socket's IPv6 multicast interface (zev_udp_set_multicast_interface), 0 if none. */
+static unsigned multicast_if_v6(int fd) {
+    unsigned index = 0;
+    socklen_t len = sizeof(index);
+    int err = zev__sys_getsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &index, &len);
+    return err < 0 ? 0 : index;
+}
+
+/* The interface the unicast route to group leaves by: what FreeBSD itself picks for a legacy
+ * IPV6_JOIN_GROUP with interface 0, and Linux for every join with 0. A throwaway UDP socket
+ * connected to the group (connect sends nothing) learns the source address of that route;
+ * the interface that has it is the answer. Setup time only: a socket and a getifaddrs walk. */
+static int route_index_v6(const struct in6_addr *group, unsigned *out) {
+    int fd = zev__sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    if (fd < 0) return fd;
+    struct sockaddr_in6 to = {.sin6_family = AF_INET6, .sin6_port = htons(9), .sin6_addr = *group};
+    set_sin6_len(&to);
+    struct sockaddr_in6 from;
+    socklen_t len = sizeof(from);
+    int err = zev__sys_connect(fd, (const struct sockaddr *)&to, sizeof(to));
+    if (err == 0 && getsockname(fd, (struct sockaddr *)&from, &len) < 0) err = -errno;
+    zev__sys_close(fd);
+    if (err < 0) return -EADDRNOTAVAIL; /* no route: nothing to choose from */
+    if (from.sin6_scope_id != 0) {
+        *out = from.sin6_scope_id;
+        return 0;
+    }
+    return index_of_v6_addr(&from.sin6_addr, out);
+}
+
+int zev__udp_source_index6(const zev_udp_t *u, const struct in6_addr *group, uint32_t scope,
+                           const char *iface, unsigned *out) {
+    int fd = zev__udp_fd(u);
+    if (fd < 0) return fd;
+    int err = iface_v6(iface, out); /* 0 for NULL or "::": choose */
+    if (err < 0) return err;
+    if (*out == 0) *out = scope;
+    if (*out == 0) *out = multicast_if_v6(fd);
+    if (*out != 0) return 0;
+    err = route_index_v6(group, out);
+    return err < 0 || *out == 0 ? -EADDRNOTAVAIL : 0;
+}
+
 static int source_membership6(zev_udp_t *u, const zev_sockaddr_t *source,
                               const zev_sockaddr_t *group, const char *iface, bool join) {
     unsigned index = 0;
-    int err = group_index_v6(group, iface, &index);
+    int err =
+        zev__udp_source_index6(u, &group->in6.sin6_addr, group->in6.sin6_scope_id, iface, &index);
     if (err < 0) return err;
-    struct group_source_req g = {.gsr_interface = index};
-    struct sockaddr_in6 *gs = (struct sockaddr_in6 *)(void *)&g.gsr_group;
-    struct sockaddr_in6 *ss = (struct sockaddr_in6 *)(void *)&g.gsr_source;
-    gs->sin6_family = AF_INET6;
-    gs->sin6_addr = group->in6.sin6_addr;
-    ss->sin6_family = AF_INET6;
-    ss->sin6_addr = source->in6.sin6_addr;
+    struct group_source_req g;
+    zev__udp_source_req6(&g, &group->in6.sin6_addr, &source->in6.sin6_addr, index);
     int opt = join ? MCAST_JOIN_SOURCE_GROUP : MCAST_LEAVE_SOURCE_GROUP;
     return set_opt(u, IPPROTO_IPV6, opt, &g, sizeof(g));
 }

@@ -16,9 +16,14 @@
  *
  * Fairness: a socket makes at most ZEV__UDP_RECV_CALLS receive calls per iteration, then feeds
  * itself to the pending queue so other sockets get their turn (the edge will not come again).
+ *
+ * Errors: reported once; only an error the call hands over (an ICMP report) lets the pass read
+ * on. Any other ends the pass without feeding it, so a persistent error cannot spin the loop:
+ * see read_on_after.
  */
 #include "udp_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 
@@ -55,26 +60,36 @@ int zev_udp_recv_stop(zev_udp_t *u) {
     return 0;
 }
 
-/* Carve up to want slots; returns how many (0: the pool is exhausted). Slots start 16-byte
- * aligned; each chunk holds chunk_size / stride of them. */
+/* Slots of u->max_datagram bytes that fit in one chunk. Each slot starts 16-byte aligned, so
+ * every slot but the last also needs its padding: the last one may end anywhere up to the
+ * chunk's end (its size need not be a multiple of 16), the others take a whole stride. */
+static size_t slots_per_chunk(size_t chunk, size_t slot, size_t stride) {
+    assert(slot <= chunk); /* zev_udp_set_max_datagram and the default keep it so */
+    return (chunk - slot) / stride + 1;
+}
+
+/* Carve up to want slots; returns how many (0: the pool is exhausted). */
 static unsigned take_slots(zev_udp_t *u, struct rx_batch *b, unsigned want) {
     size_t slot = u->max_datagram;
     size_t stride = (slot + 15u) & ~(size_t)15u;
     zev_buf_t *c = NULL;
+    size_t left = 0; /* slots still free in c */
     size_t off = 0;
     unsigned n = 0;
     b->n_chunks = 0;
     for (; n < want; n++) {
-        if (!c || c->size - off < slot) {
+        if (left == 0) {
             c = zev_buf_get(u->handle.loop);
             if (!c) break;
             b->chunks[b->n_chunks++] = c;
+            left = slots_per_chunk(c->size, slot, stride);
             off = 0;
         }
         b->owner[n] = c;
         b->iov[n].iov_base = c->base + off;
         b->iov[n].iov_len = slot;
         off += stride;
+        left--;
     }
     return n;
 }
@@ -157,7 +172,39 @@ static void report_error(zev_udp_t *u, int err) {
     u->on_message(u, err, NULL, NULL);
 }
 
+/* Errors that one receive call hands over and clears: a connected socket's pending ICMP report
+ * (so_error). Datagrams may be waiting behind one. */
+static bool handed_over(int err) {
+    switch (err) {
+    case -ECONNREFUSED:
+    case -EHOSTUNREACH:
+    case -ENETUNREACH:
+    case -EHOSTDOWN:
+    case -ENETDOWN:
+    case -ENOPROTOOPT:
+    case -EMSGSIZE:
+    case -EOPNOTSUPP:
+    case -EPROTO:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The receive error policy (docs/udp.md): report an error, then read on only after the first
+ * error of a pass and only if the call handed it over. Anything else ends the pass, which does
+ * not feed itself: the socket waits for its next readable event, so an error that persists
+ * costs one call per event instead of a spinning loop. The same error twice in a pass did not
+ * go away and is reported once. *seen: the pass's previous error, 0 if none. */
+static bool read_on_after(zev_udp_t *u, int err, int *seen) {
+    bool first = *seen == 0;
+    if (err != *seen) report_error(u, err);
+    *seen = err;
+    return first && handed_over(err);
+}
+
 void zev__udp_on_readable(zev_udp_t *u, unsigned revents) {
+    int seen = 0;
     for (int calls = 0; calls < ZEV__UDP_RECV_CALLS; calls++) {
         if (!(u->handle.flags & ZEV__UDP_RECVING) || zev__udp_closing(u)) return;
         struct rx_batch b;
@@ -173,8 +220,7 @@ void zev__udp_on_readable(zev_udp_t *u, unsigned revents) {
         if (r < 0) {
             release_slots(&b);
             if (r == -EINTR) continue;
-            if (r == -EAGAIN) return;
-            report_error(u, r); /* the kernel handed the error over: the next call moves on */
+            if (r == -EAGAIN || !read_on_after(u, r, &seen)) return;
             continue;
         }
         /* Replies sent from the callbacks queue up (the queue takes its own references) and

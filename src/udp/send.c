@@ -184,6 +184,19 @@ static int enqueue(zev_udp_t *u, struct zev__udp_req *r, const zev_slice_t *slic
     return 0;
 }
 
+/* A datagram finished at once (sent, or failed before reaching the queue): its callback, if
+ * any, runs from the loop. Returns 0: the result belongs to the callback. */
+static int complete_later(zev_udp_t *u, struct zev__udp_req *r, ssize_t status) {
+    account(u, status);
+    if (!r) return 0;
+    r->status = (int)status;
+    r->flags = ZEV__UDP_REQ_DONE;
+    append(u, r); /* behind other finished sends: callbacks keep send order */
+    zev__watcher_feed(u->handle.loop, &u->io, ZEV__WRITABLE);
+    zev__udp_update_active(u);
+    return 0;
+}
+
 int zev_udp_send_addr(zev_udp_t *u, const zev_slice_t *slices, unsigned n, const zev_sockaddr_t *to,
                       zev_udp_send_cb cb, void *arg) {
     int fd = zev__udp_fd(u);
@@ -191,14 +204,18 @@ int zev_udp_send_addr(zev_udp_t *u, const zev_slice_t *slices, unsigned n, const
     size_t len = 0;
     int err = check_send(u, slices, n, to, &len);
     if (err < 0) return err;
-    u->handle.flags |= ZEV__UDP_BOUND; /* the kernel binds an unbound socket on its first send */
-
     struct zev__udp_req *r = NULL;
     if (cb) {
         r = req_new(u); /* taken first: a datagram is never sent without its completion */
         if (!r) return -ENOMEM;
         r->cb = cb;
         r->arg = arg;
+    }
+    /* Never bound: bind first. Nothing can be queued yet (every send binds), so a failure is
+     * this datagram's alone; the next send tries again. */
+    if (!(u->handle.flags & ZEV__UDP_BOUND)) {
+        err = zev__udp_bind_implicit(u);
+        if (err < 0) return complete_later(u, r, err);
     }
     /* Corked (a receive batch is being delivered): queue, so the replies to a whole batch
      * leave in one sendmmsg after it instead of one sendmsg each. */
@@ -211,15 +228,7 @@ int zev_udp_send_addr(zev_udp_t *u, const zev_slice_t *slices, unsigned n, const
         zev__watcher_feed(u->handle.loop, &u->io, ZEV__WRITABLE);
         return enqueue(u, r, slices, n, to, len);
     }
-    account(u, s);
-    if (r) {
-        r->status = (int)s;
-        r->flags = ZEV__UDP_REQ_DONE;
-        append(u, r); /* behind other finished sends: callbacks keep send order */
-        zev__watcher_feed(u->handle.loop, &u->io, ZEV__WRITABLE);
-        zev__udp_update_active(u);
-    }
-    return 0;
+    return complete_later(u, r, s);
 }
 
 int zev_udp_send(zev_udp_t *u, const zev_slice_t *slices, unsigned n, const char *host, int port,

@@ -116,6 +116,31 @@ static int apply_bind_opts(zev_udp_t *u, const zev_udp_bind_opts_t *o) {
     return err;
 }
 
+static int bind_to(zev_udp_t *u, const zev_sockaddr_t *addr, const zev_udp_bind_opts_t *o) {
+    int err = apply_bind_opts(u, o);
+    if (err < 0) return err;
+    err = zev__sys_bind(u->io.fd, &addr->sa, zev_addr_len(addr));
+    if (err < 0) return err;
+    u->handle.flags |= ZEV__UDP_BOUND;
+    return 0;
+}
+
+/* Left to the kernel, the implicit bind happens inside sendmsg, and when it finds no port Linux
+ * answers EAGAIN: the datagram would be queued for a writable edge that never comes. Binding
+ * here first turns that into an error the send can report (libuv's deferred bind does the
+ * same). The any address and port 0, with zev_udp_bind's default options. */
+int zev__udp_bind_implicit(zev_udp_t *u) {
+    zev_sockaddr_t any = {0};
+    if (u->family == AF_INET) {
+        any.in4.sin_family = AF_INET;
+        any.in4.sin_addr.s_addr = htonl(INADDR_ANY);
+    } else {
+        any.in6.sin6_family = AF_INET6;
+        any.in6.sin6_addr = in6addr_any;
+    }
+    return bind_to(u, &any, &(zev_udp_bind_opts_t){0});
+}
+
 int zev_udp_bind(zev_udp_t *u, const char *host, int port, const zev_udp_bind_opts_t *opts,
                  zev_udp_listening_cb cb) {
     int fd = zev__udp_fd(u);
@@ -129,11 +154,8 @@ int zev_udp_bind(zev_udp_t *u, const char *host, int port, const zev_udp_bind_op
     int err = zev_addr_parse(&addr, host, port);
     if (err < 0) return err;
     if (family_of(&addr) != u->family) return -EAFNOSUPPORT;
-    err = apply_bind_opts(u, &o);
+    err = bind_to(u, &addr, &o);
     if (err < 0) return err;
-    err = zev__sys_bind(fd, &addr.sa, zev_addr_len(&addr));
-    if (err < 0) return err;
-    u->handle.flags |= ZEV__UDP_BOUND;
     u->on_listening = cb;
     if (cb) {
         u->handle.flags |= ZEV__UDP_LISTEN_DUE;

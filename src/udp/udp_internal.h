@@ -81,8 +81,26 @@ void zev__udp_update_active(zev_udp_t *u);
 int zev__udp_parse_peer(const zev_udp_t *u, const char *host, int port, zev_sockaddr_t *out);
 /* Largest payload to addr (NULL: the connected peer): IPv4 and IPv4-mapped 65507, IPv6 65527. */
 size_t zev__udp_max_payload(const zev_udp_t *u, const zev_sockaddr_t *addr);
+/* Bind a socket never bound to the family's any address, port 0, before its first send.
+ * 0, or the bind's -errno (-EADDRINUSE, -EAGAIN: no ephemeral port left). */
+int zev__udp_bind_implicit(zev_udp_t *u);
 /* -EINVAL on NULL, -EBADF if closing or closed, else the fd. */
 int zev__udp_fd(const zev_udp_t *u);
+
+/* multicast.c */
+struct group_source_req;
+struct in6_addr;
+/* Fill *g as MCAST_JOIN_SOURCE_GROUP / MCAST_LEAVE_SOURCE_GROUP take it for an IPv6 group and
+ * source on interface index: family and, where the system has it, length set in both
+ * addresses (FreeBSD rejects them without). Pure, so tests can check every field anywhere. */
+void zev__udp_source_req6(struct group_source_req *g, const struct in6_addr *group,
+                          const struct in6_addr *source, unsigned index);
+/* The interface index of an IPv6 source-specific request: iface if given, else the group's
+ * scope, else the socket's multicast interface, else the interface the route to the group
+ * leaves by. Never 0 (FreeBSD refuses 0): -EADDRNOTAVAIL if none can be chosen, and iface's
+ * own errors (-EINVAL, -ENODEV). */
+int zev__udp_source_index6(const zev_udp_t *u, const struct in6_addr *group, uint32_t scope,
+                           const char *iface, unsigned *out);
 
 /* recv.c */
 void zev__udp_on_readable(zev_udp_t *u, unsigned revents);
