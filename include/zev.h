@@ -41,9 +41,11 @@ ZEV_EXPORT const char *zev_version(void);
 
 /* ---- errors ----------------------------------------------------------------------------- */
 
-/* Text for a negative errno returned by zev ("address already in use"). Never NULL. */
+/* Text for a negative errno returned by zev ("address already in use"); for a code outside
+ * zev's table, the system's text. "unknown error" only if neither knows it. Never NULL. */
 ZEV_EXPORT const char *zev_strerror(int err);
-/* The errno's symbolic name ("EADDRINUSE"); "UNKNOWN" for codes zev never returns. */
+/* The errno's symbolic name ("EADDRINUSE"); for a code outside zev's table, the C library's
+ * name where it offers one (glibc); "UNKNOWN" if no name is known. */
 ZEV_EXPORT const char *zev_err_name(int err);
 
 /* ---- intrusive list link (private: embedded in handles, managed by the library) ---------- */
