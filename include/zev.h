@@ -11,6 +11,9 @@
  * - The user owns every handle's memory; handles may be embedded in the user's structs. The
  *   library never frees user memory. After zev_close()'s callback the memory may be reused.
  * - A loop and its handles belong to one thread; only zev_async_send() is thread-safe.
+ * - A handle call on zeroed memory that no init call has seen returns -EINVAL. Initialising
+ *   memory that still holds an open handle (its close callback not yet run) loses it: debug
+ *   builds (-Ddebug_checks) abort with a message then; zev_loop_init on a live loop is -EBUSY.
  * - Struct fields are grouped: public (the user's to read and write), read-only (the user may
  *   read), private (do not touch; the layout may change between versions).
  */
@@ -182,6 +185,7 @@ struct zev_loop_s {
     /* private */
     unsigned state;                  /* ZEV__LOOP_* */
     unsigned stop_flag;
+    uintptr_t run_thread;            /* debug checks: the thread inside zev_run, else 0 */
     uint64_t now_ms;
     unsigned active_refs;            /* handles that are active and referenced */
     unsigned request_handles;        /* handles with requests in flight, referenced or not */
@@ -213,10 +217,12 @@ struct zev_loop_s {
     struct zev__slab slab_large;     /* 128-byte objects */
 };
 
-/* Initialise a loop in memory the caller owns. -EINVAL if loop is NULL, or a backend errno
+/* Initialise a loop in memory the caller owns. -EINVAL if loop is NULL, -EBUSY if it holds a
+ * loop already initialised and not yet closed (zev_loop_close it first), or a backend errno
  * (-EMFILE, -ENOMEM). */
 ZEV_EXPORT int zev_loop_init(zev_loop_t *loop);
-/* As zev_loop_init with options (opts may be NULL). -EINVAL on NULL loop or bad options. */
+/* As zev_loop_init with options (opts may be NULL). -EINVAL on NULL loop or bad options,
+ * -EBUSY on a live loop. */
 ZEV_EXPORT int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts);
 /* Release the loop's resources. -EBUSY while any handle is open or a close callback is due
  * (the loop stays usable); -EBADF if already closed; -EINVAL on NULL. */
@@ -225,7 +231,8 @@ ZEV_EXPORT int zev_loop_close(zev_loop_t *loop);
  * -EINVAL on NULL or bad mode, -EBADF on a closed loop, -EBUSY if called from inside run,
  * or a negative errno the kernel wait failed with (never EINTR, which is retried). */
 ZEV_EXPORT int zev_run(zev_loop_t *loop, zev_run_mode mode);
-/* Make zev_run return after the current iteration. -EINVAL on NULL, -EBADF if closed. */
+/* Make zev_run return after the current iteration. Not thread-safe: from another thread,
+ * send to an async handle whose callback calls this. -EINVAL on NULL, -EBADF if closed. */
 ZEV_EXPORT int zev_stop(zev_loop_t *loop);
 /* 1 if the loop has referenced active handles, handles with requests in flight (connect,
  * write, end, UDP send: even unref'd ones), or due close callbacks; else 0. */
@@ -245,13 +252,14 @@ ZEV_EXPORT const char *zev_backend_name(void);
 
 /* Close a handle: stops it now; cb (may be NULL) runs exactly once from the loop, never
  * inside this call; after it the memory may be freed. -EBADF if already closing or closed,
- * -EINVAL on NULL. */
+ * -EINVAL on NULL or a handle no init call has seen (zeroed memory), as every handle call. */
 ZEV_EXPORT int zev_close(zev_handle_t *handle, zev_close_cb cb);
-/* Make an active handle keep zev_run going (the default). -EINVAL on NULL, -EBADF if closed. */
+/* Make an active handle keep zev_run going (the default). -EINVAL on NULL, -EBADF once
+ * closing. */
 ZEV_EXPORT int zev_ref(zev_handle_t *handle);
 /* Let zev_run return while this handle stays usable (Node's unref). Errors as zev_ref. */
 ZEV_EXPORT int zev_unref(zev_handle_t *handle);
-/* 1 if referenced, 0 if not or on NULL. */
+/* 1 if referenced, 0 if not, on NULL, and from zev_close on (Node's hasRef()). */
 ZEV_EXPORT int zev_has_ref(const zev_handle_t *handle);
 /* 1 if the handle is doing something (timer started, TCP reading/listening...), else 0. */
 ZEV_EXPORT int zev_is_active(const zev_handle_t *handle);

@@ -31,6 +31,7 @@ static const struct zev__handle_ops async_ops = {.close = async_close, .finish =
 int zev_async_init(zev_loop_t *loop, zev_async_t *a, zev_async_cb cb) {
     if (!loop || !a || !cb) return -EINVAL;
     if (!zev__loop_usable(loop)) return -EBADF;
+    zev__debug_handle_fresh(loop, &a->handle, &async_ops);
     *a = (zev_async_t){0};
     zev__handle_init(loop, &a->handle, ZEV_ASYNC, &async_ops);
     a->cb = cb;
@@ -41,7 +42,7 @@ int zev_async_init(zev_loop_t *loop, zev_async_t *a, zev_async_cb cb) {
 }
 
 int zev_async_send(zev_async_t *a) {
-    if (!a) return -EINVAL;
+    if (!a || !a->handle.loop) return -EINVAL; /* NULL, or zeroed memory never initialised */
     int expected = ASYNC_IDLE;
     if (!atomic_compare_exchange_strong(as_atomic(&a->pending), &expected, ASYNC_SENT))
         return expected == ASYNC_CLOSED ? -EBADF : 0; /* closed, or already sent: coalesce */

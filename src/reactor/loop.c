@@ -61,6 +61,8 @@ int zev_loop_init(zev_loop_t *loop) {
 
 int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts) {
     if (!loop) return -EINVAL;
+    /* Initialising a live loop again would lose its handles and leak its descriptors. */
+    if (loop->state == ZEV__LOOP_READY || loop->state == ZEV__LOOP_RUNNING) return -EBUSY;
     zev_loop_options_t o = {0};
     if (opts) o = *opts;
     if ((o.allocator.alloc == NULL) != (o.allocator.free == NULL)) return -EINVAL;
@@ -169,6 +171,7 @@ int zev_run(zev_loop_t *loop, zev_run_mode mode) {
     if (loop->state != ZEV__LOOP_READY) return loop->state == ZEV__LOOP_CLOSED ? -EBADF : -EINVAL;
 
     loop->state = ZEV__LOOP_RUNNING;
+    zev__debug_run_begin(loop);
     int result = 0;
     int alive = zev_loop_alive(loop);
     if (!alive) zev_update_time(loop);
@@ -179,6 +182,7 @@ int zev_run(zev_loop_t *loop, zev_run_mode mode) {
         if (mode != ZEV_RUN_DEFAULT) break;
     }
     loop->stop_flag = 0;
+    zev__debug_run_end(loop);
     loop->state = ZEV__LOOP_READY;
     return result < 0 ? result : alive;
 }

@@ -370,14 +370,14 @@ unsigned zev_udp_send_queue_count(const zev_udp_t *u) {
 
 int zev_udp_set_high_water_mark(zev_udp_t *u, size_t bytes) {
     if (!u || bytes == 0 || bytes > ZEV__UDP_MAX_HWM) return -EINVAL;
-    if (!zev__handle_usable(&u->handle)) return -EBADF;
+    if (!zev__handle_usable(&u->handle)) return zev__handle_error(&u->handle);
     u->hwm = bytes;
     return 0;
 }
 
 int zev_udp_set_drain_cb(zev_udp_t *u, zev_udp_drain_cb cb) {
     if (!u) return -EINVAL;
-    if (!zev__handle_usable(&u->handle)) return -EBADF;
+    if (!zev__handle_usable(&u->handle)) return zev__handle_error(&u->handle);
     u->on_drain = cb;
     return 0;
 }
