@@ -317,15 +317,19 @@ struct zev_async_s {
     zev_handle_t handle;
     /* private */
     zev_async_cb cb;
-    int pending; /* atomic */
+    int pending; /* atomic: idle, sent or closed */
+    int busy;    /* atomic: senders inside zev_async_send; the close callback waits for 0 */
     struct zev__link node; /* in loop->async_handles */
 };
 
 /* Initialise an async handle; it is active (keeps the loop running) until closed or unref'd.
  * -EINVAL on NULL loop/async/cb, -EBADF on a closed loop. */
 ZEV_EXPORT int zev_async_init(zev_loop_t *loop, zev_async_t *async, zev_async_cb cb);
-/* Wake the loop and run the callback there; safe from any thread. Sends before the callback
- * runs coalesce into one call. -EINVAL on NULL, -EBADF if closing. */
+/* Wake the loop and run the callback there; safe from any thread, and async-signal-safe
+ * (a signal handler may call it; errno is kept). Sends before the callback runs coalesce
+ * into one call. A send still inside this call holds the close callback back, so the
+ * handle may be freed in it; a send must not start once the close callback may have run.
+ * -EINVAL on NULL or a never-initialised handle, -EBADF once closing. */
 ZEV_EXPORT int zev_async_send(zev_async_t *async);
 
 #include "zev/tcp.h"
