@@ -163,7 +163,7 @@ typedef struct {
 typedef struct {
     zev_allocator_t allocator;    /* zeroed: malloc/free */
     unsigned max_events;          /* events fetched per poll; 0: 1024 */
-    size_t buf_size;              /* bytes per pool chunk; 0: 64 KiB */
+    size_t buf_size;              /* bytes per pool chunk, 256..ZEV_BUF_SIZE_MAX; 0: 64 KiB */
 } zev_loop_options_t;
 
 struct zev__timer_node;

@@ -67,7 +67,8 @@ int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts) {
     if (opts) o = *opts;
     if ((o.allocator.alloc == NULL) != (o.allocator.free == NULL)) return -EINVAL;
     if (o.max_events > MAX_MAX_EVENTS) return -EINVAL;
-    if (o.buf_size != 0 && o.buf_size < MIN_BUF_SIZE) return -EINVAL;
+    if (o.buf_size != 0 && (o.buf_size < MIN_BUF_SIZE || o.buf_size > ZEV_BUF_SIZE_MAX))
+        return -EINVAL; /* past the maximum, the chunk header plus size could wrap */
 
     *loop = (zev_loop_t){0};
     loop->allocator = o.allocator;

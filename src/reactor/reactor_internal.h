@@ -216,6 +216,16 @@ zev_buf_t *zev__buf_read_area(zev_loop_t *loop, size_t min_len, char **base, siz
  * otherwise the used bytes stay reserved for whoever took a reference. */
 void zev__buf_read_done(zev_loop_t *loop, size_t used);
 
+/* Debug builds: slices a write or send receives belong to this loop's pool and are still
+ * referenced (a released chunk may already carry someone else's bytes). O(n). */
+static inline void zev__debug_slices(const zev_loop_t *loop, const zev_slice_t *s, unsigned n) {
+    for (unsigned i = 0; i < n; i++) {
+        const zev_buf_t *b = s[i].owner;
+        zev__debug_assert(!b || (b->pool == &loop->pool && b->refs > 0),
+                          "a slice's buffer belongs to another loop or was already released");
+    }
+}
+
 /* ---- addresses (addr.c) ---- */
 
 /* The port of an AF_INET or AF_INET6 address, in host order; 0 for any other family. Without

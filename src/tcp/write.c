@@ -136,6 +136,7 @@ int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, zev_tcp_w
     if (!t || (n > 0 && !slices)) return -EINVAL;
     int err = check_writable(t);
     if (err < 0) return err;
+    zev__debug_slices(t->handle.loop, slices, n);
     for (unsigned i = 0; i < n; i++) {
         if (!slices[i].base && slices[i].len > 0) return -EINVAL;
     }

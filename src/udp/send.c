@@ -191,6 +191,7 @@ int zev_udp_send_addr(zev_udp_t *u, const zev_slice_t *slices, unsigned n, const
     size_t len = 0;
     int err = check_send(u, slices, n, to, &len);
     if (err < 0) return err;
+    zev__debug_slices(u->handle.loop, slices, n);
     u->handle.flags |= ZEV__UDP_BOUND; /* the kernel binds an unbound socket on its first send */
 
     struct zev__udp_req *r = NULL;
