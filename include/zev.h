@@ -12,6 +12,9 @@
  *   library never frees user memory. After zev_close()'s callback the memory may be reused.
  * - A loop and its handles belong to one thread; only zev_async_send() is thread-safe (not
  *   even zev_stop(): from another thread, send to an async handle whose callback stops).
+ * - A handle call on zeroed memory that no init call has seen returns -EINVAL. Initialising
+ *   memory that still holds an open handle (its close callback not yet run) loses it: debug
+ *   builds (-Ddebug_checks) abort with a message then; zev_loop_init on a live loop is -EBUSY.
  * - Struct fields are grouped: public (the user's to read and write), read-only (the user may
  *   read), private (do not touch; the layout may change between versions).
  */
@@ -42,9 +45,11 @@ ZEV_EXPORT const char *zev_version(void);
 
 /* ---- errors ----------------------------------------------------------------------------- */
 
-/* Text for a negative errno returned by zev ("address already in use"). Never NULL. */
+/* Text for a negative errno returned by zev ("address already in use"); for a code outside
+ * zev's table, the system's text. "unknown error" only if neither knows it. Never NULL. */
 ZEV_EXPORT const char *zev_strerror(int err);
-/* The errno's symbolic name ("EADDRINUSE"); "UNKNOWN" for codes zev never returns. */
+/* The errno's symbolic name ("EADDRINUSE"); for a code outside zev's table, the C library's
+ * name where it offers one (glibc); "UNKNOWN" if no name is known. */
 ZEV_EXPORT const char *zev_err_name(int err);
 
 /* ---- intrusive list link (private: embedded in handles, managed by the library) ---------- */
@@ -160,7 +165,7 @@ typedef struct {
 typedef struct {
     zev_allocator_t allocator;    /* zeroed: malloc/free */
     unsigned max_events;          /* events fetched per poll; 0: 1024 */
-    size_t buf_size;              /* bytes per pool chunk; 0: 64 KiB */
+    size_t buf_size;              /* bytes per pool chunk, 256..ZEV_BUF_SIZE_MAX; 0: 64 KiB */
 } zev_loop_options_t;
 
 struct zev__timer_node;
@@ -183,6 +188,7 @@ struct zev_loop_s {
     /* private */
     unsigned state;                  /* ZEV__LOOP_* */
     unsigned stop_flag;
+    uintptr_t run_thread;            /* debug checks: the thread inside zev_run, else 0 */
     uint64_t now_ms;
     unsigned active_refs;            /* handles that are active and referenced */
     unsigned request_handles;        /* handles with requests in flight, referenced or not */
@@ -205,10 +211,12 @@ struct zev_loop_s {
     struct zev__slab slab_large;     /* 128-byte objects */
 };
 
-/* Initialise a loop in memory the caller owns. -EINVAL if loop is NULL, or a backend errno
+/* Initialise a loop in memory the caller owns. -EINVAL if loop is NULL, -EBUSY if it holds a
+ * loop already initialised and not yet closed (zev_loop_close it first), or a backend errno
  * (-EMFILE, -ENOMEM). */
 ZEV_EXPORT int zev_loop_init(zev_loop_t *loop);
-/* As zev_loop_init with options (opts may be NULL). -EINVAL on NULL loop or bad options. */
+/* As zev_loop_init with options (opts may be NULL). -EINVAL on NULL loop or bad options,
+ * -EBUSY on a live loop. */
 ZEV_EXPORT int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts);
 /* Release the loop's resources. -EBUSY while any handle is open, a close callback is due or
  * the user still holds a buffer reference (zev_buf_ref/zev_buf_get without the unref): the
@@ -240,13 +248,14 @@ ZEV_EXPORT const char *zev_backend_name(void);
 
 /* Close a handle: stops it now; cb (may be NULL) runs exactly once from the loop, never
  * inside this call; after it the memory may be freed. -EBADF if already closing or closed,
- * -EINVAL on NULL. */
+ * -EINVAL on NULL or a handle no init call has seen (zeroed memory), as every handle call. */
 ZEV_EXPORT int zev_close(zev_handle_t *handle, zev_close_cb cb);
-/* Make an active handle keep zev_run going (the default). -EINVAL on NULL, -EBADF if closed. */
+/* Make an active handle keep zev_run going (the default). -EINVAL on NULL, -EBADF once
+ * closing. */
 ZEV_EXPORT int zev_ref(zev_handle_t *handle);
 /* Let zev_run return while this handle stays usable (Node's unref). Errors as zev_ref. */
 ZEV_EXPORT int zev_unref(zev_handle_t *handle);
-/* 1 if referenced, 0 if not or on NULL. */
+/* 1 if referenced, 0 if not, on NULL, and from zev_close on (Node's hasRef()). */
 ZEV_EXPORT int zev_has_ref(const zev_handle_t *handle);
 /* 1 if the handle is doing something (timer started, TCP reading/listening...), else 0. */
 ZEV_EXPORT int zev_is_active(const zev_handle_t *handle);
@@ -307,15 +316,19 @@ struct zev_async_s {
     zev_handle_t handle;
     /* private */
     zev_async_cb cb;
-    int pending; /* atomic */
+    int pending; /* atomic: idle, sent or closed */
+    int busy;    /* atomic: senders inside zev_async_send; the close callback waits for 0 */
     struct zev__link node; /* in loop->async_handles */
 };
 
 /* Initialise an async handle; it is active (keeps the loop running) until closed or unref'd.
  * -EINVAL on NULL loop/async/cb, -EBADF on a closed loop. */
 ZEV_EXPORT int zev_async_init(zev_loop_t *loop, zev_async_t *async, zev_async_cb cb);
-/* Wake the loop and run the callback there; safe from any thread. Sends before the callback
- * runs coalesce into one call. -EINVAL on NULL, -EBADF if closing. */
+/* Wake the loop and run the callback there; safe from any thread, and async-signal-safe
+ * (a signal handler may call it; errno is kept). Sends before the callback runs coalesce
+ * into one call. A send still inside this call holds the close callback back, so the
+ * handle may be freed in it; a send must not start once the close callback may have run.
+ * -EINVAL on NULL or a never-initialised handle, -EBADF once closing. */
 ZEV_EXPORT int zev_async_send(zev_async_t *async);
 
 #include "zev/tcp.h"

@@ -36,6 +36,33 @@ Test(errors, unknown_codes_are_named_so_and_never_null) {
     cr_assert_str_eq(zev_strerror(0), "success");
 }
 
+Test(errors, deadlock_protocol_and_no_network_errors_have_names) {
+    cr_assert_str_eq(zev_err_name(-EDEADLK), "EDEADLK");
+    cr_assert_str_eq(zev_err_name(-EPROTO), "EPROTO");
+#ifdef ENONET
+    cr_assert_str_eq(zev_err_name(-ENONET), "ENONET");
+#endif
+    cr_assert_str_neq(zev_strerror(-EPROTO), "unknown error");
+}
+
+Test(errors, enotsup_and_eopnotsupp_both_have_names_equal_or_not) {
+    /* One value on Linux, two on the BSDs: each must be named either way. */
+    const char *sup = zev_err_name(-ENOTSUP);
+    const char *op = zev_err_name(-EOPNOTSUPP);
+    cr_assert(strcmp(sup, "ENOTSUP") == 0 || strcmp(sup, "EOPNOTSUPP") == 0, "%s", sup);
+    cr_assert_str_eq(op, "EOPNOTSUPP");
+    if (ENOTSUP != EOPNOTSUPP) cr_assert_str_eq(sup, "ENOTSUP");
+}
+
+Test(errors, codes_missing_from_the_table_get_the_system_text) {
+    /* EXDEV is not an error zev returns, so not in its table: the system describes it. */
+    cr_assert_str_eq(zev_strerror(-EXDEV), strerror(EXDEV));
+    cr_assert_str_eq(zev_strerror(EXDEV), strerror(EXDEV));
+#ifdef ZEV_HAVE_STRERRORNAME_NP
+    cr_assert_str_eq(zev_err_name(-EXDEV), "EXDEV", "the C library knows the name");
+#endif
+}
+
 Test(errors, version_text_matches_the_header) {
     char want[32];
     snprintf(want, sizeof(want), "%d.%d.%d", ZEV_VERSION_MAJOR, ZEV_VERSION_MINOR,

@@ -3,6 +3,10 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
 
 TestSuite(handle, .init = zt_setup, .fini = zt_teardown, .timeout = 10);
 
@@ -180,3 +184,94 @@ Test(handle, free_on_close_frees_a_malloced_timer) {
     zt_run();
     cr_assert_eq(zev_loop_alive(&zt_loop), 0);
 }
+Test(handle, has_ref_is_0_once_closed_as_node_hasref) {
+    zev_timer_t t;
+    zev_timer_init(&zt_loop, &t);
+    zev_timer_start(&t, noop_timer, 60000, 0);
+    cr_assert_eq(zev_has_ref(&t.handle), 1);
+    zev_close(&t.handle, NULL);
+    cr_assert_eq(zev_has_ref(&t.handle), 0, "closing: nothing keeps the loop for it any more");
+    zt_run();
+    cr_assert_eq(zev_has_ref(&t.handle), 0, "closed");
+}
+
+static void no_connection(zev_tcp_server_t *s, int status) {
+    (void)s;
+    (void)status;
+}
+
+/* A handle of all zero bytes was never given to an init call: every entry point must refuse
+ * it (its loop pointer is NULL) instead of following that pointer. */
+Test(handle, a_zeroed_never_initialised_handle_is_einval_from_every_entry_point) {
+    zev_timer_t t = {0};
+    cr_assert_eq(zev_timer_start(&t, noop_timer, 1, 0), -EINVAL);
+    cr_assert_eq(zev_timer_stop(&t), -EINVAL);
+    cr_assert_eq(zev_timer_again(&t), -EINVAL);
+    cr_assert_eq(zev_timer_set_repeat(&t, 5), -EINVAL);
+    cr_assert_eq(zev_timer_get_due_in(&t), 0);
+    cr_assert_eq(zev_close(&t.handle, NULL), -EINVAL);
+    cr_assert_eq(zev_ref(&t.handle), -EINVAL);
+    cr_assert_eq(zev_unref(&t.handle), -EINVAL);
+    cr_assert_eq(zev_has_ref(&t.handle), 0);
+
+    zev_async_t a = {0};
+    cr_assert_eq(zev_async_send(&a), -EINVAL);
+
+    zev_tcp_t s = {0};
+    zev_tcp_server_t srv = {0};
+    cr_assert_eq(zev_tcp_set_timeout(&s, 10), -EINVAL);
+    cr_assert_eq(zev_tcp_set_connect_timeout(&s, 10), -EINVAL);
+    cr_assert_eq(zev_tcp_read_start(&s), -EINVAL);
+    cr_assert_eq(zev_tcp_read_stop(&s), -EINVAL);
+    cr_assert_eq(zev_tcp_end(&s), -EINVAL);
+    cr_assert_eq(zev_tcp_write(&s, NULL, 0, NULL, NULL), -EINVAL);
+    cr_assert_eq(zev_tcp_set_nodelay(&s, 1), -EINVAL);
+    cr_assert_eq(zev_tcp_listen(&srv, "127.0.0.1", 0, NULL, no_connection), -EINVAL);
+    cr_assert_eq(zev_tcp_server_set_max_connections(&srv, 1, NULL), -EINVAL);
+
+    zev_udp_t u = {0};
+    cr_assert_eq(zev_udp_recv_stop(&u), -EINVAL);
+    cr_assert_eq(zev_udp_set_batch_size(&u, 4), -EINVAL);
+    cr_assert_eq(zev_udp_set_broadcast(&u, 1), -EINVAL);
+    cr_assert_eq(zev_udp_send(&u, NULL, 0, "127.0.0.1", 9, NULL, NULL), -EINVAL);
+}
+
+#ifdef ZEV_DEBUG_CHECKS
+/* ---- debug builds: a broken invariant aborts with a message ---- */
+
+static atomic_int loop_running;
+static atomic_int other_thread_returned;
+
+static void *stop_from_another_thread(void *arg) {
+    while (!atomic_load(&loop_running)) sched_yield();
+    zev_stop(arg); /* not thread-safe: debug builds abort here */
+    atomic_store(&other_thread_returned, 1);
+    return NULL;
+}
+
+static void wait_for_the_other_thread(zev_timer_t *t) {
+    atomic_store(&loop_running, 1);
+    while (!atomic_load(&other_thread_returned)) sched_yield();
+    zev_close(&t->handle, NULL);
+}
+
+Test(handle, a_call_from_another_thread_while_the_loop_runs_aborts_in_debug_builds,
+     .signal = SIGABRT) {
+    zev_timer_t t;
+    pthread_t th;
+    zev_timer_init(&zt_loop, &t);
+    zev_timer_start(&t, wait_for_the_other_thread, 0, 0);
+    pthread_create(&th, NULL, stop_from_another_thread, &zt_loop);
+    zev_run(&zt_loop, ZEV_RUN_DEFAULT);
+    pthread_join(th, NULL);
+}
+#endif
+
+#ifdef ZEV_DEBUG_CHECKS
+Test(handle, init_on_a_timer_that_is_still_open_aborts_in_debug_builds, .signal = SIGABRT) {
+    zev_timer_t t;
+    zev_timer_init(&zt_loop, &t);
+    zev_timer_start(&t, noop_timer, 60000, 0);
+    zev_timer_init(&zt_loop, &t); /* would drop the armed timer from the heap */
+}
+#endif

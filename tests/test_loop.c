@@ -170,3 +170,25 @@ Test(loop, backend_name_matches_the_build) {
     cr_assert_str_eq(name, "epoll");
 #endif
 }
+
+static int reinit_result;
+
+static void reinit_while_running(zev_timer_t *t) {
+    reinit_result = zev_loop_init(t->handle.loop);
+}
+
+/* Initialising a live loop again would drop its handles and leak its descriptors. */
+Test(loop, init_on_a_live_loop_is_ebusy_and_the_loop_keeps_working) {
+    int fds = zt_fd_count();
+    cr_assert_eq(zev_loop_init(&zt_loop), -EBUSY, "ready");
+    cr_assert_eq(zev_loop_init_ex(&zt_loop, NULL), -EBUSY);
+    cr_assert_eq(zt_fd_count(), fds, "nothing was opened");
+    zev_timer_t t;
+    reinit_result = 0;
+    zev_timer_init(&zt_loop, &t);
+    zev_timer_start(&t, reinit_while_running, 0, 0);
+    zt_run();
+    cr_assert_eq(reinit_result, -EBUSY, "running");
+    cr_assert_eq(zev_close(&t.handle, NULL), 0, "the timer is still the loop's");
+    zt_run();
+}

@@ -19,6 +19,10 @@ static const char *storm(void) {
     return zt_async_storm(4, 20000);
 }
 
+static const char *close_and_free(void) {
+    return zt_async_close_and_free_while_sending(2000);
+}
+
 static const char *workers_echo(void) {
     return zt_workers_echo(2, 32);
 }
@@ -27,6 +31,7 @@ int main(void) {
     const struct scenario scenarios[] = {
         {"async_pingpong", pingpong},
         {"async_storm", storm},
+        {"async_close_and_free_while_sending", close_and_free},
         {"workers_echo", workers_echo},
         {"workers_setup_fails", zt_workers_setup_fails},
     };

@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The largest chunk a loop accepts (zev_loop_options_t.buf_size): 64 MiB. */
+#define ZEV_BUF_SIZE_MAX (64u * 1024u * 1024u)
+
 typedef struct zev_buf_s zev_buf_t;
 typedef struct zev_buf_pool_s zev_buf_pool_t;
 
@@ -51,10 +54,12 @@ struct zev_buf_pool_s {
 
 /* Take a chunk from the loop's pool with one reference; NULL if memory is exhausted. */
 ZEV_EXPORT zev_buf_t *zev_buf_get(struct zev_loop_s *loop);
-/* Take one more reference; returns buf. NULL-safe. */
+/* Take one more reference; returns buf. NULL (and nothing changes) if buf is NULL, already
+ * released (count 0: the pool may have handed the chunk to someone else), or at UINT32_MAX. */
 ZEV_EXPORT zev_buf_t *zev_buf_ref(zev_buf_t *buf);
-/* Drop a reference; the last one returns the chunk to its pool. NULL-safe. */
-ZEV_EXPORT void zev_buf_unref(zev_buf_t *buf);
+/* Drop a reference; the last one returns the chunk to its pool. 0, also for NULL; -EINVAL if
+ * the count is already 0 (one unref too many), changing nothing. */
+ZEV_EXPORT int zev_buf_unref(zev_buf_t *buf);
 /* Pool counters. -EINVAL on NULL. */
 ZEV_EXPORT int zev_buf_pool_stats(const struct zev_loop_s *loop, zev_buf_pool_stats_t *out);
 /* A slice of raw memory the caller keeps alive until the taking call completes. */

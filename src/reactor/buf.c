@@ -9,6 +9,7 @@
 #include "reactor_internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 
 #define HEADER_SIZE ((sizeof(zev_buf_t) + 63u) & ~(size_t)63u)
 
@@ -40,6 +41,7 @@ zev_buf_t *zev_buf_get(zev_loop_t *loop) {
     if (b) {
         pool->free_list = b->next_free;
         b->next_free = NULL;
+        zev__debug_unpoison(b->base, b->size);
     } else {
         b = chunk_new(pool);
         if (!b) return NULL;
@@ -49,18 +51,31 @@ zev_buf_t *zev_buf_get(zev_loop_t *loop) {
     return b;
 }
 
+/* A count of 0 means the chunk is on the free list: reviving it there would let the pool hand
+ * it to a second owner, so both calls refuse it and change nothing. */
 zev_buf_t *zev_buf_ref(zev_buf_t *b) {
-    if (b) b->refs++;
+    if (!b || b->refs == 0 || b->refs == UINT32_MAX) return NULL;
+    b->refs++;
     return b;
 }
 
-void zev_buf_unref(zev_buf_t *b) {
-    if (!b || b->refs == 0) return;
-    if (--b->refs > 0) return;
+int zev_buf_unref(zev_buf_t *b) {
+    if (!b) return 0;
+    if (b->refs == 0) return -EINVAL;
+    if (--b->refs > 0) return 0;
     zev_buf_pool_t *pool = b->pool;
     pool->stats.in_use--;
     b->next_free = pool->free_list;
     pool->free_list = b;
+    zev__debug_poison(b->base, b->size);
+    return 0;
+}
+
+/* An internal reference (the read area's) is released exactly once: 0 here is a bug in zev,
+ * where a user's extra unref only gets -EINVAL. */
+static void release_internal(zev_buf_t *b) {
+    if (b) zev__debug_assert(b->refs > 0, "an internal buffer reference was released twice");
+    zev_buf_unref(b);
 }
 
 int zev_buf_pool_stats(const zev_loop_t *loop, zev_buf_pool_stats_t *out) {
@@ -73,7 +88,7 @@ int zev__buf_pool_close(zev_loop_t *loop) {
     zev_buf_pool_t *pool = &loop->pool;
     /* The read area's own reference is the loop's, not a user's: drop it first. */
     if (loop->read_chunk && loop->read_chunk->refs == 1) {
-        zev_buf_unref(loop->read_chunk);
+        release_internal(loop->read_chunk);
         loop->read_chunk = NULL;
     }
     if (pool->stats.in_use > 0) return -EBUSY;
@@ -81,6 +96,7 @@ int zev__buf_pool_close(zev_loop_t *loop) {
         zev_buf_t *b = pool->free_list;
         pool->free_list = b->next_free;
         pool->live--;
+        zev__debug_unpoison(b->base, b->size); /* the allocator may reuse it unseen */
         pool->allocator->free(pool->allocator->ctx, b, HEADER_SIZE + b->size);
     }
     return 0;
@@ -101,7 +117,7 @@ zev_buf_t *zev__buf_read_area(zev_loop_t *loop, size_t min_len, char **base, siz
     if (!b || b->size - loop->read_off < min_len) {
         zev_buf_t *fresh = zev_buf_get(loop);
         if (!fresh) return NULL;
-        zev_buf_unref(b);
+        release_internal(b);
         loop->read_chunk = b = fresh;
         loop->read_off = 0;
     }

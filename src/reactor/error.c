@@ -3,12 +3,18 @@
  * A table rather than strerror(): strerror is not thread-safe everywhere, its texts differ by
  * platform, and zev_err_name needs the symbol anyway. A linear scan is fine: this is for
  * messages, not hot paths. A switch would not compile where a platform aliases two codes
- * (EAGAIN == EWOULDBLOCK, ENOTSUP == EOPNOTSUPP on Linux): here the first entry wins.
+ * (EAGAIN == EWOULDBLOCK, ENOTSUP == EOPNOTSUPP on Linux): here the first entry wins, so
+ * ENOTSUP is named "EOPNOTSUPP" on Linux and "ENOTSUP" on the BSDs, where the two differ.
+ *
+ * A code the table lacks (an errno a user callback passes through, say) still gets the
+ * system's name and text where the C library offers them without shared state (glibc's
+ * strerrorname_np and strerrordesc_np, found by meson); elsewhere strerror() gives the text.
  */
 #include "zev.h"
 
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 struct err_entry {
     int code;
@@ -74,6 +80,11 @@ static const struct err_entry errors[] = {
     {EROFS, "EROFS", "read-only file system"},
     {ETXTBSY, "ETXTBSY", "text file is busy"},
     {EFBIG, "EFBIG", "file too large"},
+    {EDEADLK, "EDEADLK", "resource deadlock avoided"},
+    {EPROTO, "EPROTO", "protocol error"},
+#ifdef ENONET
+    {ENONET, "ENONET", "machine is not on the network"},
+#endif
 };
 
 static const struct err_entry *find(int err) {
@@ -84,15 +95,38 @@ static const struct err_entry *find(int err) {
     return NULL;
 }
 
+static const char *system_name(int code) {
+#ifdef ZEV_HAVE_STRERRORNAME_NP
+    return strerrorname_np(code);
+#else
+    (void)code;
+    return NULL;
+#endif
+}
+
+/* strerror() is the fallback: not required to be thread-safe, but the BSDs and macOS return
+ * their static table entry for every code they know. */
+static const char *system_text(int code) {
+#ifdef ZEV_HAVE_STRERRORDESC_NP
+    return strerrordesc_np(code);
+#else
+    return strerror(code);
+#endif
+}
+
 const char *zev_err_name(int err) {
     const struct err_entry *e = find(err);
-    return e ? e->name : "UNKNOWN";
+    if (e) return e->name;
+    const char *name = system_name(err < 0 ? -err : err);
+    return name ? name : "UNKNOWN";
 }
 
 const char *zev_strerror(int err) {
     if (err == 0) return "success";
     const struct err_entry *e = find(err);
-    return e ? e->text : "unknown error";
+    if (e) return e->text;
+    const char *text = system_text(err < 0 ? -err : err);
+    return text ? text : "unknown error";
 }
 
 const char *zev_version(void) {

@@ -32,10 +32,17 @@ void zev__handle_start(zev_handle_t *h) {
     if (counts_toward_alive(h)) h->loop->active_refs++;
 }
 
+/* The loop's counters are internal references: one too many releases would let zev_run
+ * return while a handle still needs it. */
+static void drop_active_ref(zev_loop_t *loop) {
+    zev__debug_assert(loop->active_refs > 0, "loop->active_refs released below zero");
+    loop->active_refs--;
+}
+
 void zev__handle_stop(zev_handle_t *h) {
     zev__handle_set_requests(h, false);
     if (!(h->flags & ZEV__H_ACTIVE)) return;
-    if (counts_toward_alive(h)) h->loop->active_refs--;
+    if (counts_toward_alive(h)) drop_active_ref(h->loop);
     h->flags &= ~ZEV__H_ACTIVE;
 }
 
@@ -47,13 +54,13 @@ void zev__handle_set_requests(zev_handle_t *h, bool in_flight) {
         h->loop->request_handles++;
     } else {
         h->flags &= ~ZEV__H_REQUESTS;
+        zev__debug_assert(h->loop->request_handles > 0, "loop->request_handles below zero");
         h->loop->request_handles--;
     }
 }
 
 int zev_ref(zev_handle_t *h) {
-    if (!h) return -EINVAL;
-    if (h->flags & ZEV__H_CLOSED) return -EBADF;
+    if (!zev__handle_usable(h)) return zev__handle_error(h);
     if (h->flags & ZEV__H_REF) return 0;
     h->flags |= ZEV__H_REF;
     if (counts_toward_alive(h)) h->loop->active_refs++;
@@ -61,16 +68,17 @@ int zev_ref(zev_handle_t *h) {
 }
 
 int zev_unref(zev_handle_t *h) {
-    if (!h) return -EINVAL;
-    if (h->flags & ZEV__H_CLOSED) return -EBADF;
+    if (!zev__handle_usable(h)) return zev__handle_error(h);
     if (!(h->flags & ZEV__H_REF)) return 0;
-    if (counts_toward_alive(h)) h->loop->active_refs--;
+    if (counts_toward_alive(h)) drop_active_ref(h->loop);
     h->flags &= ~ZEV__H_REF;
     return 0;
 }
 
+/* Node's hasRef(): false once closed. A closing handle no longer keeps the loop either. */
 int zev_has_ref(const zev_handle_t *h) {
-    return h && (h->flags & ZEV__H_REF) ? 1 : 0;
+    if (!h || (h->flags & (ZEV__H_CLOSING | ZEV__H_CLOSED))) return 0;
+    return (h->flags & ZEV__H_REF) ? 1 : 0;
 }
 
 int zev_is_active(const zev_handle_t *h) {
@@ -96,8 +104,7 @@ static void close_queue_push(zev_handle_t *h) {
 }
 
 int zev_close(zev_handle_t *h, zev_close_cb cb) {
-    if (!h || !h->loop) return -EINVAL;
-    if (h->flags & (ZEV__H_CLOSING | ZEV__H_CLOSED)) return -EBADF;
+    if (!zev__handle_usable(h)) return zev__handle_error(h);
     h->flags |= ZEV__H_CLOSING;
     /* ops->close stops the handle's watcher, which frees the queue slot for the close. */
     if (h->ops && h->ops->close) h->ops->close(h);
@@ -123,6 +130,7 @@ void zev__handle_run_closing(zev_loop_t *loop) {
         h->flags &= ~ZEV__H_CLOSE_QUEUED;
         if (h->ops && h->ops->finish && h->ops->finish(h) != 0) continue; /* held back */
         h->flags = (h->flags & ~ZEV__H_CLOSING) | ZEV__H_CLOSED;
+        zev__debug_assert(loop->open_handles > 0, "loop->open_handles below zero");
         loop->open_handles--;
         if (h->queue.closing.cb) h->queue.closing.cb(h);
     }

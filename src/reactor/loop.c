@@ -58,11 +58,14 @@ int zev_loop_init(zev_loop_t *loop) {
 
 int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts) {
     if (!loop) return -EINVAL;
+    /* Initialising a live loop again would lose its handles and leak its descriptors. */
+    if (loop->state == ZEV__LOOP_READY || loop->state == ZEV__LOOP_RUNNING) return -EBUSY;
     zev_loop_options_t o = {0};
     if (opts) o = *opts;
     if ((o.allocator.alloc == NULL) != (o.allocator.free == NULL)) return -EINVAL;
     if (o.max_events > MAX_MAX_EVENTS) return -EINVAL;
-    if (o.buf_size != 0 && o.buf_size < MIN_BUF_SIZE) return -EINVAL;
+    if (o.buf_size != 0 && (o.buf_size < MIN_BUF_SIZE || o.buf_size > ZEV_BUF_SIZE_MAX))
+        return -EINVAL; /* past the maximum, the chunk header plus size could wrap */
 
     *loop = (zev_loop_t){0};
     loop->allocator = o.allocator;
@@ -152,6 +155,7 @@ int zev_run(zev_loop_t *loop, zev_run_mode mode) {
     if (loop->state != ZEV__LOOP_READY) return loop->state == ZEV__LOOP_CLOSED ? -EBADF : -EINVAL;
 
     loop->state = ZEV__LOOP_RUNNING;
+    zev__debug_run_begin(loop);
     int result = 0;
     int alive = zev_loop_alive(loop);
     if (!alive) zev_update_time(loop);
@@ -162,6 +166,7 @@ int zev_run(zev_loop_t *loop, zev_run_mode mode) {
         if (mode != ZEV_RUN_DEFAULT) break;
     }
     loop->stop_flag = 0;
+    zev__debug_run_end(loop);
     loop->state = ZEV__LOOP_READY;
     return result < 0 ? result : alive;
 }

@@ -4,9 +4,11 @@
 #ifndef ZEV_REACTOR_INTERNAL_H
 #define ZEV_REACTOR_INTERNAL_H
 
+#include "debug.h"
 #include "zev.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -65,7 +67,9 @@ enum {
 };
 
 static inline bool zev__loop_usable(const zev_loop_t *loop) {
-    return loop && (loop->state == ZEV__LOOP_READY || loop->state == ZEV__LOOP_RUNNING);
+    if (!loop) return false;
+    zev__debug_loop_thread(loop);
+    return loop->state == ZEV__LOOP_READY || loop->state == ZEV__LOOP_RUNNING;
 }
 
 void *zev__alloc(zev_loop_t *loop, size_t size);
@@ -100,8 +104,33 @@ void zev__handle_close_resume(zev_handle_t *h);
 /* Run due close callbacks (the last phase of an iteration). */
 void zev__handle_run_closing(zev_loop_t *loop);
 
+/* The guard of every call on an existing handle, in this form:
+ *     if (!zev__handle_usable(h)) return zev__handle_error(h);
+ * A handle of zeroed memory that no init call has seen has no loop: -EINVAL, never a NULL
+ * dereference. Closing or closed: -EBADF. Debug builds also check that an open handle's loop
+ * is live (catches memory overwritten or a loop closed under it) and the calling thread. */
 static inline bool zev__handle_usable(const zev_handle_t *h) {
-    return h && !(h->flags & (ZEV__H_CLOSING | ZEV__H_CLOSED));
+    if (!h || !h->loop) return false;
+    if (h->flags & (ZEV__H_CLOSING | ZEV__H_CLOSED)) return false;
+    zev__debug_assert(zev__loop_usable(h->loop),
+                      "an open handle's loop is not initialised (handle memory overwritten, or "
+                      "the loop closed before the handle)");
+    return true;
+}
+
+static inline int zev__handle_error(const zev_handle_t *h) {
+    return !h || !h->loop ? -EINVAL : -EBADF;
+}
+
+/* Debug builds: an init call on memory that still holds an open handle of this loop (never
+ * closed, or its close callback not yet run) would drop it from the loop's lists. The memory
+ * is read before init zeroes it, so this is a heuristic and a debug check only: stack garbage
+ * often holds a pointer to the loop, but hardly also the type's ops pointer beside it. */
+static inline void zev__debug_handle_fresh(const zev_loop_t *loop, const zev_handle_t *h,
+                                           const struct zev__handle_ops *ops) {
+    zev__debug_assert(h->loop != loop || h->ops != ops || (h->flags & ZEV__H_CLOSED),
+                      "init on a handle that is still open (close it and wait for its close "
+                      "callback first)");
 }
 
 /* ---- I/O watchers: edge-triggered fd interest ---- */
@@ -189,6 +218,16 @@ zev_buf_t *zev__buf_read_area(zev_loop_t *loop, size_t min_len, char **base, siz
 /* After the data callback: if nobody else holds the chunk, its whole space is free again;
  * otherwise the used bytes stay reserved for whoever took a reference. */
 void zev__buf_read_done(zev_loop_t *loop, size_t used);
+
+/* Debug builds: slices a write or send receives belong to this loop's pool and are still
+ * referenced (a released chunk may already carry someone else's bytes). O(n). */
+static inline void zev__debug_slices(const zev_loop_t *loop, const zev_slice_t *s, unsigned n) {
+    for (unsigned i = 0; i < n; i++) {
+        const zev_buf_t *b = s[i].owner;
+        zev__debug_assert(!b || (b->pool == &loop->pool && b->refs > 0),
+                          "a slice's buffer belongs to another loop or was already released");
+    }
+}
 
 /* ---- addresses (addr.c) ---- */
 

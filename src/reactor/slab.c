@@ -51,14 +51,18 @@ void *zev__slab_get(zev_loop_t *loop, struct zev__slab *slab) {
     struct slab_free *f = slab->free_list;
     slab->free_list = f->next;
     slab->in_use++;
+    zev__debug_unpoison(f, slab->obj_size);
     return f;
 }
 
+/* Debug builds with ASan poison all of a free object but its free-list link. */
 void zev__slab_put(struct zev__slab *slab, void *obj) {
+    zev__debug_assert(slab->in_use > 0, "a slab object was put back twice");
     struct slab_free *f = obj;
     f->next = slab->free_list;
     slab->free_list = f;
     slab->in_use--;
+    zev__debug_poison((char *)obj + sizeof(*f), slab->obj_size - sizeof(*f));
 }
 
 int zev__slab_close(zev_loop_t *loop, struct zev__slab *slab) {
@@ -66,6 +70,7 @@ int zev__slab_close(zev_loop_t *loop, struct zev__slab *slab) {
     struct slab_block *b = slab->blocks;
     while (b) {
         struct slab_block *next = b->next;
+        zev__debug_unpoison(b, b->size); /* the allocator may reuse it unseen */
         zev__free(loop, b, b->size);
         b = next;
     }

@@ -71,6 +71,7 @@ static void timer_fire(zev_loop_t *loop, struct zev__timer_node *n) {
 int zev_timer_init(zev_loop_t *loop, zev_timer_t *t) {
     if (!loop || !t) return -EINVAL;
     if (!zev__loop_usable(loop)) return -EBADF;
+    zev__debug_handle_fresh(loop, &t->handle, &timer_ops);
     *t = (zev_timer_t){0};
     zev__handle_init(loop, &t->handle, ZEV_TIMER, &timer_ops);
     t->node.fire = timer_fire;
@@ -89,7 +90,7 @@ static void timer_disarm(zev_timer_t *t) {
 
 int zev_timer_start(zev_timer_t *t, zev_timer_cb cb, int64_t timeout_ms, int64_t repeat_ms) {
     if (!t || !cb || timeout_ms < 0 || repeat_ms < 0) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     t->cb = cb;
     t->repeat_ms = (uint64_t)repeat_ms;
     timer_arm(t, (uint64_t)timeout_ms);
@@ -98,14 +99,14 @@ int zev_timer_start(zev_timer_t *t, zev_timer_cb cb, int64_t timeout_ms, int64_t
 
 int zev_timer_stop(zev_timer_t *t) {
     if (!t) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     timer_disarm(t);
     return 0;
 }
 
 int zev_timer_again(zev_timer_t *t) {
     if (!t) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     if (!t->cb) return -EINVAL;
     if (t->repeat_ms == 0) {
         timer_disarm(t);
@@ -117,7 +118,7 @@ int zev_timer_again(zev_timer_t *t) {
 
 int zev_timer_set_repeat(zev_timer_t *t, int64_t repeat_ms) {
     if (!t || repeat_ms < 0) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     t->repeat_ms = (uint64_t)repeat_ms;
     return 0;
 }

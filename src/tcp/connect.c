@@ -20,7 +20,7 @@ int zev_tcp_connect(zev_tcp_t *t, const char *host, int port, zev_tcp_connect_cb
 
 int zev_tcp_connect_addr(zev_tcp_t *t, const zev_sockaddr_t *addr, zev_tcp_connect_cb cb) {
     if (!t || !addr || !cb) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     unsigned len = zev_addr_len(addr);
     if (len == 0) return -EAFNOSUPPORT;
     if (zev__addr_port(addr) == 0) return -EINVAL; /* port 0 is not a destination */

@@ -55,6 +55,7 @@ _Static_assert(offsetof(zev_tcp_server_t, io) == sizeof(zev_handle_t),
 int zev_tcp_server_init(zev_loop_t *loop, zev_tcp_server_t *s) {
     if (!loop || !s) return -EINVAL;
     if (!zev__loop_usable(loop)) return -EBADF;
+    zev__debug_handle_fresh(loop, &s->handle, &server_ops);
     *s = (zev_tcp_server_t){0};
     zev__handle_init(loop, &s->handle, ZEV_TCP_SERVER, &server_ops);
     zev__watcher_init(&s->io, -1);
@@ -83,7 +84,7 @@ static int bind_and_listen(int fd, const zev_sockaddr_t *addr, const zev_tcp_lis
 int zev_tcp_listen(zev_tcp_server_t *s, const char *host, int port,
                    const zev_tcp_listen_opts_t *opts, zev_tcp_connection_cb cb) {
     if (!s || !cb) return -EINVAL;
-    if (!zev__handle_usable(&s->handle)) return -EBADF;
+    if (!zev__handle_usable(&s->handle)) return zev__handle_error(&s->handle);
     if (s->handle.flags & ZEV__TCP_LISTENING) return -EALREADY;
     zev_tcp_listen_opts_t o = {0};
     if (opts) o = *opts;
@@ -119,7 +120,8 @@ close_listener:
 
 int zev_tcp_accept(zev_tcp_server_t *s, zev_tcp_t *client) {
     if (!s || !client) return -EINVAL;
-    if (!zev__handle_usable(&s->handle) || !zev__handle_usable(&client->handle)) return -EBADF;
+    if (!zev__handle_usable(&s->handle)) return zev__handle_error(&s->handle);
+    if (!zev__handle_usable(&client->handle)) return zev__handle_error(&client->handle);
     if (client->handle.loop != s->handle.loop) return -EINVAL;
     if (s->pending_fd < 0) return -EAGAIN;
     if (client->io.fd >= 0 || client->handle.flags & (ZEV__TCP_CONNECTING | ZEV__TCP_CONNECTED))
@@ -252,7 +254,7 @@ int zev_tcp_server_connections(const zev_tcp_server_t *s) {
 
 int zev_tcp_server_set_max_connections(zev_tcp_server_t *s, unsigned max, zev_tcp_drop_cb cb) {
     if (!s) return -EINVAL;
-    if (!zev__handle_usable(&s->handle)) return -EBADF;
+    if (!zev__handle_usable(&s->handle)) return zev__handle_error(&s->handle);
     s->max_connections = max;
     s->on_drop = cb;
     return 0;

@@ -9,7 +9,7 @@
 
 static int socket_fd(const zev_tcp_t *t) {
     if (!t) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     return t->io.fd >= 0 ? t->io.fd : -ENOTCONN;
 }
 
@@ -36,7 +36,7 @@ int zev_tcp_set_keepalive(zev_tcp_t *t, int enable, unsigned delay_s) {
 
 int zev_tcp_set_allow_half_open(zev_tcp_t *t, int enable) {
     if (!t) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     if (enable) {
         t->handle.flags |= ZEV__TCP_HALF_OPEN;
     } else {
@@ -47,7 +47,7 @@ int zev_tcp_set_allow_half_open(zev_tcp_t *t, int enable) {
 
 int zev_tcp_set_high_water_mark(zev_tcp_t *t, size_t bytes) {
     if (!t || bytes == 0 || bytes > MAX_HWM) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     if (bytes == ZEV__TCP_DEFAULT_HWM && !t->extra) return 0; /* already: nothing to allocate */
     struct zev__tcp_extra *x = zev__tcp_extra_get(t);
     if (!x) return -ENOMEM;

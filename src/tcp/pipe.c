@@ -37,8 +37,9 @@ void zev__tcp_pipe_detach(zev_tcp_t *t) {
 
 int zev_tcp_pipe(zev_tcp_pipe_t *p, zev_tcp_t *src, zev_tcp_t *dst, int end_dst) {
     if (!p || !src || !dst || src == dst) return -EINVAL;
+    if (!zev__handle_usable(&src->handle)) return zev__handle_error(&src->handle);
+    if (!zev__handle_usable(&dst->handle)) return zev__handle_error(&dst->handle);
     if (src->handle.loop != dst->handle.loop) return -EINVAL; /* a loop is one thread's */
-    if (!zev__handle_usable(&src->handle) || !zev__handle_usable(&dst->handle)) return -EBADF;
     if ((src->extra && src->extra->pipe_out) || (dst->extra && dst->extra->pipe_in))
         return -EBUSY;
     struct zev__tcp_extra *sx = zev__tcp_extra_get(src);

@@ -15,7 +15,7 @@
 
 int zev_tcp_read_start(zev_tcp_t *t) {
     if (!t) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     unsigned f = t->handle.flags;
     if (!(f & (ZEV__TCP_CONNECTED | ZEV__TCP_CONNECTING))) return -ENOTCONN;
     if (f & ZEV__TCP_FAILED) return t->err;
@@ -33,7 +33,7 @@ int zev_tcp_read_start(zev_tcp_t *t) {
 
 int zev_tcp_read_stop(zev_tcp_t *t) {
     if (!t) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     t->handle.flags &= ~ZEV__TCP_READING;
     zev__tcp_update_active(t);
     return 0;
@@ -41,7 +41,7 @@ int zev_tcp_read_stop(zev_tcp_t *t) {
 
 int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len) {
     if (!t || (buf && len == 0)) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     if (!buf && !t->extra) return 0; /* already reading into the pool: nothing to allocate */
     struct zev__tcp_extra *x = zev__tcp_extra_get(t);
     if (!x) return -ENOMEM;

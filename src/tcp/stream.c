@@ -68,6 +68,7 @@ static const struct zev__handle_ops tcp_ops = {
 int zev_tcp_init(zev_loop_t *loop, zev_tcp_t *t) {
     if (!loop || !t) return -EINVAL;
     if (!zev__loop_usable(loop)) return -EBADF;
+    zev__debug_handle_fresh(loop, &t->handle, &tcp_ops);
     *t = (zev_tcp_t){0};
     zev__handle_init(loop, &t->handle, ZEV_TCP, &tcp_ops);
     zev__watcher_init(&t->io, -1);
@@ -76,7 +77,7 @@ int zev_tcp_init(zev_loop_t *loop, zev_tcp_t *t) {
 
 int zev_tcp_set_events(zev_tcp_t *t, const zev_tcp_events_t *events) {
     if (!t) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     t->events = events;
     return 0;
 }

@@ -60,7 +60,7 @@ void zev__tcp_timeout_connect_ended(zev_tcp_t *t) {
 
 int zev_tcp_set_timeout(zev_tcp_t *t, int64_t ms) {
     if (!t || ms < 0) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     if (ms == 0 && !t->extra) return 0; /* already none: nothing to allocate */
     struct zev__tcp_extra *x = zev__tcp_extra_get(t);
     if (!x) return -ENOMEM;
@@ -76,7 +76,7 @@ int zev_tcp_set_timeout(zev_tcp_t *t, int64_t ms) {
 
 int zev_tcp_set_connect_timeout(zev_tcp_t *t, int64_t ms) {
     if (!t || ms < 0) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     if (t->handle.flags & (ZEV__TCP_CONNECTING | ZEV__TCP_CONNECTED)) return -EISCONN;
     if (ms == 0 && !t->extra) return 0;
     struct zev__tcp_extra *x = zev__tcp_extra_get(t);

@@ -113,7 +113,7 @@ static int queue_rest(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, size_
 }
 
 static int check_writable(const zev_tcp_t *t) {
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     unsigned f = t->handle.flags;
     if (f & (ZEV__TCP_ENDING | ZEV__TCP_SHUT)) return -EPIPE;
     if (f & ZEV__TCP_FAILED) return t->err < 0 ? t->err : -EPIPE;
@@ -136,6 +136,7 @@ int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, zev_tcp_w
     if (!t || (n > 0 && !slices)) return -EINVAL;
     int err = check_writable(t);
     if (err < 0) return err;
+    zev__debug_slices(t->handle.loop, slices, n);
     for (unsigned i = 0; i < n; i++) {
         if (!slices[i].base && slices[i].len > 0) return -EINVAL;
     }
@@ -331,7 +332,7 @@ void zev__tcp_maybe_shutdown(zev_tcp_t *t) {
 
 int zev_tcp_end(zev_tcp_t *t) {
     if (!t) return -EINVAL;
-    if (!zev__handle_usable(&t->handle)) return -EBADF;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     unsigned f = t->handle.flags;
     if (!(f & (ZEV__TCP_CONNECTED | ZEV__TCP_CONNECTING))) return -ENOTCONN;
     if (f & ZEV__TCP_ENDING) return 0;

@@ -57,14 +57,14 @@ int zev_udp_send_buffer_size(const zev_udp_t *u) {
 
 int zev_udp_set_batch_size(zev_udp_t *u, unsigned n) {
     if (!u || n == 0 || n > ZEV_UDP_BATCH_MAX) return -EINVAL;
-    if (!zev__handle_usable(&u->handle)) return -EBADF;
+    if (!zev__handle_usable(&u->handle)) return zev__handle_error(&u->handle);
     u->batch = n;
     return 0;
 }
 
 int zev_udp_set_max_datagram(zev_udp_t *u, size_t bytes) {
     if (!u) return -EINVAL;
-    if (!zev__handle_usable(&u->handle)) return -EBADF;
+    if (!zev__handle_usable(&u->handle)) return zev__handle_error(&u->handle);
     if (bytes == 0 || bytes > u->handle.loop->pool.stats.chunk_size) return -EINVAL;
     u->max_datagram = bytes;
     return 0;

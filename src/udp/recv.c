@@ -42,7 +42,7 @@ struct rx_batch {
 
 int zev_udp_recv_start(zev_udp_t *u, zev_udp_message_cb cb) {
     if (!u || !cb) return -EINVAL;
-    if (!zev__handle_usable(&u->handle)) return -EBADF;
+    if (!zev__handle_usable(&u->handle)) return zev__handle_error(&u->handle);
     u->on_message = cb;
     if (u->handle.flags & ZEV__UDP_RECVING) return 0;
     u->handle.flags |= ZEV__UDP_RECVING;
@@ -54,7 +54,7 @@ int zev_udp_recv_start(zev_udp_t *u, zev_udp_message_cb cb) {
 
 int zev_udp_recv_stop(zev_udp_t *u) {
     if (!u) return -EINVAL;
-    if (!zev__handle_usable(&u->handle)) return -EBADF;
+    if (!zev__handle_usable(&u->handle)) return zev__handle_error(&u->handle);
     u->handle.flags &= ~ZEV__UDP_RECVING;
     zev__udp_update_active(u);
     return 0;

@@ -204,6 +204,7 @@ int zev_udp_send_addr(zev_udp_t *u, const zev_slice_t *slices, unsigned n, const
     size_t len = 0;
     int err = check_send(u, slices, n, to, &len);
     if (err < 0) return err;
+    zev__debug_slices(u->handle.loop, slices, n);
     struct zev__udp_req *r = NULL;
     if (cb) {
         r = req_new(u); /* taken first: a datagram is never sent without its completion */
@@ -379,14 +380,14 @@ unsigned zev_udp_send_queue_count(const zev_udp_t *u) {
 
 int zev_udp_set_high_water_mark(zev_udp_t *u, size_t bytes) {
     if (!u || bytes == 0 || bytes > ZEV__UDP_MAX_HWM) return -EINVAL;
-    if (!zev__handle_usable(&u->handle)) return -EBADF;
+    if (!zev__handle_usable(&u->handle)) return zev__handle_error(&u->handle);
     u->hwm = bytes;
     return 0;
 }
 
 int zev_udp_set_drain_cb(zev_udp_t *u, zev_udp_drain_cb cb) {
     if (!u) return -EINVAL;
-    if (!zev__handle_usable(&u->handle)) return -EBADF;
+    if (!zev__handle_usable(&u->handle)) return zev__handle_error(&u->handle);
     u->on_drain = cb;
     return 0;
 }

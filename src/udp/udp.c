@@ -40,6 +40,7 @@ static size_t default_max_datagram(const zev_loop_t *loop, int family) {
 int zev_udp_init(zev_loop_t *loop, zev_udp_t *u, int family) {
     if (!loop || !u || (family != 4 && family != 6)) return -EINVAL;
     if (!zev__loop_usable(loop)) return -EBADF;
+    zev__debug_handle_fresh(loop, &u->handle, &udp_ops);
     *u = (zev_udp_t){0};
     u->io.fd = -1;
     int af = family == 4 ? AF_INET : AF_INET6;
@@ -62,7 +63,7 @@ int zev_udp_init(zev_loop_t *loop, zev_udp_t *u, int family) {
 
 int zev__udp_fd(const zev_udp_t *u) {
     if (!u) return -EINVAL;
-    if (!zev__handle_usable(&u->handle)) return -EBADF;
+    if (!zev__handle_usable(&u->handle)) return zev__handle_error(&u->handle);
     return u->io.fd;
 }
 

@@ -105,6 +105,105 @@ const char *zt_async_storm(int threads, int sends) {
     return err;
 }
 
+/* ---- async: the callback closes and frees the handle while its sender is still inside ---- */
+
+/* Each round the loop thread allocates a handle and hands it to the sender thread, which sends
+ * to it exactly once: the handle's callback runs only because of that send, so the send has
+ * started by then, and the callback closes it and the close callback frees it. A second
+ * thread hammers another handle so that the loop is often woken by someone else: then the
+ * callback can run between the sender's compare-and-swap and its wake-up, and only the busy
+ * count keeps the sender's last accesses off freed memory (ASan, TSan). */
+struct close_race {
+    zev_async_t noise;
+    zev_loop_t *loop;
+    _Atomic(zev_async_t *) slot; /* the next handle to send to once; NULL: none yet */
+    atomic_int finished;         /* every round done: the threads leave */
+    atomic_int send_failed;
+    int rounds;
+    int freed;
+    int callbacks;
+};
+
+static void *race_sender(void *arg) {
+    struct close_race *r = arg;
+    while (!atomic_load(&r->finished)) {
+        zev_async_t *a = atomic_exchange(&r->slot, NULL);
+        if (!a) {
+            sched_yield();
+            continue;
+        }
+        if (zev_async_send(a) != 0) atomic_store(&r->send_failed, 1);
+        /* a may be freed from here on: never touched again */
+    }
+    return NULL;
+}
+
+static void *race_noise(void *arg) {
+    struct close_race *r = arg;
+    while (!atomic_load(&r->finished)) zev_async_send(&r->noise);
+    return NULL;
+}
+
+static void on_race_noise(zev_async_t *a) {
+    (void)a;
+}
+
+static void race_publish(struct close_race *r);
+
+static void race_freed(zev_handle_t *h) {
+    struct close_race *r = h->data;
+    free(h);
+    if (++r->freed < r->rounds) {
+        race_publish(r);
+        return;
+    }
+    atomic_store(&r->finished, 1);
+    zev_close(&r->noise.handle, NULL);
+}
+
+static void on_race_victim(zev_async_t *a) {
+    struct close_race *r = a->handle.data;
+    r->callbacks++;
+    zev_close(&a->handle, race_freed);
+}
+
+static void race_publish(struct close_race *r) {
+    zev_async_t *a = malloc(sizeof(*a));
+    if (!a || zev_async_init(r->loop, a, on_race_victim) != 0) {
+        free(a);
+        atomic_store(&r->send_failed, 1);
+        atomic_store(&r->finished, 1);
+        zev_close(&r->noise.handle, NULL);
+        return;
+    }
+    a->handle.data = r;
+    atomic_store(&r->slot, a);
+}
+
+const char *zt_async_close_and_free_while_sending(int rounds) {
+    zev_loop_t loop;
+    struct close_race r = {.loop = &loop, .rounds = rounds};
+    const char *err = NULL;
+    atomic_init(&r.slot, NULL);
+    atomic_init(&r.finished, 0);
+    atomic_init(&r.send_failed, 0);
+    if (zev_loop_init(&loop) != 0) return "loop init failed";
+    zev_async_init(&loop, &r.noise, on_race_noise);
+    race_publish(&r);
+    pthread_t sender;
+    pthread_t noise;
+    if (pthread_create(&sender, NULL, race_sender, &r) != 0) return "pthread_create failed";
+    if (pthread_create(&noise, NULL, race_noise, &r) != 0) return "pthread_create failed";
+    if (zev_run(&loop, ZEV_RUN_DEFAULT) != 0) err = "run failed";
+    atomic_store(&r.finished, 1);
+    pthread_join(sender, NULL);
+    pthread_join(noise, NULL);
+    if (!err && atomic_load(&r.send_failed)) err = "a send to an open handle failed";
+    if (!err && (r.callbacks != rounds || r.freed != rounds)) err = "a round was lost";
+    if (zev_loop_close(&loop) != 0 && !err) err = "loop close failed";
+    return err;
+}
+
 /* ---- workers: n echo loops on one SO_REUSEPORT port ------------------------------------- */
 
 #define ECHO_MAX_WORKERS 4

@@ -10,6 +10,10 @@
 const char *zt_async_pingpong(int rounds);
 /* `threads` threads send `sends` wake-ups each at once; all must be seen, and coalesced. */
 const char *zt_async_storm(int threads, int sends);
+/* `rounds` times: a fresh heap handle, sent to once by a thread while another thread keeps
+ * waking the loop; its callback closes it and the close callback frees it. Every round's
+ * callback runs once; no sender touches freed memory (ASan, TSan). */
+const char *zt_async_close_and_free_while_sending(int rounds);
 /* zev_workers_start `workers` (1..4) echo servers on one SO_REUSEPORT port (worker 0 binds port
  * 0, the others reuse it), open `connections` (1..64) to it one after another from this
  * thread, each echoing a few bytes, then zev_workers_stop: every connection served once, each
