@@ -94,8 +94,8 @@ void zev__tcp_on_connect_result(zev_tcp_t *t) {
     /* Writes queued while connecting. */
     if (!zev__tcp_wq_empty(t) || t->handle.flags & ZEV__TCP_ENDING) zev__tcp_flush(t);
     /* Bytes that came with the handshake raised their edge while we were connecting. */
-    if (!zev__tcp_closing(t) && (t->handle.flags & ZEV__TCP_READING) &&
-        (t->handle.flags & ZEV__TCP_READ_MISSED)) {
+    if (zev__tcp_closing(t)) return;
+    if ((t->handle.flags & ZEV__TCP_READING) && (t->handle.flags & ZEV__TCP_READ_MISSED)) {
         t->handle.flags &= ~ZEV__TCP_READ_MISSED;
         zev__watcher_feed(t->handle.loop, &t->io, ZEV__READABLE);
     }

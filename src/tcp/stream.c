@@ -95,6 +95,9 @@ int zev__tcp_attach(zev_tcp_t *t, int fd) {
 }
 
 void zev__tcp_update_active(zev_tcp_t *t) {
+    /* zev_close stopped the handle for good: a callback that ran after it (a write callback
+     * that closed its socket mid-flush) must not make it keep the loop alive again. */
+    if (zev__tcp_closing(t)) return;
     unsigned f = t->handle.flags;
     /* Requests keep the loop alive even when unref'd; reading alone does not. */
     bool requests = (f & ZEV__TCP_CONNECTING) || !zev__tcp_wq_empty(t) ||

@@ -98,7 +98,8 @@ static inline bool zev__tcp_wq_empty(const zev_tcp_t *t) {
 void zev__tcp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
 /* Record a failure: reported once, from the loop, to the error event and queued writes. */
 void zev__tcp_fail(zev_tcp_t *t, int err);
-/* Recompute whether the socket keeps the loop alive (reading, connecting or writing). */
+/* Recompute whether the socket keeps the loop alive (reading, connecting or writing); a closing
+ * socket never does again. */
 void zev__tcp_update_active(zev_tcp_t *t);
 /* Attach an open, connected-or-connecting fd to t and register it with the loop. */
 int zev__tcp_attach(zev_tcp_t *t, int fd);

@@ -1,0 +1,120 @@
+/* tests/test_tcp_connect.c: the connect phase of a client socket. A connect is over only when
+ * the kernel says so (or it fails or times out): writes, an end or a sendfile made meanwhile
+ * only queue, and are sent after the connect callback. Also: what happens around that
+ * callback (a write callback that closes, data and EOF that came with the handshake), and
+ * requests in flight on an unref'd socket keeping the loop alive. */
+#include "zt.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+TestSuite(tcp_connect, .init = zt_setup, .fini = zt_teardown, .timeout = 30);
+
+/* ---- plain listeners on 127.0.0.1 that zev does not drive ---- */
+
+static int raw_listen(int backlog, int *port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(fd, backlog), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Wait (bounded) for a connection on a plain listener and accept it. */
+static int raw_accept(int lfd) {
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 10000), 1, "a connection arrives");
+    int fd = accept(lfd, NULL, NULL);
+    cr_assert_geq(fd, 0);
+    return fd;
+}
+
+/* ---- what happened, in order: c connect, w write callback, f finish, e error, E end ---- */
+
+static char log_buf[32];
+static int n_log;
+static int connect_calls;
+static int connect_status;
+static int write_status;
+static int finish_calls;
+static int end_calls;
+static int closed;
+static int remote_port; /* zev_tcp_remote_address inside the connect callback */
+static int remote_err;
+
+static void log_event(char c) {
+    cr_assert_lt(n_log, (int)sizeof(log_buf) - 1);
+    log_buf[n_log++] = c;
+}
+
+static void reset_log(void) {
+    memset(log_buf, 0, sizeof(log_buf));
+    n_log = connect_calls = finish_calls = end_calls = closed = 0;
+    connect_status = write_status = remote_port = remote_err = 1;
+}
+
+static void record_connect(zev_tcp_t *t, int status) {
+    log_event('c');
+    connect_calls++;
+    connect_status = status;
+    zev_addr_info_t info;
+    remote_err = zev_tcp_remote_address(t, &info);
+    remote_port = remote_err == 0 ? info.port : 0;
+}
+
+static void record_write(zev_tcp_t *t, int status, void *arg) {
+    (void)t;
+    (void)arg;
+    log_event('w');
+    write_status = status;
+}
+
+static void count_closed(zev_handle_t *h) {
+    (void)h;
+    closed++;
+}
+
+/* ---- around the connect callback ---- */
+
+static void close_in_write_cb(zev_tcp_t *t, int status, void *arg) {
+    (void)arg;
+    log_event('w');
+    write_status = status;
+    zev_close(&t->handle, count_closed);
+}
+
+Test(tcp_connect, a_write_callback_closing_the_socket_after_connect_leaves_it_inactive) {
+    int port;
+    int lfd = raw_listen(8, &port);
+    reset_log();
+    zev_tcp_t t;
+    cr_assert_eq(zev_tcp_init(&zt_loop, &t), 0);
+    cr_assert_eq(zev_tcp_connect(&t, "127.0.0.1", port, record_connect), 0);
+    /* Two writes queued while connecting, sent together: the first one's callback closes the
+     * socket while the second's callback still waits in the queue (the close completes it:
+     * its byte was sent). */
+    zev_slice_t s = zev_slice("x", 1);
+    cr_assert_eq(zev_tcp_write(&t, &s, 1, close_in_write_cb, NULL), 0);
+    cr_assert_eq(zev_tcp_write(&t, &s, 1, record_write, NULL), 0);
+    cr_assert(zt_run_until(&closed, 1, 10000));
+    cr_assert_str_eq(log_buf, "cww");
+    cr_assert_eq(write_status, 0);
+    cr_assert_eq(zev_is_active(&t.handle), 0, "a closed socket is not active");
+    cr_assert_eq(zev_loop_alive(&zt_loop), 0, "nothing keeps the loop alive");
+    zt_run(); /* returns at once */
+    close(raw_accept(lfd));
+    close(lfd);
+}
+
