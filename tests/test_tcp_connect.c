@@ -118,3 +118,61 @@ Test(tcp_connect, a_write_callback_closing_the_socket_after_connect_leaves_it_in
     close(lfd);
 }
 
+static void close_and_run(zev_tcp_t *t) {
+    cr_assert_eq(zev_close(&t->handle, count_closed), 0);
+    zt_run();
+    cr_assert_eq(closed, 1);
+}
+
+static char got[16];
+static size_t n_got;
+static int read_early;
+
+static void collect_data(zev_tcp_t *t, const zev_slice_t *s) {
+    (void)t;
+    cr_assert_leq(n_got + s->len, sizeof(got));
+    memcpy(got + n_got, s->base, s->len);
+    n_got += s->len;
+}
+
+static void collect_end(zev_tcp_t *t) {
+    (void)t;
+    log_event('E');
+    end_calls++;
+}
+
+static const zev_tcp_events_t collect_events = {.data = collect_data, .end = collect_end};
+
+static void start_reading(zev_tcp_t *t, int status) {
+    record_connect(t, status);
+    if (!read_early) cr_assert_eq(zev_tcp_read_start(t), 0);
+}
+
+Test(tcp_connect, data_and_eof_that_came_before_the_connect_was_reported_are_both_delivered) {
+    for (read_early = 0; read_early < 2; read_early++) {
+        int port;
+        int lfd = raw_listen(8, &port);
+        reset_log();
+        n_got = 0;
+        zev_tcp_t t;
+        cr_assert_eq(zev_tcp_init(&zt_loop, &t), 0);
+        zev_tcp_set_events(&t, &collect_events);
+        zev_tcp_set_allow_half_open(&t, 1);
+        cr_assert_eq(zev_tcp_connect(&t, "127.0.0.1", port, start_reading), 0);
+        if (read_early) cr_assert_eq(zev_tcp_read_start(&t), 0);
+        /* Before the loop first runs: the server accepts, sends and shuts down its side. */
+        int peer = raw_accept(lfd);
+        cr_assert_eq(write(peer, "hello", 5), 5);
+        cr_assert_eq(shutdown(peer, SHUT_WR), 0);
+        cr_assert(zt_run_until(&end_calls, 1, 10000), "the EOF is delivered (read_early %d)",
+                  read_early);
+        cr_assert_eq(n_got, 5);
+        cr_assert_eq(memcmp(got, "hello", 5), 0);
+        cr_assert_str_eq(log_buf, "cE");
+        cr_assert_eq(connect_status, 0);
+        close(peer);
+        close_and_run(&t);
+        close(lfd);
+    }
+}
+

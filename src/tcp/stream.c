@@ -133,6 +133,9 @@ static void report_failure(zev_tcp_t *t) {
 void zev__tcp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
     (void)loop;
     zev_tcp_t *t = zev__container_of(w, zev_tcp_t, io);
+    /* Remember a hang-up in every phase: its edge may come while connecting or while reading
+     * is paused, and the short-read shortcut in read.c must not then stop before the EOF. */
+    if (revents & ZEV__HANGUP) t->handle.flags |= ZEV__TCP_PEER_HUP;
     unsigned f = t->handle.flags;
     if (f & (ZEV__TCP_CONNECTING | ZEV__TCP_CONNECT_DUE)) {
         if (revents & (ZEV__READABLE | ZEV__HANGUP)) t->handle.flags |= ZEV__TCP_READ_MISSED;
@@ -145,9 +148,6 @@ void zev__tcp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
         return;
     }
     if (f & ZEV__TCP_FAILED) return;
-    /* Remember a hang-up: its edge may arrive while reading is paused, and the short-read
-     * shortcut in read.c must not then stop before the EOF. */
-    if (revents & ZEV__HANGUP) t->handle.flags |= ZEV__TCP_PEER_HUP;
     if (revents & (ZEV__READABLE | ZEV__HANGUP | ZEV__ERROR)) zev__tcp_on_readable(t, revents);
     if (zev__tcp_closing(t) || t->handle.flags & ZEV__TCP_FAILED) return;
     bool ending = (t->handle.flags & (ZEV__TCP_ENDING | ZEV__TCP_SHUT)) == ZEV__TCP_ENDING;
