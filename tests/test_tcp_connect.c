@@ -10,7 +10,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -174,5 +173,174 @@ Test(tcp_connect, data_and_eof_that_came_before_the_connect_was_reported_are_bot
         close_and_run(&t);
         close(lfd);
     }
+}
+
+/* A listener whose accept queue is full: it never accepts, its backlog is 0, and one
+ * connection (the filler) already waits in its queue. The kernel drops every further SYN, so
+ * a connect to it stays in SYN_SENT: until its connect timeout, or until the test accepts the
+ * filler and the kernel retransmits the SYN (about a second later). */
+struct full_listener {
+    int lfd;
+    int filler;
+    int port;
+};
+
+static void full_listener_open(struct full_listener *fl) {
+    fl->lfd = raw_listen(0, &fl->port);
+    fl->filler = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fl->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int r = connect(fl->filler, (struct sockaddr *)&a, sizeof(a));
+    cr_assert(r == 0 || errno == EINPROGRESS);
+    /* The listener turns readable once the filler's handshake is done and it waits in the
+     * queue, which with backlog 0 is then full: no waiting on a clock. */
+    struct pollfd p = {.fd = fl->lfd, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 10000), 1, "the filler fills the accept queue");
+}
+
+/* Make room: the next SYN retransmit of a blocked connect gets in. */
+static void full_listener_make_room(struct full_listener *fl) {
+    close(raw_accept(fl->lfd));
+    close(fl->filler);
+    fl->filler = -1;
+}
+
+static void full_listener_close(struct full_listener *fl) {
+    if (fl->filler >= 0) close(fl->filler);
+    close(fl->lfd);
+}
+
+static void record_finish(zev_tcp_t *t) {
+    (void)t;
+    log_event('f');
+    finish_calls++;
+}
+
+static void record_error(zev_tcp_t *t, int err) {
+    (void)t;
+    (void)err;
+    log_event('e');
+}
+
+static const zev_tcp_events_t recording_events = {.error = record_error,
+                                                  .finish = record_finish};
+
+/* Start a connect to a blocked listener; the socket times the connect out after timeout_ms
+ * (0: no timeout). */
+static void connect_blocked(zev_tcp_t *t, const struct full_listener *fl, int64_t timeout_ms) {
+    reset_log();
+    cr_assert_eq(zev_tcp_init(&zt_loop, t), 0);
+    zev_tcp_set_events(t, &recording_events);
+    if (timeout_ms) cr_assert_eq(zev_tcp_set_connect_timeout(t, timeout_ms), 0);
+    cr_assert_eq(zev_tcp_connect(t, "127.0.0.1", fl->port, record_connect), 0);
+}
+
+/* ---- nothing the library feeds itself is the connect's answer ---- */
+
+Test(tcp_connect, connect_timeout_still_fires_after_end_while_the_handshake_is_blocked) {
+    struct full_listener fl;
+    full_listener_open(&fl);
+    zev_tcp_t t;
+    connect_blocked(&t, &fl, 100);
+    cr_assert_eq(zev_tcp_end(&t), 0, "end while connecting only queues");
+    cr_assert(zt_run_until(&connect_calls, 1, 10000));
+    cr_assert_eq(connect_status, -ETIMEDOUT, "got %s", zev_err_name(connect_status));
+    cr_assert_str_eq(log_buf, "c", "no finish for a socket that never connected");
+    close_and_run(&t);
+    cr_assert_str_eq(log_buf, "c");
+    full_listener_close(&fl);
+}
+
+Test(tcp_connect, an_empty_write_while_the_handshake_is_blocked_is_no_connect_result) {
+    struct full_listener fl;
+    full_listener_open(&fl);
+    zev_tcp_t t;
+    connect_blocked(&t, &fl, 100);
+    cr_assert_eq(zev_tcp_write(&t, NULL, 0, record_write, NULL), 0);
+    cr_assert(zt_run_until(&connect_calls, 1, 10000));
+    cr_assert_eq(connect_status, -ETIMEDOUT, "got %s", zev_err_name(connect_status));
+    zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    /* The write queued behind the connect completes after it (it had no bytes to fail). */
+    cr_assert_str_eq(log_buf, "cw");
+    close_and_run(&t);
+    full_listener_close(&fl);
+}
+
+#ifdef __linux__
+Test(tcp_connect, sendfile_while_the_handshake_is_blocked_is_no_connect_result) {
+    struct full_listener fl;
+    full_listener_open(&fl);
+    FILE *f = tmpfile();
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite("hello", 1, 5, f), 5);
+    fflush(f);
+    zev_tcp_t t;
+    connect_blocked(&t, &fl, 100);
+    cr_assert_eq(zev_tcp_sendfile(&t, fileno(f), 0, 5, record_write, NULL), 0);
+    cr_assert(zt_run_until(&connect_calls, 1, 10000));
+    cr_assert_eq(connect_status, -ETIMEDOUT, "got %s", zev_err_name(connect_status));
+    zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_str_eq(log_buf, "cw");
+    cr_assert_eq(write_status, -ETIMEDOUT, "the file region was never sent");
+    close_and_run(&t);
+    fclose(f);
+    full_listener_close(&fl);
+}
+#endif
+
+Test(tcp_connect, a_failure_while_connecting_reaches_the_connect_callback) {
+    struct full_listener fl;
+    full_listener_open(&fl);
+    zev_tcp_t t;
+    connect_blocked(&t, &fl, 0);
+    /* The write queue's slab has no block yet: queueing fails, and the socket with it. */
+    zt_use_picky_allocator();
+    zev_slice_t s = zev_slice("x", 1);
+    cr_assert_eq(zev_tcp_write(&t, &s, 1, record_write, NULL), -ENOMEM);
+    zt_alloc_refuse = 0;
+    cr_assert(zt_run_until(&connect_calls, 1, 10000));
+    cr_assert_eq(connect_status, -ENOMEM, "got %s", zev_err_name(connect_status));
+    zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_str_eq(log_buf, "c", "told once, through the connect callback");
+    close_and_run(&t);
+    full_listener_close(&fl);
+}
+
+Test(tcp_connect, a_write_and_end_queued_while_connecting_reach_the_peer_after_a_slow_handshake) {
+    struct full_listener fl;
+    full_listener_open(&fl);
+    zev_tcp_t t;
+    connect_blocked(&t, &fl, 0);
+    zev_slice_t s = zev_slice("hi", 2);
+    cr_assert_eq(zev_tcp_write(&t, &s, 1, record_write, NULL), 0);
+    cr_assert_eq(zev_tcp_end(&t), 0);
+    for (int i = 0; i < 3; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(connect_calls, 0, "the handshake is still blocked");
+    cr_assert_str_eq(log_buf, "");
+
+    full_listener_make_room(&fl);
+    cr_assert(zt_run_until(&connect_calls, 1, 10000), "the SYN retransmit gets in");
+    cr_assert_eq(connect_status, 0, "got %s", zev_err_name(connect_status));
+    cr_assert_eq(remote_err, 0, "the peer is known inside the callback: %s",
+                 zev_err_name(remote_err));
+    cr_assert_eq(remote_port, fl.port);
+    cr_assert(zt_run_until(&finish_calls, 1, 10000));
+    cr_assert_str_eq(log_buf, "cwf", "connect, then the queued write, then finish");
+    cr_assert_eq(write_status, 0);
+
+    int peer = raw_accept(fl.lfd);
+    char buf[8];
+    size_t n_peer = 0;
+    for (;;) {
+        ssize_t n = read(peer, buf + n_peer, sizeof(buf) - n_peer);
+        cr_assert_geq(n, 0);
+        if (n == 0) break; /* our end() reached the peer */
+        n_peer += (size_t)n;
+    }
+    cr_assert_eq(n_peer, 2);
+    cr_assert_eq(memcmp(buf, "hi", 2), 0);
+    close(peer);
+    close_and_run(&t);
+    full_listener_close(&fl);
 }
 

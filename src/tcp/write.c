@@ -6,6 +6,10 @@
  * writable, one sendmsg covers every queued slice up to IOV_MAX, and partial writes move the
  * entries forward exactly. A write callback always runs from the loop, so an entry marked DONE
  * stays in the queue until then. docs/internals.md draws the queue's states.
+ *
+ * While the socket connects, writes, end and sendfile only queue: nothing is sent and nothing
+ * is fed, since a fed event must never pass for the kernel's answer to the connect
+ * (connect.c). The first flush runs once connected, after the connect callback.
  */
 #include "tcp_internal.h"
 
@@ -35,6 +39,13 @@ static void entry_append(zev_tcp_t *t, struct zev__wentry *e) {
         e->next = e;
     }
     t->wq_tail = e;
+}
+
+/* Ask for a flush pass from the loop. Only a connected socket is fed: while connecting, the
+ * connect's success starts the first flush. */
+static void flush_later(zev_tcp_t *t) {
+    if (zev__tcp_phase(t) == ZEV__TCP_CONNECTED)
+        zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
 }
 
 static void entry_free(zev_tcp_t *t, struct zev__wentry *e) {
@@ -103,7 +114,7 @@ static int queue_rest(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, size_
         if (!last) return -ENOMEM;
         last->flags = ZEV__WE_DONE;
         entry_append(t, last);
-        zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
+        flush_later(t);
     }
     last->flags |= ZEV__WE_LAST;
     last->cb = cb;
@@ -117,7 +128,8 @@ static int check_writable(const zev_tcp_t *t) {
     unsigned f = t->handle.flags;
     if (f & (ZEV__TCP_ENDING | ZEV__TCP_SHUT)) return -EPIPE;
     if (f & ZEV__TCP_FAILED) return t->err < 0 ? t->err : -EPIPE;
-    if (!(f & (ZEV__TCP_CONNECTED | ZEV__TCP_CONNECTING))) return -ENOTCONN;
+    unsigned phase = zev__tcp_phase(t);
+    if (phase != ZEV__TCP_CONNECTED && phase != ZEV__TCP_CONNECTING) return -ENOTCONN;
     return 0;
 }
 
@@ -141,7 +153,7 @@ int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, zev_tcp_w
     }
 
     size_t sent = 0;
-    if (t->wq_bytes == 0 && (t->handle.flags & ZEV__TCP_CONNECTED) && n > 0) {
+    if (t->wq_bytes == 0 && zev__tcp_phase(t) == ZEV__TCP_CONNECTED && n > 0) {
         struct iovec iov[64];
         int n_iov = 0;
         size_t total = 0;
@@ -189,7 +201,7 @@ int zev_tcp_sendfile(zev_tcp_t *t, int fd, off_t offset, size_t len, zev_tcp_wri
     t->wq_bytes += len;
     entry_append(t, e);
     /* Ordered behind everything queued: the flush sends it when its turn comes. */
-    zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
+    flush_later(t);
     return after_queueing(t);
 #else
     (void)t, (void)fd, (void)offset, (void)len, (void)cb, (void)arg;
@@ -264,8 +276,10 @@ static bool complete_done(zev_tcp_t *t) {
     return true;
 }
 
+static void maybe_shutdown(zev_tcp_t *t);
+
 static void after_flush(zev_tcp_t *t) {
-    zev__tcp_maybe_shutdown(t);
+    maybe_shutdown(t);
     if (zev__tcp_closing(t)) return;
     if ((t->handle.flags & ZEV__TCP_NEED_DRAIN) && t->wq_bytes <= zev__tcp_hwm(t)) {
         t->handle.flags &= ~ZEV__TCP_NEED_DRAIN;
@@ -276,7 +290,7 @@ static void after_flush(zev_tcp_t *t) {
 }
 
 void zev__tcp_flush(zev_tcp_t *t) {
-    if (!(t->handle.flags & ZEV__TCP_CONNECTED)) return;
+    if (zev__tcp_phase(t) != ZEV__TCP_CONNECTED) return;
     for (;;) {
         if (!complete_done(t)) return;
         struct zev__wentry *head = zev__tcp_wq_head(t);
@@ -315,9 +329,11 @@ void zev__tcp_cancel_writes(zev_tcp_t *t, int err) {
     }
 }
 
-void zev__tcp_maybe_shutdown(zev_tcp_t *t) {
+/* Shut our side down if end() was asked and nothing is left to send. */
+static void maybe_shutdown(zev_tcp_t *t) {
     unsigned f = t->handle.flags;
-    if (!(f & ZEV__TCP_ENDING) || (f & ZEV__TCP_SHUT) || !(f & ZEV__TCP_CONNECTED)) return;
+    if (!(f & ZEV__TCP_ENDING) || (f & ZEV__TCP_SHUT)) return;
+    if (zev__tcp_phase(t) != ZEV__TCP_CONNECTED) return;
     if (!zev__tcp_wq_empty(t)) return;
     t->handle.flags |= ZEV__TCP_SHUT;
     int err = zev__sys_shutdown(t->io.fd, SHUT_WR);
@@ -332,12 +348,13 @@ void zev__tcp_maybe_shutdown(zev_tcp_t *t) {
 int zev_tcp_end(zev_tcp_t *t) {
     if (!t) return -EINVAL;
     if (!zev__handle_usable(&t->handle)) return -EBADF;
-    unsigned f = t->handle.flags;
-    if (!(f & (ZEV__TCP_CONNECTED | ZEV__TCP_CONNECTING))) return -ENOTCONN;
-    if (f & ZEV__TCP_ENDING) return 0;
+    unsigned phase = zev__tcp_phase(t);
+    if (phase != ZEV__TCP_CONNECTED && phase != ZEV__TCP_CONNECTING) return -ENOTCONN;
+    if (t->handle.flags & ZEV__TCP_ENDING) return 0;
     t->handle.flags |= ZEV__TCP_ENDING;
-    /* Shut down (and emit finish) from the loop, never inside this call. */
-    zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
+    /* Shut down (and emit finish) from the loop, never inside this call; while connecting,
+     * after the connect callback. */
+    flush_later(t);
     zev__tcp_update_active(t);
     return 0;
 }
