@@ -56,7 +56,9 @@ enum {
     ZEV__TCP_USER_BUF = 1u << 24, /* t->extra->user_buf is set */
 };
 
-enum { ZEV__TCP_DEFAULT_HWM = 64 * 1024, ZEV__TCP_READ_BUDGET = 32 };
+/* Fairness budgets per socket and iteration: reads (read.c); sends plus write callbacks run
+ * (write.c). */
+enum { ZEV__TCP_DEFAULT_HWM = 64 * 1024, ZEV__TCP_READ_BUDGET = 32, ZEV__TCP_WRITE_BUDGET = 64 };
 
 /* Write-queue entry: one slice (or file region) still to send, or a finished write whose
  * callback is due. Exactly ZEV__SLAB_SMALL bytes. */

@@ -266,10 +266,12 @@ static ssize_t send_file_entry(zev_tcp_t *t, struct zev__wentry *e) {
 }
 #endif
 
-/* Run callbacks of finished writes at the head. Returns false if the socket was closed. */
-static bool complete_done(zev_tcp_t *t) {
+/* Run callbacks of finished writes at the head, one unit of *budget each. Returns false if
+ * the socket was closed or failed. */
+static bool complete_done(zev_tcp_t *t, int *budget) {
     struct zev__wentry *head;
-    while ((head = zev__tcp_wq_head(t)) && (head->flags & ZEV__WE_DONE)) {
+    while (*budget > 0 && (head = zev__tcp_wq_head(t)) && (head->flags & ZEV__WE_DONE)) {
+        (*budget)--;
         complete(t, entry_pop(t), 0);
         if (zev__tcp_closing(t) || t->handle.flags & ZEV__TCP_FAILED) return false;
     }
@@ -289,12 +291,22 @@ static void after_flush(zev_tcp_t *t) {
     if (!zev__tcp_closing(t)) zev__tcp_update_active(t);
 }
 
+/* Fairness: a callback that writes again to a peer that reads fast never meets EAGAIN, so
+ * each send and each write callback costs one unit of a budget per iteration; once it is
+ * spent, the rest waits for the next iteration (fed: no edge will come for it), after the
+ * other sockets and the timers, as reads do. */
 void zev__tcp_flush(zev_tcp_t *t) {
     if (zev__tcp_phase(t) != ZEV__TCP_CONNECTED) return;
+    int budget = ZEV__TCP_WRITE_BUDGET;
     for (;;) {
-        if (!complete_done(t)) return;
+        if (!complete_done(t, &budget)) return;
         struct zev__wentry *head = zev__tcp_wq_head(t);
         if (!head) break;
+        if (budget == 0) {
+            flush_later(t);
+            break;
+        }
+        budget--;
         ssize_t r;
 #ifdef __linux__
         r = head->base ? send_queued(t) : send_file_entry(t, head);
