@@ -87,6 +87,17 @@ static void count_closed(zev_handle_t *h) {
 
 /* ---- around the connect callback ---- */
 
+/* t connecting to a plain listener that completes handshakes itself (the test accepts with
+ * raw_accept). Returns the listener. */
+static int connect_plain(zev_tcp_t *t, zev_tcp_connect_cb cb) {
+    int port;
+    int lfd = raw_listen(8, &port);
+    reset_log();
+    cr_assert_eq(zev_tcp_init(&zt_loop, t), 0);
+    cr_assert_eq(zev_tcp_connect(t, "127.0.0.1", port, cb), 0);
+    return lfd;
+}
+
 static void close_in_write_cb(zev_tcp_t *t, int status, void *arg) {
     (void)arg;
     log_event('w');
@@ -95,12 +106,8 @@ static void close_in_write_cb(zev_tcp_t *t, int status, void *arg) {
 }
 
 Test(tcp_connect, a_write_callback_closing_the_socket_after_connect_leaves_it_inactive) {
-    int port;
-    int lfd = raw_listen(8, &port);
-    reset_log();
     zev_tcp_t t;
-    cr_assert_eq(zev_tcp_init(&zt_loop, &t), 0);
-    cr_assert_eq(zev_tcp_connect(&t, "127.0.0.1", port, record_connect), 0);
+    int lfd = connect_plain(&t, record_connect);
     /* Two writes queued while connecting, sent together: the first one's callback closes the
      * socket while the second's callback still waits in the queue (the close completes it:
      * its byte was sent). */
@@ -149,15 +156,11 @@ static void start_reading(zev_tcp_t *t, int status) {
 
 Test(tcp_connect, data_and_eof_that_came_before_the_connect_was_reported_are_both_delivered) {
     for (read_early = 0; read_early < 2; read_early++) {
-        int port;
-        int lfd = raw_listen(8, &port);
-        reset_log();
         n_got = 0;
         zev_tcp_t t;
-        cr_assert_eq(zev_tcp_init(&zt_loop, &t), 0);
+        int lfd = connect_plain(&t, start_reading);
         zev_tcp_set_events(&t, &collect_events);
         zev_tcp_set_allow_half_open(&t, 1);
-        cr_assert_eq(zev_tcp_connect(&t, "127.0.0.1", port, start_reading), 0);
         if (read_early) cr_assert_eq(zev_tcp_read_start(&t), 0);
         /* Before the loop first runs: the server accepts, sends and shuts down its side. */
         int peer = raw_accept(lfd);
@@ -344,3 +347,56 @@ Test(tcp_connect, a_write_and_end_queued_while_connecting_reach_the_peer_after_a
     full_listener_close(&fl);
 }
 
+/* ---- requests in flight keep the loop alive on an unref'd socket ---- */
+
+Test(tcp_connect, an_unrefd_socket_still_gets_its_connect_callback) {
+    zev_tcp_t t;
+    int lfd = connect_plain(&t, record_connect);
+    cr_assert_eq(zev_unref(&t.handle), 0);
+    zt_run();
+    cr_assert_str_eq(log_buf, "c", "the connect is a request in flight");
+    cr_assert_eq(connect_status, 0);
+    close_and_run(&t);
+    close(raw_accept(lfd));
+    close(lfd);
+}
+
+/* A connected, unref'd socket and its plain peer. Returns the listener. */
+static int connect_unrefd(zev_tcp_t *t, int *peer) {
+    int lfd = connect_plain(t, record_connect);
+    zev_tcp_set_events(t, &recording_events);
+    zt_run();
+    cr_assert_eq(connect_status, 0);
+    *peer = raw_accept(lfd);
+    cr_assert_eq(zev_unref(&t->handle), 0);
+    cr_assert_eq(zev_loop_alive(&zt_loop), 0, "nothing in flight yet");
+    return lfd;
+}
+
+Test(tcp_connect, an_unrefd_socket_still_gets_its_write_callback) {
+    zev_tcp_t t;
+    int peer;
+    int lfd = connect_unrefd(&t, &peer);
+    zev_slice_t s = zev_slice("x", 1);
+    cr_assert_eq(zev_tcp_write(&t, &s, 1, record_write, NULL), 0);
+    zt_run();
+    cr_assert_str_eq(log_buf, "cw", "the write is a request in flight");
+    cr_assert_eq(write_status, 0);
+    close_and_run(&t);
+    close(peer);
+    close(lfd);
+}
+
+Test(tcp_connect, an_unrefd_socket_still_gets_finish_after_end) {
+    zev_tcp_t t;
+    int peer;
+    int lfd = connect_unrefd(&t, &peer);
+    cr_assert_eq(zev_tcp_end(&t), 0);
+    zt_run();
+    cr_assert_str_eq(log_buf, "cf", "the end is a request in flight");
+    char c;
+    cr_assert_eq(read(peer, &c, 1), 0, "the peer sees our EOF");
+    close_and_run(&t);
+    close(peer);
+    close(lfd);
+}
