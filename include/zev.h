@@ -253,7 +253,9 @@ ZEV_EXPORT int zev_close(zev_handle_t *handle, zev_close_cb cb);
 /* Make an active handle keep zev_run going (the default). -EINVAL on NULL, -EBADF once
  * closing. */
 ZEV_EXPORT int zev_ref(zev_handle_t *handle);
-/* Let zev_run return while this handle stays usable (Node's unref). Errors as zev_ref. */
+/* Let zev_run return while this handle stays usable (Node's unref): only its waiting (reads,
+ * listening) is given up; requests in flight (a connect, a write, an end, a UDP send) still
+ * keep zev_run going until their callbacks ran. Errors as zev_ref. */
 ZEV_EXPORT int zev_unref(zev_handle_t *handle);
 /* 1 if referenced, 0 if not, on NULL, and from zev_close on (Node's hasRef()). */
 ZEV_EXPORT int zev_has_ref(const zev_handle_t *handle);

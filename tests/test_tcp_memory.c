@@ -5,7 +5,6 @@
 #include "zt.h"
 
 #include <errno.h>
-#include <stdlib.h>
 
 TestSuite(tcp_memory, .init = zt_setup, .fini = zt_teardown, .timeout = 20);
 
@@ -46,27 +45,6 @@ Test(tcp_memory, rare_state_is_taken_on_first_use_and_returned_at_close) {
     zt_run();
 }
 
-/* ---- an allocator that can be told to refuse ---- */
-
-static int refuse;
-
-static void *picky_alloc(void *ctx, size_t size) {
-    (void)ctx;
-    return refuse ? NULL : malloc(size);
-}
-
-static void picky_free(void *ctx, void *p, size_t size) {
-    (void)ctx;
-    (void)size;
-    free(p);
-}
-
-/* The loop's allocator is malloc/free until now, so blocks taken before the swap stay valid. */
-static void use_picky_allocator(void) {
-    zt_loop.allocator = (zev_allocator_t){picky_alloc, picky_free, NULL};
-    refuse = 1;
-}
-
 static void ignore_connect(zev_tcp_t *t, int status) {
     (void)t;
     (void)status;
@@ -78,7 +56,7 @@ Test(tcp_memory, calls_that_need_rare_state_fail_with_enomem_and_change_nothing)
     cr_assert_eq(zev_tcp_init(&zt_loop, &a), 0);
     cr_assert_eq(zev_tcp_init(&zt_loop, &b), 0);
     int fds = zt_fd_count();
-    use_picky_allocator(); /* the large slab is still empty: its first object needs a block */
+    zt_use_picky_allocator(); /* the large slab is still empty: its first object needs a block */
 
     cr_assert_eq(zev_tcp_connect(&a, "127.0.0.1", 9, ignore_connect), -ENOMEM);
     cr_assert_eq(zt_fd_count(), fds, "no socket was opened");
@@ -97,7 +75,7 @@ Test(tcp_memory, calls_that_need_rare_state_fail_with_enomem_and_change_nothing)
     cr_assert_eq(zev_is_active(&a.handle), 0, "no connect is in flight");
 
     /* Memory is back: the same calls work, and the failed pipe left nothing half-made. */
-    refuse = 0;
+    zt_alloc_refuse = 0;
     cr_assert_eq(zev_tcp_set_timeout(&a, 1000), 0);
     cr_assert_eq(zev_tcp_pipe(&p, &a, &b, 1), 0);
     cr_assert_eq(extras_in_use(), 2);

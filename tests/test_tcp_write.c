@@ -1,9 +1,14 @@
 /* tests/test_tcp_write.c: the write queue: order, callbacks, backpressure and drain, end and
- * half-close, destroy with queued writes, peer reset, idle timeout. */
+ * half-close, destroy with queued writes, peer reset, idle timeout, and the per-iteration
+ * budget that keeps a socket that always has more to write from holding the loop. */
 #include "tcp_pair.h"
 #include "zt.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -329,4 +334,110 @@ Test(tcp_write, idle_timeout_fires_after_silence_and_is_pushed_back_by_activity)
     cr_assert_eq(kb.timeouts, 1);
     cr_assert_eq(zev_tcp_set_timeout(&b, 0), 0);
     close_pair(&a, &b);
+}
+
+/* ---- a write callback that keeps writing must not hold the loop ---- */
+
+static zev_timer_t other_work;
+static int keep_writing;
+static int writes_done;
+static int timer_fired;
+
+static void stop_writing(zev_timer_t *tm) {
+    (void)tm;
+    timer_fired++;
+    keep_writing = 0;
+}
+
+/* Writes again from its own callback (arg: the slice, or NULL for a write of nothing) until
+ * the timer, started by the first callback and so due in the next iteration, stops it. */
+static void write_again(zev_tcp_t *t, int status, void *arg) {
+    cr_assert_eq(status, 0);
+    if (writes_done++ == 0) zev_timer_start(&other_work, stop_writing, 0, 0);
+    if (!keep_writing) return;
+    const zev_slice_t *s = arg;
+    cr_assert_geq(zev_tcp_write(t, s, s ? 1 : 0, write_again, arg), 0);
+}
+
+static void start_write_chain(zev_tcp_t *a, const zev_slice_t *s) {
+    cr_assert_eq(zev_timer_init(&zt_loop, &other_work), 0);
+    keep_writing = 1;
+    writes_done = timer_fired = 0;
+    cr_assert_geq(zev_tcp_write(a, s, s ? 1 : 0, write_again, (void *)s), 0);
+}
+
+/* Finish the chain: the write in flight when the timer fired completes, then nothing more. */
+static void end_write_chain(zev_tcp_t *a) {
+    while (zev_tcp_write_queue_count(a) > 0) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    zev_close(&other_work.handle, NULL);
+}
+
+Test(tcp_write, a_chain_of_empty_writes_lets_a_timer_run) {
+    zev_tcp_t a, b;
+    zt_tcp_pair(&a, &b);
+    start_write_chain(&a, NULL);
+    cr_assert(zt_run_until(&timer_fired, 1, 10000));
+    cr_assert_gt(writes_done, 1, "the chain ran");
+    end_write_chain(&a);
+    close_pair(&a, &b);
+}
+
+struct fast_reader {
+    int fd;
+    size_t n;
+};
+
+static void *read_until_eof(void *arg) {
+    struct fast_reader *r = arg;
+    static char buf[256 * 1024];
+    ssize_t n;
+    while ((n = read(r->fd, buf, sizeof(buf))) > 0) r->n += (size_t)n;
+    return NULL;
+}
+
+static int connected;
+
+static void note_connected(zev_tcp_t *t, int status) {
+    (void)t;
+    cr_assert_eq(status, 0);
+    connected = 1;
+}
+
+/* A reader on its own thread takes the bytes as fast as they come, so the kernel seldom (if
+ * ever) says EAGAIN: only a budget per iteration lets the timer run. */
+Test(tcp_write, a_write_callback_that_keeps_writing_to_a_fast_reader_lets_a_timer_run) {
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    cr_assert_eq(listen(lfd, 8), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&addr, &len), 0);
+    zev_tcp_t a;
+    cr_assert_eq(zev_tcp_init(&zt_loop, &a), 0);
+    connected = 0;
+    cr_assert_eq(zev_tcp_connect(&a, "127.0.0.1", ntohs(addr.sin_port), note_connected), 0);
+    cr_assert(zt_run_until(&connected, 1, 10000));
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 10000), 1);
+    struct fast_reader r = {.fd = accept(lfd, NULL, NULL)};
+    cr_assert_geq(r.fd, 0);
+    pthread_t reader;
+    cr_assert_eq(pthread_create(&reader, NULL, read_until_eof, &r), 0);
+
+    static char chunk[16]; /* small: the reader keeps ahead, so the kernel is never full */
+    zev_slice_t s = zev_slice(chunk, sizeof(chunk));
+    start_write_chain(&a, &s);
+    cr_assert(zt_run_until(&timer_fired, 1, 10000));
+    cr_assert_gt(writes_done, 1, "the chain ran");
+    end_write_chain(&a);
+    cr_assert_eq(zev_tcp_end(&a), 0);
+    zt_run();
+    pthread_join(reader, NULL);
+    cr_assert_eq(r.n, zev_tcp_bytes_written(&a), "every byte arrived");
+    cr_assert_eq(r.n, (size_t)writes_done * sizeof(chunk));
+    close(r.fd);
+    close(lfd);
+    zev_close(&a.handle, NULL);
+    zt_run();
 }

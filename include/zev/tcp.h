@@ -132,10 +132,11 @@ struct zev_tcp_s {
 ZEV_EXPORT int zev_tcp_init(zev_loop_t *loop, zev_tcp_t *t);
 /* Set the event table (kept by pointer; it must outlive the socket). NULL clears. */
 ZEV_EXPORT int zev_tcp_set_events(zev_tcp_t *t, const zev_tcp_events_t *events);
-/* Connect to a numeric address and port; cb(t, 0) once connected or cb(t, -ECONNREFUSED,
- * -ETIMEDOUT, -ENETUNREACH...). Closing t before that abandons the connect and cb is never
- * called (Node: no 'connect' after destroy). -EINVAL on bad text/port/NULL, -EISCONN if in
- * use, -ENOMEM if the socket's extra state could not be had (the callback is kept there). */
+/* Connect to a numeric address and port; cb(t, 0) once the kernel reports the handshake done,
+ * or cb(t, -ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH...). Writes, end and sendfile made before
+ * then only queue, and go out after cb. Closing t before that abandons the connect and cb is
+ * never called (Node: no 'connect' after destroy). -EINVAL on bad text/port/NULL, -EISCONN if
+ * in use, -ENOMEM if the socket's extra state could not be had (the callback is kept there). */
 ZEV_EXPORT int zev_tcp_connect(zev_tcp_t *t, const char *host, int port, zev_tcp_connect_cb cb);
 /* As zev_tcp_connect with a parsed address. */
 ZEV_EXPORT int zev_tcp_connect_addr(zev_tcp_t *t, const zev_sockaddr_t *addr,

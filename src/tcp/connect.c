@@ -1,9 +1,19 @@
-/* src/tcp/connect.c: client connections (Node's socket.connect).
+/* src/tcp/connect.c: client connections (Node's socket.connect): the connecting phase.
  *
- * A non-blocking connect() usually answers EINPROGRESS; the socket turns writable when the
- * handshake finishes either way, and SO_ERROR tells which way. Results that are known at once
- * (an immediate success or refusal) are still reported from the loop, through the watcher's
- * pending queue, so the callback never runs inside zev_tcp_connect.
+ *   IDLE ──zev_tcp_connect──► CONNECTING ──answer 0────► CONNECTED
+ *                                  └───────answer < 0──► CLOSED (the user closes it)
+ *
+ * A non-blocking connect() usually answers EINPROGRESS. The answer then comes from exactly one
+ * of four facts:
+ *  1. the kernel reports the socket writable, in error or hung up, and SO_ERROR says which way
+ *     the handshake went. Only a kernel event may be asked: during SYN_SENT SO_ERROR is 0
+ *     too, so an event the library fed itself would read as a success;
+ *  2. connect() answered at once (0 or an error): ZEV__TCP_CONNECT_DUE with t->err, reported
+ *     from the loop so that the callback never runs inside zev_tcp_connect;
+ *  3. the connect timeout fired (stream.c hands it here);
+ *  4. a failure was recorded meanwhile (zev__tcp_fail: a write that could not be queued).
+ * Writes, end and sendfile made while connecting only queue and feed nothing (write.c); they
+ * go out after the connect callback, as ordinary work of the connected phase.
  */
 #include "tcp_internal.h"
 
@@ -24,8 +34,7 @@ int zev_tcp_connect_addr(zev_tcp_t *t, const zev_sockaddr_t *addr, zev_tcp_conne
     unsigned len = zev_addr_len(addr);
     if (len == 0) return -EAFNOSUPPORT;
     if (zev__addr_port(addr) == 0) return -EINVAL; /* port 0 is not a destination */
-    if (t->io.fd >= 0 || t->handle.flags & (ZEV__TCP_CONNECTING | ZEV__TCP_CONNECTED))
-        return -EISCONN;
+    if (t->io.fd >= 0 || zev__tcp_phase(t) != ZEV__TCP_IDLE) return -EISCONN;
     /* The callback waits in the extra state: take it before anything needs undoing. */
     struct zev__tcp_extra *x = zev__tcp_extra_get(t);
     if (!x) return -ENOMEM;
@@ -37,13 +46,13 @@ int zev_tcp_connect_addr(zev_tcp_t *t, const zev_sockaddr_t *addr, zev_tcp_conne
 
     x->connect_cb = cb;
     t->err = 0;
-    t->handle.flags |= ZEV__TCP_CONNECTING;
+    zev__tcp_set_phase(t, ZEV__TCP_CONNECTING);
     int r;
     do {
         r = zev__sys_connect(fd, &addr->sa, len);
     } while (r == -EINTR);
     if (r != -EINPROGRESS) {
-        /* Known now (0 or an error); tell the callback from the loop. */
+        /* Known now (0 or an error): record it as a fact, and look at it from the loop. */
         t->err = r;
         t->handle.flags |= ZEV__TCP_CONNECT_DUE;
         zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
@@ -57,8 +66,11 @@ close_fd:
     return err;
 }
 
-static int connect_status(zev_tcp_t *t) {
+int zev__tcp_connect_result(zev_tcp_t *t, unsigned revents) {
     if (t->handle.flags & ZEV__TCP_CONNECT_DUE) return t->err;
+    /* Readable alone is no answer: bytes cannot come before the handshake is done, and the
+     * writable edge that says so is on its way. */
+    if (!(revents & (ZEV__WRITABLE | ZEV__ERROR | ZEV__HANGUP))) return -EINPROGRESS;
     int so_error = 0;
     socklen_t len = sizeof(so_error);
     int err = zev__sys_getsockopt(t->io.fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
@@ -66,38 +78,32 @@ static int connect_status(zev_tcp_t *t) {
     return so_error == EINPROGRESS ? -EINPROGRESS : -so_error;
 }
 
-void zev__tcp_on_connect_result(zev_tcp_t *t) {
-    if (!(t->handle.flags & ZEV__TCP_CONNECTING)) return;
-    int status = connect_status(t);
-    if (status == -EINPROGRESS) return; /* a spurious wake-up: keep waiting */
-    t->handle.flags &= ~(ZEV__TCP_CONNECTING | ZEV__TCP_CONNECT_DUE);
-    zev__tcp_timeout_connect_ended(t);
+/* The connect failed: the socket is unusable. Stop hearing from it; the user closes it. */
+static void connect_failed(zev_tcp_t *t, int status) {
+    t->err = status;
+    t->handle.flags |= ZEV__TCP_FAILED | ZEV__TCP_REPORTED;
+    t->handle.flags &= ~ZEV__TCP_READING;
+    zev__tcp_set_phase(t, ZEV__TCP_CLOSED);
+    zev__watcher_stop(t->handle.loop, &t->io);
+}
+
+bool zev__tcp_connect_finish(zev_tcp_t *t, int status) {
+    t->handle.flags &= ~ZEV__TCP_CONNECT_DUE;
     if (status == 0) {
-        t->handle.flags |= ZEV__TCP_CONNECTED;
+        zev__tcp_set_phase(t, ZEV__TCP_CONNECTED);
     } else {
-        /* The socket is unusable; stop hearing from it and let the user close it. */
-        t->err = status;
-        t->handle.flags |= ZEV__TCP_FAILED | ZEV__TCP_REPORTED;
-        t->handle.flags &= ~ZEV__TCP_READING;
-        zev__watcher_stop(t->handle.loop, &t->io);
+        connect_failed(t, status);
     }
+    zev__tcp_timeout_connect_ended(t);
     zev__tcp_update_active(t);
     /* Connecting implies the extra state: zev_tcp_connect_addr took it, only close frees it. */
     zev_tcp_connect_cb cb = t->extra->connect_cb;
     t->extra->connect_cb = NULL;
     cb(t, status);
-    if (zev__tcp_closing(t)) return;
-    if (status < 0) {
-        zev__tcp_cancel_writes(t, status);
-        return;
-    }
-    /* Writes queued while connecting. */
-    if (!zev__tcp_wq_empty(t) || t->handle.flags & ZEV__TCP_ENDING) zev__tcp_flush(t);
-    /* Bytes that came with the handshake raised their edge while we were connecting. */
-    if (!zev__tcp_closing(t) && (t->handle.flags & ZEV__TCP_READING) &&
-        (t->handle.flags & ZEV__TCP_READ_MISSED)) {
-        t->handle.flags &= ~ZEV__TCP_READ_MISSED;
-        zev__watcher_feed(t->handle.loop, &t->io, ZEV__READABLE);
-    }
+    if (zev__tcp_closing(t)) return false;
+    if (status == 0) return true;
+    /* Writes queued behind a connect that failed were never sent. */
+    zev__tcp_cancel_writes(t, status);
     zev__tcp_update_active(t);
+    return false;
 }

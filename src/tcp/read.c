@@ -17,13 +17,14 @@ int zev_tcp_read_start(zev_tcp_t *t) {
     if (!t) return -EINVAL;
     if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     unsigned f = t->handle.flags;
-    if (!(f & (ZEV__TCP_CONNECTED | ZEV__TCP_CONNECTING))) return -ENOTCONN;
+    unsigned phase = zev__tcp_phase(t);
+    if (phase != ZEV__TCP_CONNECTED && phase != ZEV__TCP_CONNECTING) return -ENOTCONN;
     if (f & ZEV__TCP_FAILED) return t->err;
     if (f & (ZEV__TCP_READING | ZEV__TCP_EOF)) return 0;
     t->handle.flags |= ZEV__TCP_READING;
     /* Bytes that arrived while not reading raised an edge that is gone: look once, next
      * iteration. A fresh socket needs no look: registering it reported what was there. */
-    if ((f & ZEV__TCP_CONNECTED) && (f & (ZEV__TCP_READ_MISSED | ZEV__TCP_PEER_HUP))) {
+    if (phase == ZEV__TCP_CONNECTED && (f & (ZEV__TCP_READ_MISSED | ZEV__TCP_PEER_HUP))) {
         t->handle.flags &= ~ZEV__TCP_READ_MISSED;
         zev__watcher_feed(t->handle.loop, &t->io, ZEV__READABLE);
     }

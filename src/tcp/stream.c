@@ -1,6 +1,6 @@
 /* src/tcp/stream.c: a stream socket's life: init, attach to an fd, its extra state, event
- * dispatch, failure reporting and close. Reading, writing, connecting and timeouts live in
- * their own files.
+ * dispatch by phase, failure reporting and close. Connecting, reading, writing and timeouts
+ * live in their own files; this one calls them, and they tell it what happened.
  *
  * Every failure goes through zev__tcp_fail(), which only records it and feeds the watcher:
  * the error event and the failed write callbacks then run from the loop's pending phase,
@@ -13,13 +13,15 @@
 _Static_assert(offsetof(zev_tcp_t, io) == sizeof(zev_handle_t),
                "the watcher follows the handle (zev__watcher_dispatch)");
 
+static void on_timer(zev_loop_t *loop, struct zev__timer_node *n);
+
 struct zev__tcp_extra *zev__tcp_extra_get(zev_tcp_t *t) {
     if (t->extra) return t->extra;
     zev_loop_t *loop = t->handle.loop;
     struct zev__tcp_extra *x = zev__slab_get(loop, &loop->slab_large);
     if (!x) return NULL;
     *x = (struct zev__tcp_extra){.socket = t, .hwm = ZEV__TCP_DEFAULT_HWM};
-    x->node.fire = zev__tcp_timeout_fire;
+    x->node.fire = on_timer;
     t->extra = x;
     return x;
 }
@@ -47,7 +49,8 @@ static void tcp_close(zev_handle_t *h) {
         zev__sys_close(t->io.fd);
         t->io.fd = -1;
     }
-    h->flags &= ~(ZEV__TCP_READING | ZEV__TCP_CONNECTING);
+    h->flags &= ~ZEV__TCP_READING;
+    zev__tcp_set_phase(t, ZEV__TCP_CLOSED);
 }
 
 /* Queued writes are told they were cancelled. A connect still in flight was abandoned by
@@ -96,9 +99,12 @@ int zev__tcp_attach(zev_tcp_t *t, int fd) {
 }
 
 void zev__tcp_update_active(zev_tcp_t *t) {
+    /* zev_close stopped the handle for good: a callback that ran after it (a write callback
+     * that closed its socket mid-flush) must not make it keep the loop alive again. */
+    if (zev__tcp_closing(t)) return;
     unsigned f = t->handle.flags;
     /* Requests keep the loop alive even when unref'd; reading alone does not. */
-    bool requests = (f & ZEV__TCP_CONNECTING) || !zev__tcp_wq_empty(t) ||
+    bool requests = zev__tcp_phase(t) == ZEV__TCP_CONNECTING || !zev__tcp_wq_empty(t) ||
                     (f & ZEV__TCP_ENDING && !(f & ZEV__TCP_SHUT)) ||
                     (f & ZEV__TCP_FAILED && !(f & ZEV__TCP_REPORTED));
     if (requests || (f & ZEV__TCP_READING)) {
@@ -120,35 +126,74 @@ void zev__tcp_fail(zev_tcp_t *t, int err) {
 
 static void report_failure(zev_tcp_t *t) {
     t->handle.flags |= ZEV__TCP_REPORTED;
+    /* A connect in flight ends with the failure: its callback is told, as for a refusal. */
+    if (zev__tcp_phase(t) == ZEV__TCP_CONNECTING) {
+        zev__tcp_connect_finish(t, t->err);
+        return;
+    }
     zev__tcp_cancel_writes(t, t->err);
     if (zev__tcp_closing(t)) return;
     zev__tcp_update_active(t);
     if (t->events && t->events->error) t->events->error(t, t->err);
 }
 
-/* The watcher callback: one entry point for kernel events and fed (deferred) work. Each step
- * re-checks the handle, since any callback may have closed it. */
-void zev__tcp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
-    (void)loop;
-    zev_tcp_t *t = zev__container_of(w, zev_tcp_t, io);
-    unsigned f = t->handle.flags;
-    if (f & (ZEV__TCP_CONNECTING | ZEV__TCP_CONNECT_DUE)) {
-        if (revents & (ZEV__READABLE | ZEV__HANGUP)) t->handle.flags |= ZEV__TCP_READ_MISSED;
-        if (revents & (ZEV__WRITABLE | ZEV__ERROR | ZEV__HANGUP) || f & ZEV__TCP_CONNECT_DUE)
-            zev__tcp_on_connect_result(t);
-        return;
+/* While connecting nobody reads: a readable edge is remembered for later. Returns the events
+ * to handle as a connected socket: none until the connect's answer came and was a success;
+ * then what waited for it (the writes and the end queued meanwhile, and bytes whose edge came
+ * while connecting). */
+static unsigned on_connecting(zev_tcp_t *t, unsigned revents) {
+    if (revents & (ZEV__READABLE | ZEV__HANGUP)) t->handle.flags |= ZEV__TCP_READ_MISSED;
+    int status = zev__tcp_connect_result(t, revents);
+    if (status == -EINPROGRESS) return 0;
+    if (!zev__tcp_connect_finish(t, status)) return 0;
+    unsigned events = ZEV__WRITABLE;
+    if (t->handle.flags & ZEV__TCP_READ_MISSED) {
+        t->handle.flags &= ~ZEV__TCP_READ_MISSED;
+        events |= ZEV__READABLE;
     }
-    if ((f & (ZEV__TCP_FAILED | ZEV__TCP_REPORTED)) == ZEV__TCP_FAILED) {
-        report_failure(t);
-        return;
-    }
-    if (f & ZEV__TCP_FAILED) return;
-    /* Remember a hang-up: its edge may arrive while reading is paused, and the short-read
-     * shortcut in read.c must not then stop before the EOF. */
-    if (revents & ZEV__HANGUP) t->handle.flags |= ZEV__TCP_PEER_HUP;
+    return events;
+}
+
+static void on_connected(zev_tcp_t *t, unsigned revents) {
     if (revents & (ZEV__READABLE | ZEV__HANGUP | ZEV__ERROR)) zev__tcp_on_readable(t, revents);
     if (zev__tcp_closing(t) || t->handle.flags & ZEV__TCP_FAILED) return;
     bool ending = (t->handle.flags & (ZEV__TCP_ENDING | ZEV__TCP_SHUT)) == ZEV__TCP_ENDING;
     if (revents & (ZEV__WRITABLE | ZEV__ERROR) && (!zev__tcp_wq_empty(t) || ending))
         zev__tcp_flush(t);
+}
+
+/* The watcher callback: one entry point for kernel events and fed (deferred) work. A fed
+ * event means the same in every phase (tcp_internal.h), so only recorded facts and the phase
+ * decide what runs. Each step re-checks the handle, since any callback may have closed it. */
+void zev__tcp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
+    (void)loop;
+    zev_tcp_t *t = zev__container_of(w, zev_tcp_t, io);
+    /* Remember a hang-up in every phase: its edge may come while connecting or while reading
+     * is paused, and the short-read shortcut in read.c must not then stop before the EOF. */
+    if (revents & ZEV__HANGUP) t->handle.flags |= ZEV__TCP_PEER_HUP;
+    unsigned f = t->handle.flags;
+    if ((f & (ZEV__TCP_FAILED | ZEV__TCP_REPORTED)) == ZEV__TCP_FAILED) {
+        report_failure(t);
+        return;
+    }
+    if (f & ZEV__TCP_FAILED) return;
+    if (zev__tcp_phase(t) == ZEV__TCP_CONNECTING) revents = on_connecting(t, revents);
+    if (revents && zev__tcp_phase(t) == ZEV__TCP_CONNECTED) on_connected(t, revents);
+}
+
+/* The socket's timer node fired: timeout.c says which timeout it was. */
+static void on_timer(zev_loop_t *loop, struct zev__timer_node *n) {
+    (void)loop;
+    zev_tcp_t *t = zev__container_of(n, struct zev__tcp_extra, node)->socket;
+    switch (zev__tcp_timeout_expired(t)) {
+    case ZEV__TCP_TIMEOUT_CONNECT:
+        zev__tcp_connect_finish(t, -ETIMEDOUT);
+        break;
+    case ZEV__TCP_TIMEOUT_IDLE:
+        /* Fires once per idle period: the next activity re-arms it (zev__tcp_touch). */
+        if (t->events && t->events->timeout) t->events->timeout(t);
+        break;
+    case ZEV__TCP_TIMEOUT_NONE:
+        break;
+    }
 }

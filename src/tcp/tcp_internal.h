@@ -1,17 +1,42 @@
-/* src/tcp/internal.h: what the TCP files share. A stream socket's life is a set of flag bits
- * in its handle (the write-queue states are drawn in docs/internals.md); the write queue is a
- * circular singly linked list of slab entries reached through its tail; rare state sits in
- * one large-slab object, struct zev__tcp_extra. */
+/* src/tcp/tcp_internal.h: what the TCP files share. A stream socket's life is one phase (below)
+ * plus flag bits for independent facts, both in its handle's flags (docs/internals.md draws
+ * the phases and the write-queue states); the write queue is a circular singly linked list of
+ * slab entries reached through its tail; rare state sits in one large-slab object, struct
+ * zev__tcp_extra. */
 #ifndef ZEV_TCP_INTERNAL_H
 #define ZEV_TCP_INTERNAL_H
 
 #include "reactor_internal.h"
 #include "sys.h"
 
-/* Handle flag bits owned by TCP (zev_handle_t.flags, from bit 8 up). */
+/* A stream socket's phase: two bits of zev_handle_t.flags, read with zev__tcp_phase().
+ *
+ *   IDLE ──connect()──► CONNECTING ──the kernel: connected──► CONNECTED ◄── accept()
+ *                            └──── refused, timed out, failed ──► CLOSED ◄── zev_close()
+ *
+ * One rule holds in every phase: an event the library feeds itself (a flush asked for, a read
+ * to resume, a failure to report) means that work and nothing else. So while connecting
+ * nothing is fed that could pass for the kernel's answer: writes, end and sendfile only queue,
+ * and the connect ends only on a kernel event, on connect()'s own synchronous answer
+ * (ZEV__TCP_CONNECT_DUE), on the connect timeout, or on a recorded failure (connect.c). */
 enum {
-    ZEV__TCP_CONNECTING = 1u << 8,
-    ZEV__TCP_CONNECTED = 1u << 9,
+    ZEV__TCP_IDLE = 0u << 8,       /* initialised, no descriptor yet */
+    ZEV__TCP_CONNECTING = 1u << 8, /* connect() started; its answer is not known */
+    ZEV__TCP_CONNECTED = 2u << 8,  /* open for reading and writing */
+    ZEV__TCP_CLOSED = 3u << 8,     /* the connect failed or the handle closed: no more I/O */
+    ZEV__TCP_PHASE = 3u << 8,      /* the mask */
+};
+
+static inline unsigned zev__tcp_phase(const zev_tcp_t *t) {
+    return t->handle.flags & ZEV__TCP_PHASE;
+}
+
+static inline void zev__tcp_set_phase(zev_tcp_t *t, unsigned phase) {
+    t->handle.flags = (t->handle.flags & ~(unsigned)ZEV__TCP_PHASE) | phase;
+}
+
+/* Handle flag bits owned by TCP (zev_handle_t.flags, above the phase): independent facts. */
+enum {
     ZEV__TCP_READING = 1u << 10,
     ZEV__TCP_ENDING = 1u << 11,      /* end() asked: shut down once the queue is empty */
     ZEV__TCP_SHUT = 1u << 12,        /* our side is shut down */
@@ -22,7 +47,7 @@ enum {
     ZEV__TCP_NEED_DRAIN = 1u << 17,  /* a write returned 1: emit drain when under the HWM */
     ZEV__TCP_LISTENING = 1u << 18,   /* servers */
     ZEV__TCP_ACCEPT_PAUSED = 1u << 19,
-    ZEV__TCP_CONNECT_DUE = 1u << 20, /* connect finished or failed synchronously: report */
+    ZEV__TCP_CONNECT_DUE = 1u << 20, /* connect() answered at once (t->err): report it */
     ZEV__TCP_PEER_HUP = 1u << 21,    /* the kernel reported the peer's FIN: read up to the EOF */
     ZEV__TCP_READ_MISSED = 1u << 22, /* a readable edge came while not reading: look on resume */
     /* Mirrors of extra state that the read path tests per read, so that it looks only at the
@@ -32,7 +57,9 @@ enum {
     ZEV__TCP_URGENT = 1u << 25,   /* the kernel reported urgent data: read until EAGAIN */
 };
 
-enum { ZEV__TCP_DEFAULT_HWM = 64 * 1024, ZEV__TCP_READ_BUDGET = 32 };
+/* Fairness budgets per socket and iteration: reads (read.c); sends plus write callbacks run
+ * (write.c). */
+enum { ZEV__TCP_DEFAULT_HWM = 64 * 1024, ZEV__TCP_READ_BUDGET = 32, ZEV__TCP_WRITE_BUDGET = 64 };
 
 /* Write-queue entry: one slice (or file region) still to send, or a finished write whose
  * callback is due. Exactly ZEV__SLAB_SMALL bytes. */
@@ -59,7 +86,7 @@ enum {
  * default high-water mark. */
 struct zev__tcp_extra {
     struct zev__timer_node node; /* the idle or connect timeout, armed while one runs */
-    zev_tcp_t *socket;           /* the owner, for zev__tcp_timeout_fire */
+    zev_tcp_t *socket;           /* the owner, for the node's fire callback */
     uint64_t last_active_ms;     /* activity stamp for the idle timeout */
     uint64_t idle_ms;            /* Node's setTimeout; 0: none */
     uint64_t connect_ms;         /* connect timeout; 0: the kernel's */
@@ -69,7 +96,6 @@ struct zev__tcp_extra {
     char *user_buf;              /* read into user memory instead of the pool */
     size_t user_buf_len;
     uint32_t hwm;                /* write-queue high-water mark in bytes */
-    bool connecting;             /* node currently times the connect */
 };
 
 _Static_assert(sizeof(struct zev__tcp_extra) <= ZEV__SLAB_LARGE,
@@ -95,17 +121,28 @@ static inline bool zev__tcp_wq_empty(const zev_tcp_t *t) {
     return t->wq_tail == NULL;
 }
 
-/* stream.c */
+/* stream.c: a socket's life and the one entry point for its events, which it hands to the
+ * parts below by phase. */
 void zev__tcp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
-/* Record a failure: reported once, from the loop, to the error event and queued writes. */
+/* Record a failure: reported once, from the loop, to the error event and queued writes (to
+ * the connect callback while connecting). */
 void zev__tcp_fail(zev_tcp_t *t, int err);
-/* Recompute whether the socket keeps the loop alive (reading, connecting or writing). */
+/* Recompute whether the socket keeps the loop alive (reading, connecting or writing); a closing
+ * socket never does again. */
 void zev__tcp_update_active(zev_tcp_t *t);
 /* Attach an open, connected-or-connecting fd to t and register it with the loop. */
 int zev__tcp_attach(zev_tcp_t *t, int fd);
 static inline bool zev__tcp_closing(const zev_tcp_t *t) {
     return (t->handle.flags & (ZEV__H_CLOSING | ZEV__H_CLOSED)) != 0;
 }
+
+/* connect.c: the connecting phase. */
+/* The connect's answer carried by revents (or recorded at connect()): 0 or -errno; -EINPROGRESS
+ * if this is no answer. */
+int zev__tcp_connect_result(zev_tcp_t *t, unsigned revents);
+/* End the connecting phase with status and run the connect callback. Returns true if the
+ * socket is now connected and still open (the caller goes on with what waited for it). */
+bool zev__tcp_connect_finish(zev_tcp_t *t, int status);
 
 /* read.c */
 void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents);
@@ -114,8 +151,6 @@ void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents);
 void zev__tcp_flush(zev_tcp_t *t);
 /* Complete every queued write with err and free the entries. */
 void zev__tcp_cancel_writes(zev_tcp_t *t, int err);
-/* Shut our side down if end() was asked and nothing is left to send. */
-void zev__tcp_maybe_shutdown(zev_tcp_t *t);
 
 /* timeout.c */
 /* Stamp activity for the idle timeout: one store, plus a heap insert only if it had fired. */
@@ -123,8 +158,10 @@ void zev__tcp_touch(zev_tcp_t *t);
 /* The connect started / ended: time it if asked, then switch to the idle timeout if set. */
 void zev__tcp_timeout_connect_started(zev_tcp_t *t);
 void zev__tcp_timeout_connect_ended(zev_tcp_t *t);
-/* The extra state's timer node fired: a connect or idle timeout. */
-void zev__tcp_timeout_fire(zev_loop_t *loop, struct zev__timer_node *n);
+enum zev__tcp_timeout { ZEV__TCP_TIMEOUT_NONE, ZEV__TCP_TIMEOUT_IDLE, ZEV__TCP_TIMEOUT_CONNECT };
+/* The extra state's timer node fired: which timeout is due (NONE: the socket was busy, and
+ * the node is re-armed for the rest of the idle period). */
+enum zev__tcp_timeout zev__tcp_timeout_expired(zev_tcp_t *t);
 
 /* listen.c */
 void zev__tcp_server_connection_closed(zev_tcp_server_t *s);
@@ -135,8 +172,5 @@ void zev__tcp_pipe_end(zev_tcp_t *src);
 void zev__tcp_pipe_drain(zev_tcp_t *dst);
 /* Unpipe whatever t takes part in (it is closing). */
 void zev__tcp_pipe_detach(zev_tcp_t *t);
-
-/* connect.c */
-void zev__tcp_on_connect_result(zev_tcp_t *t);
 
 #endif /* ZEV_TCP_INTERNAL_H */

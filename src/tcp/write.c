@@ -6,6 +6,10 @@
  * writable, one sendmsg covers every queued slice up to IOV_MAX, and partial writes move the
  * entries forward exactly. A write callback always runs from the loop, so an entry marked DONE
  * stays in the queue until then. docs/internals.md draws the queue's states.
+ *
+ * While the socket connects, writes, end and sendfile only queue: nothing is sent and nothing
+ * is fed, since a fed event must never pass for the kernel's answer to the connect
+ * (connect.c). The first flush runs once connected, after the connect callback.
  */
 #include "tcp_internal.h"
 
@@ -35,6 +39,13 @@ static void entry_append(zev_tcp_t *t, struct zev__wentry *e) {
         e->next = e;
     }
     t->wq_tail = e;
+}
+
+/* Ask for a flush pass from the loop. Only a connected socket is fed: while connecting, the
+ * connect's success starts the first flush. */
+static void flush_later(zev_tcp_t *t) {
+    if (zev__tcp_phase(t) == ZEV__TCP_CONNECTED)
+        zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
 }
 
 static void entry_free(zev_tcp_t *t, struct zev__wentry *e) {
@@ -103,7 +114,7 @@ static int queue_rest(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, size_
         if (!last) return -ENOMEM;
         last->flags = ZEV__WE_DONE;
         entry_append(t, last);
-        zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
+        flush_later(t);
     }
     last->flags |= ZEV__WE_LAST;
     last->cb = cb;
@@ -117,7 +128,8 @@ static int check_writable(const zev_tcp_t *t) {
     unsigned f = t->handle.flags;
     if (f & (ZEV__TCP_ENDING | ZEV__TCP_SHUT)) return -EPIPE;
     if (f & ZEV__TCP_FAILED) return t->err < 0 ? t->err : -EPIPE;
-    if (!(f & (ZEV__TCP_CONNECTED | ZEV__TCP_CONNECTING))) return -ENOTCONN;
+    unsigned phase = zev__tcp_phase(t);
+    if (phase != ZEV__TCP_CONNECTED && phase != ZEV__TCP_CONNECTING) return -ENOTCONN;
     return 0;
 }
 
@@ -142,7 +154,7 @@ int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, zev_tcp_w
     }
 
     size_t sent = 0;
-    if (t->wq_bytes == 0 && (t->handle.flags & ZEV__TCP_CONNECTED) && n > 0) {
+    if (t->wq_bytes == 0 && zev__tcp_phase(t) == ZEV__TCP_CONNECTED && n > 0) {
         struct iovec iov[64];
         int n_iov = 0;
         size_t total = 0;
@@ -190,7 +202,7 @@ int zev_tcp_sendfile(zev_tcp_t *t, int fd, off_t offset, size_t len, zev_tcp_wri
     t->wq_bytes += len;
     entry_append(t, e);
     /* Ordered behind everything queued: the flush sends it when its turn comes. */
-    zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
+    flush_later(t);
     return after_queueing(t);
 #else
     (void)t, (void)fd, (void)offset, (void)len, (void)cb, (void)arg;
@@ -255,18 +267,22 @@ static ssize_t send_file_entry(zev_tcp_t *t, struct zev__wentry *e) {
 }
 #endif
 
-/* Run callbacks of finished writes at the head. Returns false if the socket was closed. */
-static bool complete_done(zev_tcp_t *t) {
+/* Run callbacks of finished writes at the head, one unit of *budget each. Returns false if
+ * the socket was closed or failed. */
+static bool complete_done(zev_tcp_t *t, int *budget) {
     struct zev__wentry *head;
-    while ((head = zev__tcp_wq_head(t)) && (head->flags & ZEV__WE_DONE)) {
+    while (*budget > 0 && (head = zev__tcp_wq_head(t)) && (head->flags & ZEV__WE_DONE)) {
+        (*budget)--;
         complete(t, entry_pop(t), 0);
         if (zev__tcp_closing(t) || t->handle.flags & ZEV__TCP_FAILED) return false;
     }
     return true;
 }
 
+static void maybe_shutdown(zev_tcp_t *t);
+
 static void after_flush(zev_tcp_t *t) {
-    zev__tcp_maybe_shutdown(t);
+    maybe_shutdown(t);
     if (zev__tcp_closing(t)) return;
     if ((t->handle.flags & ZEV__TCP_NEED_DRAIN) && t->wq_bytes <= zev__tcp_hwm(t)) {
         t->handle.flags &= ~ZEV__TCP_NEED_DRAIN;
@@ -276,12 +292,22 @@ static void after_flush(zev_tcp_t *t) {
     if (!zev__tcp_closing(t)) zev__tcp_update_active(t);
 }
 
+/* Fairness: a callback that writes again to a peer that reads fast never meets EAGAIN, so
+ * each send and each write callback costs one unit of a budget per iteration; once it is
+ * spent, the rest waits for the next iteration (fed: no edge will come for it), after the
+ * other sockets and the timers, as reads do. */
 void zev__tcp_flush(zev_tcp_t *t) {
-    if (!(t->handle.flags & ZEV__TCP_CONNECTED)) return;
+    if (zev__tcp_phase(t) != ZEV__TCP_CONNECTED) return;
+    int budget = ZEV__TCP_WRITE_BUDGET;
     for (;;) {
-        if (!complete_done(t)) return;
+        if (!complete_done(t, &budget)) return;
         struct zev__wentry *head = zev__tcp_wq_head(t);
         if (!head) break;
+        if (budget == 0) {
+            flush_later(t);
+            break;
+        }
+        budget--;
         ssize_t r;
 #ifdef __linux__
         r = head->base ? send_queued(t) : send_file_entry(t, head);
@@ -316,9 +342,11 @@ void zev__tcp_cancel_writes(zev_tcp_t *t, int err) {
     }
 }
 
-void zev__tcp_maybe_shutdown(zev_tcp_t *t) {
+/* Shut our side down if end() was asked and nothing is left to send. */
+static void maybe_shutdown(zev_tcp_t *t) {
     unsigned f = t->handle.flags;
-    if (!(f & ZEV__TCP_ENDING) || (f & ZEV__TCP_SHUT) || !(f & ZEV__TCP_CONNECTED)) return;
+    if (!(f & ZEV__TCP_ENDING) || (f & ZEV__TCP_SHUT)) return;
+    if (zev__tcp_phase(t) != ZEV__TCP_CONNECTED) return;
     if (!zev__tcp_wq_empty(t)) return;
     t->handle.flags |= ZEV__TCP_SHUT;
     int err = zev__sys_shutdown(t->io.fd, SHUT_WR);
@@ -333,12 +361,13 @@ void zev__tcp_maybe_shutdown(zev_tcp_t *t) {
 int zev_tcp_end(zev_tcp_t *t) {
     if (!t) return -EINVAL;
     if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
-    unsigned f = t->handle.flags;
-    if (!(f & (ZEV__TCP_CONNECTED | ZEV__TCP_CONNECTING))) return -ENOTCONN;
-    if (f & ZEV__TCP_ENDING) return 0;
+    unsigned phase = zev__tcp_phase(t);
+    if (phase != ZEV__TCP_CONNECTED && phase != ZEV__TCP_CONNECTING) return -ENOTCONN;
+    if (t->handle.flags & ZEV__TCP_ENDING) return 0;
     t->handle.flags |= ZEV__TCP_ENDING;
-    /* Shut down (and emit finish) from the loop, never inside this call. */
-    zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
+    /* Shut down (and emit finish) from the loop, never inside this call; while connecting,
+     * after the connect callback. */
+    flush_later(t);
     zev__tcp_update_active(t);
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "zt.h"
 
 #include <dirent.h>
+#include <stdlib.h>
 
 zev_loop_t zt_loop;
 static int fds_at_setup;
@@ -58,4 +59,22 @@ int zt_run_until(const int *flag, int want, int64_t ms) {
     zev_close(&deadline.handle, NULL);
     zev_run(&zt_loop, ZEV_RUN_NOWAIT);
     return *flag >= want;
+}
+
+int zt_alloc_refuse;
+
+static void *picky_alloc(void *ctx, size_t size) {
+    (void)ctx;
+    return zt_alloc_refuse ? NULL : malloc(size);
+}
+
+static void picky_free(void *ctx, void *p, size_t size) {
+    (void)ctx;
+    (void)size;
+    free(p);
+}
+
+void zt_use_picky_allocator(void) {
+    zt_loop.allocator = (zev_allocator_t){picky_alloc, picky_free, NULL};
+    zt_alloc_refuse = 1;
 }

@@ -27,5 +27,9 @@ void zt_run(void);
 int zt_run_until(const int *flag, int want, int64_t ms);
 /* Close callback that counts into an int pointed to by handle->data (if set). */
 void zt_count_close(zev_handle_t *h);
+/* Give zt_loop an allocator that fails while zt_alloc_refuse is set (tests of -ENOMEM paths),
+ * and set it. The loop's earlier blocks came from malloc, which this allocator's free suits. */
+extern int zt_alloc_refuse;
+void zt_use_picky_allocator(void);
 
 #endif
