@@ -110,6 +110,7 @@ _Noreturn void fz_fail(struct fz *fz, const char *fmt, ...) {
         snprintf(r + n, CAP - n, "reproduce: fuzz_api --seed %llu --ops %u%s%s\n",
                  (unsigned long long)fz->opt.seed, fz->opt.max_ops,
                  fz->opt.weights ? " --weights " : "", fz->opt.weights ? fz->opt.weights : "");
+    if (fz->opt.progress) *fz->opt.progress = fz->res;
     if (fz->opt.on_fail) fz->opt.on_fail(r, fz->opt.ctx);
     fputs(r, stderr);
     abort();

@@ -12,6 +12,14 @@
 
 #include <stdint.h>
 
+struct fz_result {
+    unsigned ops;          /* operations performed */
+    uint64_t bytes;        /* payload bytes checked by receivers */
+    unsigned connects_ok;  /* connect callbacks with status 0 */
+    unsigned closes;       /* close callbacks */
+    int out_of_time;       /* the run hit max_ms and wound down early */
+};
+
 struct fz_options {
     uint64_t seed;
     unsigned max_ops;  /* operations before winding down (0: 2000) */
@@ -24,15 +32,11 @@ struct fz_options {
      * return (Criterion's cr_fatal, or exit in the runner). */
     void (*on_fail)(const char *report, void *ctx);
     void *ctx;
+    /* If set, filled with the counts so far before on_fail is called (a runner still counts
+     * the operations of a failing seed). */
+    struct fz_result *progress;
 };
 
-struct fz_result {
-    unsigned ops;          /* operations performed */
-    uint64_t bytes;        /* payload bytes checked by receivers */
-    unsigned connects_ok;  /* connect callbacks with status 0 */
-    unsigned closes;       /* close callbacks */
-    int out_of_time;       /* the run hit max_ms and wound down early */
-};
 
 /* Run one seed. Returns 0 when every check held (a failure never returns: see on_fail). */
 int fz_run(const struct fz_options *opts, struct fz_result *result);

@@ -21,10 +21,18 @@
 #include <time.h>
 #include <unistd.h>
 
+static struct fz_result progress; /* a failing seed's counts, filled by fz_run */
+
+/* In a child, ctx points at the pipe to the parent: the counts of a failing seed still go
+ * there, so that operations/s counts every operation done. */
 static _Noreturn void fail_exit(const char *report, void *ctx) {
-    (void)ctx;
     fputs(report, stderr);
     fflush(stderr);
+    if (ctx) {
+        const int *fd = ctx;
+        ssize_t n = write(*fd, &progress, sizeof(progress));
+        (void)n;
+    }
     _exit(1);
 }
 
@@ -45,7 +53,10 @@ static int run_child(const struct fz_options *o, struct fz_result *res) {
         close(fds[0]);
         alarm(o->max_ms / 1000 + 15); /* the engine bounds itself; this catches a hang in it */
         struct fz_result r = {0};
-        fz_run(o, &r);
+        struct fz_options child = *o;
+        child.ctx = &fds[1];
+        child.progress = &progress;
+        fz_run(&child, &r);
         ssize_t n = write(fds[1], &r, sizeof(r));
         _exit(n == (ssize_t)sizeof(r) ? 0 : 3);
     }
@@ -63,6 +74,7 @@ static int run_child(const struct fz_options *o, struct fz_result *res) {
                 o->weights ? " --weights " : "", o->weights ? o->weights : "");
         return 1;
     }
+    if (n != (ssize_t)sizeof(*res)) *res = (struct fz_result){0};
     return (WEXITSTATUS(status) == 0 && n == (ssize_t)sizeof(*res)) ? 0 : 1;
 }
 
