@@ -85,6 +85,8 @@ static void count_closed(zev_handle_t *h) {
     closed++;
 }
 
+static void close_and_run(zev_tcp_t *t);
+
 /* ---- around the connect callback ---- */
 
 /* t connecting to a plain listener that completes handshakes itself (the test accepts with
@@ -122,6 +124,45 @@ Test(tcp_connect, a_write_callback_closing_the_socket_after_connect_leaves_it_in
     zt_run(); /* returns at once */
     close(raw_accept(lfd));
     close(lfd);
+}
+
+/* Found by the API fuzzer: a connect is refused with two writes queued; the first write's
+ * callback (told -ECONNREFUSED) closes the socket. The second write must then be cancelled
+ * like every request of a closed handle, not told the connect error after zev_close. */
+Test(tcp_connect, a_write_callback_closing_a_refused_socket_cancels_the_writes_behind_it) {
+    int port;
+    close(raw_listen(1, &port)); /* a port on 127.0.0.1 with nobody listening: refused */
+    reset_log();
+    zev_tcp_t t;
+    cr_assert_eq(zev_tcp_init(&zt_loop, &t), 0);
+    cr_assert_eq(zev_tcp_connect(&t, "127.0.0.1", port, record_connect), 0);
+    zev_slice_t s = zev_slice("x", 1);
+    cr_assert_eq(zev_tcp_write(&t, &s, 1, close_in_write_cb, NULL), 0);
+    cr_assert_eq(zev_tcp_write(&t, &s, 1, record_write, NULL), 0);
+    zt_run();
+    cr_assert_eq(closed, 1);
+    cr_assert_str_eq(log_buf, "cww");
+    cr_assert_eq(connect_status, -ECONNREFUSED);
+    cr_assert_eq(write_status, -ECANCELED, "after zev_close only cancellations: got %d",
+                 write_status);
+}
+
+/* A connect refused after end() was asked: the end can never happen, so nothing is in flight
+ * any more and the loop may exit although the user has not closed the socket yet (Node's
+ * destroyed socket keeps no process alive). */
+Test(tcp_connect, an_end_on_a_refused_socket_does_not_keep_the_loop_alive) {
+    int port;
+    close(raw_listen(1, &port));
+    reset_log();
+    zev_tcp_t t;
+    cr_assert_eq(zev_tcp_init(&zt_loop, &t), 0);
+    cr_assert_eq(zev_tcp_connect(&t, "127.0.0.1", port, record_connect), 0);
+    cr_assert_eq(zev_tcp_end(&t), 0);
+    cr_assert(zt_run_until(&connect_calls, 1, 10000));
+    cr_assert_eq(connect_status, -ECONNREFUSED);
+    cr_assert_eq(zev_loop_alive(&zt_loop), 0, "a failed end is no request in flight");
+    cr_assert_eq(zev_is_active(&t.handle), 0);
+    close_and_run(&t);
 }
 
 static void close_and_run(zev_tcp_t *t) {

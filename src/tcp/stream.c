@@ -103,10 +103,12 @@ void zev__tcp_update_active(zev_tcp_t *t) {
      * that closed its socket mid-flush) must not make it keep the loop alive again. */
     if (zev__tcp_closing(t)) return;
     unsigned f = t->handle.flags;
-    /* Requests keep the loop alive even when unref'd; reading alone does not. */
+    /* Requests keep the loop alive even when unref'd; reading alone does not. An end still
+     * to do is one, unless the socket failed: then it never will be (the failure report
+     * itself is the request until it ran). */
+    bool end_due = (f & (ZEV__TCP_ENDING | ZEV__TCP_SHUT | ZEV__TCP_FAILED)) == ZEV__TCP_ENDING;
     bool requests = zev__tcp_phase(t) == ZEV__TCP_CONNECTING || !zev__tcp_wq_empty(t) ||
-                    (f & ZEV__TCP_ENDING && !(f & ZEV__TCP_SHUT)) ||
-                    (f & ZEV__TCP_FAILED && !(f & ZEV__TCP_REPORTED));
+                    end_due || (f & ZEV__TCP_FAILED && !(f & ZEV__TCP_REPORTED));
     if (requests || (f & ZEV__TCP_READING)) {
         zev__handle_start(&t->handle);
     } else {

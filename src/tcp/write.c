@@ -337,7 +337,10 @@ void zev__tcp_cancel_writes(zev_tcp_t *t, int err) {
     tail->next = NULL; /* open the circle: walk from the head to the tail */
     while (e) {
         struct zev__wentry *next = e->next;
-        complete(t, e, (e->flags & ZEV__WE_DONE) ? 0 : err);
+        /* A callback may close the socket: from then on the rest are cancellations, as they
+         * would be from the close itself, never a failure reported after zev_close. */
+        int status = zev__tcp_closing(t) ? -ECANCELED : err;
+        complete(t, e, (e->flags & ZEV__WE_DONE) ? 0 : status);
         e = next;
     }
 }
