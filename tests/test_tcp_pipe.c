@@ -241,3 +241,42 @@ Test(tcp_pipe, pipe_between_sockets_of_two_loops_is_einval) {
     cr_assert_eq(zev_run(&other, ZEV_RUN_DEFAULT), 0);
     cr_assert_eq(zev_loop_close(&other), 0);
 }
+
+static int refused_calls;
+
+static void no_connection(zev_tcp_server_t *s, int status) {
+    (void)s;
+    (void)status;
+}
+
+static void count_refused(zev_tcp_t *t, int status) {
+    (void)t;
+    cr_assert_eq(status, -ECONNREFUSED);
+    refused_calls++;
+}
+
+/* Found by the API fuzzer: piping from a socket whose connect failed returned the failure but
+ * left the pipe in place, so the source stayed "piped" (a second pipe said -EBUSY) and its
+ * destination kept a pipe_in that nothing would ever feed. A refused pipe changes nothing. */
+Test(tcp_pipe, pipe_from_a_failed_source_returns_the_error_and_leaves_no_pipe) {
+    zev_tcp_server_t srv;
+    int port = zt_listen(&srv, no_connection, NULL);
+    zev_close(&srv.handle, NULL); /* nobody listens on port any more: refused */
+    zt_run();
+    zev_tcp_t src, dst, dst2;
+    zev_tcp_init(&zt_loop, &src);
+    zev_tcp_init(&zt_loop, &dst);
+    zev_tcp_init(&zt_loop, &dst2);
+    refused_calls = 0;
+    cr_assert_eq(zev_tcp_connect(&src, "127.0.0.1", port, count_refused), 0);
+    cr_assert(zt_run_until(&refused_calls, 1, 10000));
+    zev_tcp_pipe_t p, p2;
+    cr_assert_eq(zev_tcp_pipe(&p, &src, &dst, 1), -ECONNREFUSED);
+    cr_assert_eq(zev_tcp_pipe(&p2, &src, &dst2, 1), -ECONNREFUSED, "not -EBUSY: no pipe left");
+    cr_assert_eq(zev_tcp_pipe(&p2, &dst2, &dst, 1), 0, "dst is free to be fed by another pipe");
+    zev_tcp_unpipe(&p2);
+    zev_close(&src.handle, NULL);
+    zev_close(&dst.handle, NULL);
+    zev_close(&dst2.handle, NULL);
+    zt_run();
+}

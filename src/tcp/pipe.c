@@ -42,6 +42,8 @@ int zev_tcp_pipe(zev_tcp_pipe_t *p, zev_tcp_t *src, zev_tcp_t *dst, int end_dst)
     if (src->handle.loop != dst->handle.loop) return -EINVAL; /* a loop is one thread's */
     if ((src->extra && src->extra->pipe_out) || (dst->extra && dst->extra->pipe_in))
         return -EBUSY;
+    /* A source that failed will never read: say why instead of piping nothing. */
+    if (src->handle.flags & ZEV__TCP_FAILED) return src->err;
     struct zev__tcp_extra *sx = zev__tcp_extra_get(src);
     struct zev__tcp_extra *dx = sx ? zev__tcp_extra_get(dst) : NULL;
     if (!dx) return -ENOMEM; /* an extra already taken stays with its socket until close */
@@ -50,8 +52,13 @@ int zev_tcp_pipe(zev_tcp_pipe_t *p, zev_tcp_t *src, zev_tcp_t *dst, int end_dst)
     dx->pipe_in = p;
     src->handle.flags |= ZEV__TCP_PIPE_SRC;
     if (dst->wq_bytes > dx->hwm) return 0; /* wait for drain */
+    /* A connecting source starts reading once connected. An idle one (never connected)
+     * keeps the pipe and reads once the user starts it after connecting. Any other refusal
+     * undoes the pipe: a failed call changes nothing. */
     int err = zev_tcp_read_start(src);
-    return err == -ENOTCONN ? 0 : err;
+    if (err == -ENOTCONN) return 0;
+    if (err < 0) zev_tcp_unpipe(p);
+    return err;
 }
 
 /* While p is piped both sockets have their extra state: only close frees it, and close

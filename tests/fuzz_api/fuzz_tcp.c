@@ -440,10 +440,9 @@ int op_pipe(struct fz *fz) {
     bool end_dst = fz_below(fz, 2);
     int r = zev_tcp_pipe(&src->pipe, &src->tcp, &dst->tcp, end_dst);
     fz_log(fz, "pipe s%u -> s%u end %d -> %d", src->id, dst->id, end_dst, r);
-    /* On a source that has failed, zev_tcp_pipe returns the failure from read_start, yet
-     * the pipe is in place (unpipe and close undo it): the model follows the library. */
     if (r < 0 && (r == -EBADF || r == -EINVAL || r == -EBUSY))
         fz_fail(fz, "zev_tcp_pipe(s%u, s%u): %s", src->id, dst->id, zev_err_name(r));
+    if (r < 0) return 1; /* a failed source: the call changed nothing */
     start_forwarding(src, dst, FZ_FWD_PIPE, end_dst);
     dst->was_pipe_dst = true;
     src->reading = true;
@@ -486,6 +485,7 @@ int op_proxy(struct fz *fz) {
            src->user_mem ? " (user memory)" : "", dst->id, end_dst, r);
     if (r == -EBADF || r == -EINVAL || r == -EBUSY)
         fz_fail(fz, "zev_tcp_pipe(s%u, s%u): %s", src->id, dst->id, zev_err_name(r));
+    if (r < 0) return 1; /* a failed source: the call changed nothing */
     start_forwarding(src, dst, FZ_FWD_PIPE, end_dst);
     dst->was_pipe_dst = true;
     src->reading = true;
