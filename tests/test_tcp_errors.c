@@ -1,10 +1,12 @@
 /* tests/test_tcp_errors.c: every error a TCP user can meet, and bad input that must be refused
  * without a crash or a silent success. */
+#include "tcp_pair.h"
 #include "zt.h"
 
 #include <errno.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -200,4 +202,35 @@ Test(tcp_errors, ipv6_scopes_must_be_an_index_or_a_name) {
     cr_assert_eq(zev_ip_family("fe80::1%-1"), 0);
     cr_assert_eq(zev_ip_family("fe80::1% 3"), 0);
     cr_assert_eq(zev_ip_family("fe80::1%eth0"), 6);
+}
+
+static int sendfile_status;
+static int sendfile_calls;
+
+static void record_sendfile(zev_tcp_t *t, int status, void *arg) {
+    (void)t;
+    (void)arg;
+    sendfile_status = status;
+    sendfile_calls++;
+}
+
+/* Found by the API fuzzer: sendfile has no MSG_NOSIGNAL, so sending a file region to a socket
+ * that can no longer send raised SIGPIPE and killed the process. It must fail with -EPIPE
+ * like every other write. The socket's write side is shut down behind zev's back, the one
+ * deterministic way to make the next send say EPIPE. */
+Test(tcp_errors, sendfile_to_a_socket_that_cannot_send_is_epipe_not_sigpipe) {
+    zev_tcp_t a, b;
+    zt_tcp_pair(&a, &b);
+    FILE *f = tmpfile();
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite("hello", 1, 5, f), 5);
+    fflush(f);
+    cr_assert_eq(shutdown(zev_tcp_fileno(&a), SHUT_WR), 0);
+    sendfile_calls = 0;
+    cr_assert_eq(zev_tcp_sendfile(&a, fileno(f), 0, 5, record_sendfile, NULL), 0);
+    zev_close(&b.handle, NULL);
+    cr_assert(zt_run_until(&sendfile_calls, 1, 10000));
+    cr_assert_eq(sendfile_status, -EPIPE, "got %s", zev_err_name(sendfile_status));
+    fclose(f);
+    close_and_run(&a.handle);
 }

@@ -18,7 +18,10 @@
 #include <unistd.h>
 
 #ifdef __linux__
+#include <pthread.h>
+#include <signal.h>
 #include <sys/sendfile.h>
+#include <time.h>
 #endif
 
 /* Syscalls the seam knows by number. Tests name them in sys_fault.h. */
@@ -241,11 +244,31 @@ static inline int zev__sys_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int f
     return zev__sys_result(sendmmsg(fd, v, n, flags));
 }
 
+/* sendfile has no MSG_NOSIGNAL: on a socket that can no longer send it raises SIGPIPE, whose
+ * default action kills the process, and the library must not change the process's signal
+ * disposition. So SIGPIPE is blocked on this thread for the call, and the one an EPIPE queued
+ * is taken before unblocking (unless the caller had SIGPIPE blocked already: then it is
+ * theirs). Two sigmask calls per sendfile, which moves a whole file region at a time. */
+static inline ssize_t zev__sendfile_nosigpipe(int out_fd, int in_fd, off_t *offset,
+                                              size_t count) {
+    sigset_t pipe_only, old;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    ssize_t r = zev__sys_sresult(sendfile(out_fd, in_fd, offset, count));
+    if (r == -EPIPE && !sigismember(&old, SIGPIPE)) {
+        const struct timespec now = {0, 0};
+        (void)sigtimedwait(&pipe_only, NULL, &now);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r;
+}
+
 static inline ssize_t zev__sys_sendfile(int out_fd, int in_fd, off_t *offset, size_t count) {
     size_t limit = count;
     int f = zev__fault_hit(ZEV_SYS_SENDFILE, &limit);
     if (f < 0) return f;
-    return zev__sys_sresult(sendfile(out_fd, in_fd, offset, f > 0 && limit < count ? limit : count));
+    return zev__sendfile_nosigpipe(out_fd, in_fd, offset, f > 0 && limit < count ? limit : count);
 }
 #endif
 

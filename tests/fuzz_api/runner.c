@@ -115,7 +115,8 @@ int main(int argc, char **argv) {
             usage();
         }
     }
-    signal(SIGPIPE, SIG_IGN);
+    /* SIGPIPE keeps its default action: zev promises never to raise it, and a seed that does
+     * must die of it and be reported. */
     if (one_seed) {
         struct fz_result r;
         uint64_t t0 = zev_hrtime();
