@@ -7,7 +7,8 @@
  *   tcp_proxy: the same client through a zev_tcp_pipe proxy (two pipes, half-open) to the
  *              echo server;
  *   udp_echo:  a client sends 16 datagrams, a server echoes each (a batch's replies leave in
- *              one sendmmsg), the client checks each.
+ *              one sendmmsg), the client checks each; udp_echo_unbatched the same with a batch
+ *              size of 1 (recvmsg and sendmsg).
  * Every run must end with its handles closed exactly once, no buffer chunk or descriptor
  * left, every write, send and connect callback run exactly once, every error event at most
  * once per socket, the bytes that arrived in order and unchanged, and either everything
@@ -567,13 +568,16 @@ static int udp_open(zev_udp_t *u, zev_udp_message_cb cb) {
     return r < 0 ? r : info.port;
 }
 
-static void udp_echo(zev_loop_t *loop, struct sweep_outcome *o) {
+/* batch: datagrams per receive and send call on both sockets (1: recvmsg and sendmsg). */
+static void udp_scenario(zev_loop_t *loop, struct sweep_outcome *o, unsigned batch) {
     scen_begin(loop, o);
     memset(&uc, 0, sizeof(uc));
     after_close = NULL;
     int port = udp_open(&uc.srv, srv_message);
     int cport = port > 0 ? udp_open(&uc.cli, cli_message) : -1;
     if (cport > 0) {
+        zev_udp_set_batch_size(&uc.srv, batch);
+        zev_udp_set_batch_size(&uc.cli, batch);
         api(zev_udp_set_recv_buffer_size(&uc.cli, 1 << 20));
         for (int i = 0; i < N_DGRAMS; i++) {
             zev_slice_t s = zev_slice(dgrams[i], dgram_len(i));
@@ -598,11 +602,20 @@ static void udp_echo(zev_loop_t *loop, struct sweep_outcome *o) {
     o->complete = uc.n_received == N_DGRAMS;
 }
 
+static void udp_echo(zev_loop_t *loop, struct sweep_outcome *o) {
+    udp_scenario(loop, o, ZEV_UDP_BATCH_DEFAULT);
+}
+
+static void udp_echo_unbatched(zev_loop_t *loop, struct sweep_outcome *o) {
+    udp_scenario(loop, o, 1);
+}
+
 static const struct sweep_plan udp_plan[] = {
     {ZEV_SYS_SOCKET, {EMFILE, ENOMEM, ENOBUFS}, 3},
     {ZEV_SYS_SETSOCKOPT, {ENOMEM, ENOBUFS}, 2},
     {ZEV_SYS_GETSOCKNAME, {ENOBUFS}, 1},
     {ZEV_SYS_RECVMMSG, {EINTR, EAGAIN, ENOMEM, ENOBUFS, SWEEP_SHORT}, 5},
+    {ZEV_SYS_RECVMSG, {EINTR, EAGAIN, ENOMEM, ENOBUFS}, 4},
     {ZEV_SYS_SENDMSG, {EINTR, EAGAIN, ENOMEM, ENOBUFS}, 4},
     {ZEV_SYS_SENDMMSG, {EINTR, EAGAIN, ENOMEM, ENOBUFS, SWEEP_SHORT}, 5},
     {ZEV_SYS_POLL_CTL, {ENOMEM, ENOSPC}, 2},
@@ -610,12 +623,22 @@ static const struct sweep_plan udp_plan[] = {
     {ZEV_SYS_CLOSE, {EINTR, EIO}, 2},
 };
 
-Test(fault_sweep, udp_echo) {
+static void dgrams_fill(void) {
     for (int i = 0; i < N_DGRAMS; i++) {
         for (int j = 0; j < DGRAM_MAX; j++)
             dgrams[i][j] = (uint8_t)(i * 7 + j * 13);
         dgrams[i][0] = (uint8_t)i;
     }
+}
+
+Test(fault_sweep, udp_echo) {
+    dgrams_fill();
     static struct sweep_table t = {.title = "udp_echo"};
     sweep_and_report(&t, udp_echo, udp_plan, sizeof(udp_plan) / sizeof(udp_plan[0]));
+}
+
+Test(fault_sweep, udp_echo_unbatched) {
+    dgrams_fill();
+    static struct sweep_table t = {.title = "udp_echo_unbatched"};
+    sweep_and_report(&t, udp_echo_unbatched, udp_plan, sizeof(udp_plan) / sizeof(udp_plan[0]));
 }
