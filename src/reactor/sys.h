@@ -48,6 +48,7 @@ enum zev_sys {
     ZEV_SYS_POLL_CTL,    /* epoll_ctl / kevent with only a changelist */
     ZEV_SYS_POLL_WAIT,   /* epoll_wait / kevent with an eventlist */
     ZEV_SYS_WAKE_OPEN,   /* eventfd / pipe2 */
+    ZEV_SYS_GETSOCKNAME, /* getsockname / getpeername */
     ZEV_SYS__COUNT
 };
 
@@ -159,6 +160,16 @@ static inline int zev__sys_reuse_port(int fd) {
 static inline int zev__sys_getsockopt(int fd, int level, int name, void *v, socklen_t *n) {
     int f = zev__fault_hit(ZEV_SYS_GETSOCKOPT, NULL);
     return f < 0 ? f : zev__sys_result(getsockopt(fd, level, name, v, n));
+}
+
+static inline int zev__sys_getsockname(int fd, struct sockaddr *sa, socklen_t *len) {
+    int f = zev__fault_hit(ZEV_SYS_GETSOCKNAME, NULL);
+    return f < 0 ? f : zev__sys_result(getsockname(fd, sa, len));
+}
+
+static inline int zev__sys_getpeername(int fd, struct sockaddr *sa, socklen_t *len) {
+    int f = zev__fault_hit(ZEV_SYS_GETSOCKNAME, NULL);
+    return f < 0 ? f : zev__sys_result(getpeername(fd, sa, len));
 }
 
 static inline int zev__sys_shutdown(int fd, int how) {

@@ -243,7 +243,8 @@ int zev_tcp_server_address(const zev_tcp_server_t *s, zev_addr_info_t *out) {
     if (!(s->handle.flags & ZEV__TCP_LISTENING)) return -ENOTCONN;
     zev_sockaddr_t addr;
     socklen_t len = sizeof(addr);
-    if (getsockname(s->io.fd, &addr.sa, &len) < 0) return -errno;
+    int err = zev__sys_getsockname(s->io.fd, &addr.sa, &len);
+    if (err < 0) return err;
     return zev_addr_info(&addr, out);
 }
 

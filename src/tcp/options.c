@@ -61,8 +61,9 @@ static int address_of(const zev_tcp_t *t, zev_addr_info_t *out, bool peer) {
     if (fd < 0) return fd;
     zev_sockaddr_t addr;
     socklen_t len = sizeof(addr);
-    int r = peer ? getpeername(fd, &addr.sa, &len) : getsockname(fd, &addr.sa, &len);
-    if (r < 0) return -errno;
+    int r = peer ? zev__sys_getpeername(fd, &addr.sa, &len)
+                 : zev__sys_getsockname(fd, &addr.sa, &len);
+    if (r < 0) return r;
     return zev_addr_info(&addr, out);
 }
 

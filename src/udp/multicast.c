@@ -256,7 +256,7 @@ static int route_index_v6(const struct in6_addr *group, unsigned *out) {
     struct sockaddr_in6 from;
     socklen_t len = sizeof(from);
     int err = zev__sys_connect(fd, (const struct sockaddr *)&to, sizeof(to));
-    if (err == 0 && getsockname(fd, (struct sockaddr *)&from, &len) < 0) err = -errno;
+    if (err == 0) err = zev__sys_getsockname(fd, (struct sockaddr *)&from, &len);
     zev__sys_close(fd);
     if (err < 0) return -EADDRNOTAVAIL; /* no route: nothing to choose from */
     if (from.sin6_scope_id != 0) {

@@ -172,8 +172,9 @@ int zev_udp_local_address(const zev_udp_t *u, zev_addr_info_t *out) {
     if (!out) return -EINVAL;
     zev_sockaddr_t addr;
     socklen_t len = sizeof(addr);
-    if (getsockname(fd, &addr.sa, &len) < 0) return -errno;
-    int err = zev_addr_info(&addr, out);
+    int err = zev__sys_getsockname(fd, &addr.sa, &len);
+    if (err < 0) return err;
+    err = zev_addr_info(&addr, out);
     if (err < 0) return err;
     return out->port == 0 ? -ENOTCONN : 0; /* port 0: neither bound nor used yet */
 }
