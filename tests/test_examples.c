@@ -333,6 +333,13 @@ static size_t read_until_closed(int fd, char *buf, size_t cap) {
     return n;
 }
 
+/* Close with a reset (SO_LINGER 0) instead of a FIN. */
+static void close_with_reset(int fd) {
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)), 0);
+    close(fd);
+}
+
 /* Open socket descriptors of a child, from /proc. Only sockets: the kqueue emulation holds an
  * eventfd while the loop is blocked, so the count of every descriptor depends on the moment. */
 static int child_sockets(const struct child *c) {
@@ -381,6 +388,48 @@ static long child_rss_kib(const struct child *c) {
     return kib;
 }
 
+/* A plain listener on 127.0.0.1 for a test to play the target; its address goes to addr. */
+static int plain_listener(int backlog, struct sockaddr_in *addr) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    *addr = (struct sockaddr_in){.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &addr->sin_addr);
+    cr_assert_eq(bind(fd, (struct sockaddr *)addr, sizeof(*addr)), 0);
+    cr_assert_eq(listen(fd, backlog), 0);
+    socklen_t len = sizeof(*addr);
+    getsockname(fd, (struct sockaddr *)addr, &len);
+    return fd;
+}
+
+/* Accept one connection within IO_TIMEOUT_MS. */
+static int accept_one(int listener) {
+    struct pollfd p = {.fd = listener, .events = POLLIN};
+    cr_assert_gt(poll(&p, 1, IO_TIMEOUT_MS), 0, "nothing to accept");
+    int fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+    cr_assert_geq(fd, 0, "accept: %s", strerror(errno));
+    return fd;
+}
+
+/* A target that never completes a handshake: a 127.0.0.1 listener with backlog 0 whose
+ * accept queue the test fills, after which the kernel drops every SYN. The filling sockets
+ * go to fills (at most 8); returns the listener. */
+#define MAX_FILLS 8
+static int hanging_target(int *port, int fills[MAX_FILLS], int *n_fills) {
+    struct sockaddr_in a;
+    int l = plain_listener(0, &a);
+    *port = ntohs(a.sin_port);
+    *n_fills = 0;
+    for (int i = 0; i < MAX_FILLS; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        fills[(*n_fills)++] = fd;
+        int r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+        cr_assert(r == 0 || errno == EINPROGRESS, "connect: %s", strerror(errno));
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (r != 0 && poll(&p, 1, 200) == 0) return l; /* this SYN was dropped: queue full */
+    }
+    cr_assert_fail("the accept queue of a backlog-0 listener never filled");
+    return -1;
+}
+
 static void close_all(int *fds, int n) {
     for (int i = 0; i < n; i++) {
         close(fds[i]);
@@ -411,6 +460,8 @@ Test(examples, help_prints_usage_and_exits_zero) {
         {"zev-http-hello", "--max-header-size BYTES"},
         {"zev-http-hello", "--headers-timeout MS"},
         {"zev-http-hello", "--keep-alive-timeout MS"},
+        {"zev-proxy", "--connect-timeout MS"},
+        {"zev-proxy", "--idle-timeout MS"},
     };
     for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
         struct child *c = spawn(limits[i].prog, (const char *const[]){"--help", NULL}, false);
@@ -449,6 +500,8 @@ Test(examples, bad_arguments_exit_two_with_a_message) {
         {"zev-http-hello", {"--max-header-size", "0"}, "invalid value '0' for --max-header-size"},
         {"zev-http-hello", {"--headers-timeout", "-1"}, "invalid value '-1'"},
         {"zev-http-hello", {"--keep-alive-timeout"}, "needs a value"},
+        {"zev-proxy", {"--to", "127.0.0.1:1", "--connect-timeout", "x"}, "invalid value 'x'"},
+        {"zev-proxy", {"--to", "127.0.0.1:1", "--idle-timeout=1e3"}, "invalid value '1e3'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct bad_case *k = &cases[i];
@@ -1016,4 +1069,120 @@ Test(examples, http_hello_answers_every_pipelined_request_once_the_peer_reads_ag
     free(in);
     close(fd);
     stop_clean(srv);
+}
+
+/* ---- zev-proxy against hostile peers ----------------------------------------------------- */
+
+static struct child *start_proxy(int target_port, const char *const *extra, int *port) {
+    static char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", target_port);
+    const char *args[12] = {"--listen", "127.0.0.1:0", "--to", to};
+    int n = 4;
+    for (; extra && extra[n - 4]; n++) {
+        cr_assert_lt(n, 11);
+        args[n] = extra[n - 4];
+    }
+    args[n] = NULL;
+    return start_server("zev-proxy", args, "127.0.0.1", port);
+}
+
+Test(examples, proxy_frees_both_sockets_at_once_when_the_client_leaves_while_connecting) {
+    int fills[MAX_FILLS];
+    int n_fills;
+    int target_port;
+    int target = hanging_target(&target_port, fills, &n_fills);
+    int port;
+    struct child *proxy = start_proxy(target_port, NULL, &port); /* connect timeout: 60 s */
+    int base = child_sockets(proxy);
+    for (int round = 0; round < 2; round++) {
+        int fd = connect_to("127.0.0.1", port);
+        wait_child_sockets(proxy, base + 2, "client and connecting target socket");
+        if (round == 0) {
+            close(fd);
+        } else {
+            close_with_reset(fd);
+        }
+        wait_child_sockets(proxy, base, "after the client left"); /* not after the connect's 60 s */
+    }
+    stop_clean(proxy);
+    close_all(fills, n_fills);
+    close(target);
+}
+
+Test(examples, proxy_connect_timeout_closes_the_client) {
+    int fills[MAX_FILLS];
+    int n_fills;
+    int target_port;
+    int target = hanging_target(&target_port, fills, &n_fills);
+    int port;
+    struct child *proxy =
+        start_proxy(target_port, (const char *const[]){"--connect-timeout", "200", NULL}, &port);
+    int base = child_sockets(proxy);
+    int fd = connect_to("127.0.0.1", port);
+    char buf[64];
+    cr_assert_eq(read_until_closed(fd, buf, sizeof(buf)), 0);
+    close(fd);
+    wait_child_sockets(proxy, base, "after the connect timed out");
+    stop_with(proxy, SIGTERM);
+    char err[1024];
+    read_all(proxy->err, err, sizeof(err));
+    char want[128];
+    snprintf(want, sizeof(want), "zev-proxy: connect 127.0.0.1:%d: ETIMEDOUT", target_port);
+    cr_assert_not_null(strstr(err, want), "stderr '%s'", err);
+    close_all(fills, n_fills);
+    close(target);
+}
+
+Test(examples, proxy_idle_timeout_closes_the_client_of_a_stopped_target) {
+    struct sockaddr_in target_addr;
+    int target = plain_listener(1, &target_addr);
+    int target_port = ntohs(target_addr.sin_port);
+    int port;
+    struct child *proxy =
+        start_proxy(target_port, (const char *const[]){"--idle-timeout", "300", NULL}, &port);
+    int base = child_sockets(proxy);
+    int fd = connect_to("127.0.0.1", port);
+    int up = accept_one(target);
+    cr_assert_eq(send(fd, "hello", 5, MSG_NOSIGNAL), 5);
+    char buf[64];
+    cr_assert_eq(read_exact(up, buf, 5), 5); /* forwarded; the target then says nothing */
+    cr_assert_eq(read_until_closed(fd, buf, sizeof(buf)), 0);
+    cr_assert_eq(read_until_closed(up, buf, sizeof(buf)), 0);
+    wait_child_sockets(proxy, base, "after the idle timeout");
+    close(fd);
+    close(up);
+    stop_clean(proxy);
+    close(target);
+}
+
+/* A reset on one side (the client if client_resets, else the target) closes the other. */
+static void expect_reset_closes_both(bool client_resets) {
+    struct sockaddr_in target_addr;
+    int target = plain_listener(1, &target_addr);
+    int target_port = ntohs(target_addr.sin_port);
+    int port;
+    struct child *proxy = start_proxy(target_port, NULL, &port);
+    int base = child_sockets(proxy);
+    int fd = connect_to("127.0.0.1", port);
+    int up = accept_one(target);
+    char buf[64];
+    cr_assert_eq(send(fd, "ping", 4, MSG_NOSIGNAL), 4);
+    cr_assert_eq(read_exact(up, buf, 4), 4);
+    cr_assert_eq(send(up, "pong", 4, MSG_NOSIGNAL), 4);
+    cr_assert_eq(read_exact(fd, buf, 4), 4);
+    int survivor = client_resets ? up : fd;
+    close_with_reset(client_resets ? fd : up);
+    read_until_closed(survivor, buf, sizeof(buf));
+    wait_child_sockets(proxy, base, "after the reset");
+    close(survivor);
+    stop_with(proxy, SIGTERM);
+    close(target);
+}
+
+Test(examples, proxy_closes_both_sides_when_the_client_resets) {
+    expect_reset_closes_both(true);
+}
+
+Test(examples, proxy_closes_both_sides_when_the_target_resets) {
+    expect_reset_closes_both(false);
 }
