@@ -60,7 +60,7 @@ static const char usage[] =
 static const char resp_keep_alive[] = HELLO_HEAD "\r\nHello, World!";
 static const char resp_keep_alive_10[] = HELLO_HEAD "Connection: keep-alive\r\n\r\nHello, World!";
 static const char resp_close[] = HELLO_HEAD "Connection: close\r\n\r\nHello, World!";
-#define ERROR_RESPONSE(status) \
+#define ERROR_RESPONSE(status)                                                                     \
     "HTTP/1.1 " status "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 static const char resp_400[] = ERROR_RESPONSE("400 Bad Request");
 static const char resp_408[] = ERROR_RESPONSE("408 Request Timeout");

@@ -53,7 +53,7 @@ struct proxy {
     zev_tcp_server_t tcp;
     zev_sockaddr_t target;
     char target_text[EX_HOST_PORT_MAX];
-    ex_link_t pairs; /* live pairs, for shutdown */
+    ex_link_t pairs;            /* live pairs, for shutdown */
     int64_t connect_timeout_ms; /* 0: the kernel's */
     int64_t idle_timeout_ms;    /* 0: none */
 };

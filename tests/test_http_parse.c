@@ -84,8 +84,8 @@ static void assert_same_run(const struct run *a, const struct run *b, const char
         cr_assert_eq(a->ev[i].r, b->ev[i].r, "%s split at %zu: event %zu is %s, whole gave %s",
                      what, split, i, ex_http_result_name(b->ev[i].r),
                      ex_http_result_name(a->ev[i].r));
-        cr_assert_eq(a->ev[i].at, b->ev[i].at, "%s split at %zu: event %zu at %zu, whole %zu",
-                     what, split, i, b->ev[i].at, a->ev[i].at);
+        cr_assert_eq(a->ev[i].at, b->ev[i].at, "%s split at %zu: event %zu at %zu, whole %zu", what,
+                     split, i, b->ev[i].at, a->ev[i].at);
         if (a->ev[i].r == EX_HTTP_DONE) assert_same_request(&a->ev[i].req, &b->ev[i].req);
     }
 }
@@ -179,10 +179,9 @@ Test(http_parse, every_error_path_reports_its_code_and_offset) {
         {"GET / HTTP/1.1\r\nContent-Length: 1,1\r\n\r\n", EX_HTTP_E_CONTENT_LENGTH, 33},
         {"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", EX_HTTP_E_CONTENT_LENGTH, 32},
         {"GET / HTTP/1.1\r\nContent-Length:  \r\n\r\n", EX_HTTP_E_CONTENT_LENGTH, 34},
-        {"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
-         EX_HTTP_E_CONTENT_LENGTH, 50},
-        {"GET / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 1\r\n\r\n", EX_HTTP_E_FRAMING,
-         49},
+        {"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", EX_HTTP_E_CONTENT_LENGTH,
+         50},
+        {"GET / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 1\r\n\r\n", EX_HTTP_E_FRAMING, 49},
         {"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
          EX_HTTP_E_FRAMING, 64},
     };
@@ -194,8 +193,7 @@ Test(http_parse, every_error_path_reports_its_code_and_offset) {
                      ex_http_result_name(r.ev[0].r), ex_http_result_name(k->err));
         cr_assert_eq(r.ev[0].at, k->at, "case %zu ('%s'): at %zu, expected %zu", i, k->in,
                      r.ev[0].at, k->at);
-        cr_assert_eq(ex_http_error_status(k->err),
-                     k->err == EX_HTTP_E_VERSION_MAJOR ? 505 : 400);
+        cr_assert_eq(ex_http_error_status(k->err), k->err == EX_HTTP_E_VERSION_MAJOR ? 505 : 400);
         assert_split_invariant(k->in, strlen(k->in), 16384);
     }
 }
@@ -222,8 +220,7 @@ Test(http_parse, nul_at_every_position_of_the_head_is_an_error_there) {
         buf[i] = '\0';
         struct run r = parse_whole(buf, head, 16384);
         cr_assert_eq(r.n, 1, "NUL at %zu: %zu events", i, r.n);
-        cr_assert_eq(r.ev[0].r, EX_HTTP_E_NUL, "NUL at %zu: %s", i,
-                     ex_http_result_name(r.ev[0].r));
+        cr_assert_eq(r.ev[0].r, EX_HTTP_E_NUL, "NUL at %zu: %s", i, ex_http_result_name(r.ev[0].r));
         cr_assert_eq(r.ev[0].at, i);
         assert_split_invariant(buf, head, 16384);
     }
@@ -311,7 +308,8 @@ Test(http_parse, a_request_that_ends_the_connection_stops_the_parser) {
 }
 
 Test(http_parse, transfer_encoding_alone_is_unframed_and_closes) {
-    const char in[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    const char in[] =
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
     struct run r = parse_whole(LIT(in), 16384);
     cr_assert_eq(r.n, 2);
     cr_assert_eq(r.ev[0].r, EX_HTTP_DONE);

@@ -349,10 +349,11 @@ int ex_http_error_status(int err) {
 
 const char *ex_http_result_name(int r) {
     static const char *const names[] = {
-        "need more",        "request complete",  "NUL byte",         "bad method",
-        "bad target",       "bad version",       "unsupported version", "CR without LF",
-        "bad header name",  "bad header value",  "folded header",    "bad Content-Length",
-        "ambiguous framing", "head too large",   "connection closed",
+        "need more",           "request complete", "NUL byte",
+        "bad method",          "bad target",       "bad version",
+        "unsupported version", "CR without LF",    "bad header name",
+        "bad header value",    "folded header",    "bad Content-Length",
+        "ambiguous framing",   "head too large",   "connection closed",
     };
     int i = r >= 0 ? r : 1 - r;
     if (i < 0 || (size_t)i >= sizeof(names) / sizeof(names[0])) return "unknown";

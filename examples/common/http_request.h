@@ -38,24 +38,24 @@
 
 /* Results of ex_http_parse: >= 0 progress, < 0 an error (sticky: later calls repeat it). */
 enum {
-    EX_HTTP_NEED_MORE = 0, /* every byte given was taken; feed more */
-    EX_HTTP_DONE = 1,      /* a request head is complete: see parser.req */
-    EX_HTTP_E_NUL = -1,    /* a NUL byte in the head */
-    EX_HTTP_E_METHOD = -2, /* not a request line: no token method followed by one space */
-    EX_HTTP_E_TARGET = -3, /* empty target, or a control byte or CR/LF in it */
-    EX_HTTP_E_VERSION = -4,      /* the version is not HTTP/DIGIT.DIGIT */
-    EX_HTTP_E_VERSION_MAJOR = -5, /* HTTP/2.0 and the like: 505 */
-    EX_HTTP_E_LINE_END = -6,     /* CR not followed by LF */
-    EX_HTTP_E_HEADER_NAME = -7,  /* empty name, non-token byte, or space before ':' */
-    EX_HTTP_E_HEADER_VALUE = -8, /* a control byte in a value */
-    EX_HTTP_E_FOLDED = -9,       /* obsolete line folding (a line starting with SP/HTAB) */
+    EX_HTTP_NEED_MORE = 0,          /* every byte given was taken; feed more */
+    EX_HTTP_DONE = 1,               /* a request head is complete: see parser.req */
+    EX_HTTP_E_NUL = -1,             /* a NUL byte in the head */
+    EX_HTTP_E_METHOD = -2,          /* not a request line: no token method followed by one space */
+    EX_HTTP_E_TARGET = -3,          /* empty target, or a control byte or CR/LF in it */
+    EX_HTTP_E_VERSION = -4,         /* the version is not HTTP/DIGIT.DIGIT */
+    EX_HTTP_E_VERSION_MAJOR = -5,   /* HTTP/2.0 and the like: 505 */
+    EX_HTTP_E_LINE_END = -6,        /* CR not followed by LF */
+    EX_HTTP_E_HEADER_NAME = -7,     /* empty name, non-token byte, or space before ':' */
+    EX_HTTP_E_HEADER_VALUE = -8,    /* a control byte in a value */
+    EX_HTTP_E_FOLDED = -9,          /* obsolete line folding (a line starting with SP/HTAB) */
     EX_HTTP_E_CONTENT_LENGTH = -10, /* not one decimal number, or above 2^63 */
-    EX_HTTP_E_FRAMING = -11,     /* Content-Length twice, or with Transfer-Encoding */
-    EX_HTTP_E_TOO_LARGE = -12,   /* the head passed the cap: 431 */
-    EX_HTTP_E_CLOSED = -13,      /* fed after a request with keep_alive false */
+    EX_HTTP_E_FRAMING = -11,        /* Content-Length twice, or with Transfer-Encoding */
+    EX_HTTP_E_TOO_LARGE = -12,      /* the head passed the cap: 431 */
+    EX_HTTP_E_CLOSED = -13,         /* fed after a request with keep_alive false */
 };
 
-#define EX_HTTP_METHOD_MAX 24 /* longer methods are EX_HTTP_E_METHOD */
+#define EX_HTTP_METHOD_MAX 24  /* longer methods are EX_HTTP_E_METHOD */
 #define EX_HTTP_TARGET_KEEP 64 /* bytes of the target kept; target_len has the rest */
 #define EX_HTTP_TOKEN_KEEP 20  /* bytes of a header name or Connection token compared */
 
@@ -77,15 +77,15 @@ typedef struct {
     ex_http_request_t cur; /* the request being read */
     size_t max_head;
     uint64_t body_left;
-    int err;               /* sticky result once an error (or the end) was reached */
+    int err; /* sticky result once an error (or the end) was reached */
     uint8_t state;
-    uint8_t field;         /* which header's value is being read */
-    uint8_t sub;           /* the value's own small state (Content-Length, Connection) */
-    uint8_t tok_len;       /* bytes of tok seen, saturating at 255 */
+    uint8_t field;   /* which header's value is being read */
+    uint8_t sub;     /* the value's own small state (Content-Length, Connection) */
+    uint8_t tok_len; /* bytes of tok seen, saturating at 255 */
     char tok[EX_HTTP_TOKEN_KEEP];
     uint8_t method_len;
-    uint8_t seen;          /* headers seen: Content-Length, Transfer-Encoding */
-    uint8_t conn;          /* Connection tokens seen: close, keep-alive */
+    uint8_t seen; /* headers seen: Content-Length, Transfer-Encoding */
+    uint8_t conn; /* Connection tokens seen: close, keep-alive */
     unsigned major;
 } ex_http_parser_t;
 
