@@ -1,19 +1,31 @@
 /* examples/zev-http-hello.c: a minimal HTTP/1.1 keep-alive server that answers every request
- * with "Hello, World!" (the classic wrk target).
+ * with "Hello, World!" (the classic wrk target), safe to expose to hostile peers.
  *
  * The response is a static const array written by reference, so a request costs no
- * allocation and no copy. Requests are not buffered either: a small per-connection state
- * machine (struct http_parse) reads each byte once, wherever the reads happen to split the
- * request, and notes only what decides the answer: the end of the headers, Connection
- * close/keep-alive, HTTP/1.0, and a Content-Length body to skip. Every request completed by
- * one read is answered with one gathered write of that many response slices.
+ * allocation and no copy. Requests are not buffered: the streaming parser in
+ * examples/common/http_request.c reads each byte once, wherever the reads split the request,
+ * and skips Content-Length bodies. Requests completed by one read are answered with one
+ * gathered write of up to MAX_BATCH response slices.
  *
- * Not supported (answered, then the connection is closed): chunked request bodies. Malformed
- * headers get a 400 and a close. Command line: docs/tcp.md.
+ * What a hostile peer meets (defaults as Node's http server; docs/tcp.md):
+ * - a head over --max-header-size gets 431, anything that is not a request 400 (505 for
+ *   HTTP/2+), then our side is ended after the answer; what the peer still sends is read and
+ *   dropped until its EOF or LINGER_MS (nginx's lingering close), so closing with unread bytes
+ *   does not reset the connection before the peer has read the answer;
+ * - a head not complete --headers-timeout after it started (or after the connection opened)
+ *   gets 408 and a close; an idle keep-alive connection is closed after --keep-alive-timeout;
+ *   a peer that stops reading its answers is closed after --headers-timeout too;
+ * - while the write queue is above its high-water mark (zev_tcp_write returned 1) no further
+ *   pipelined request is answered: reading stops and the unparsed rest of the read is kept
+ *   (one buffer reference) until the drain event. Memory per connection stays at the mark,
+ *   one read, and one batch of answers.
+ * Timeouts are checked by one sweep timer per server (as Node does), so a connection costs
+ * no timer operation per request; a close may come up to one sweep period late.
  */
 #include <zev.h>
 
 #include "cli.h"
+#include "http_request.h"
 #include "list.h"
 #include "shutdown.h"
 
@@ -23,13 +35,21 @@
 #include <stdlib.h>
 
 static const char usage[] =
-    "usage: zev-http-hello [--host ADDR] [--port N]\n"
+    "usage: zev-http-hello [--host ADDR] [--port N] [--max-header-size BYTES]\n"
+    "                      [--headers-timeout MS] [--keep-alive-timeout MS]\n"
     "\n"
     "Answer every HTTP request with 'Hello, World!' (HTTP/1.1 keep-alive, pipelining).\n"
     "\n"
-    "  --host ADDR   numeric IPv4 or IPv6 address to listen on (default 127.0.0.1)\n"
-    "  --port N      port to listen on, 0 for an ephemeral one (default 8431)\n"
-    "  --help        show this help\n"
+    "  --host ADDR                numeric IPv4 or IPv6 address to listen on (default 127.0.0.1)\n"
+    "  --port N                   port to listen on, 0 for an ephemeral one (default 8431)\n"
+    "  --max-header-size BYTES    request line and headers larger than this get 431\n"
+    "                             (default 16384, as Node)\n"
+    "  --headers-timeout MS       a request head not complete in MS gets 408 and a close; a peer\n"
+    "                             not reading its answers for MS is closed (default 60000, as\n"
+    "                             Node; 0: no limit)\n"
+    "  --keep-alive-timeout MS    close a connection idle between requests for MS (default\n"
+    "                             5000, as Node; 0: no limit)\n"
+    "  --help                     show this help\n"
     "\n"
     "Prints 'listening on HOST:PORT' once ready; SIGINT or SIGTERM closes every connection\n"
     "and exits 0.\n";
@@ -40,260 +60,256 @@ static const char usage[] =
 static const char resp_keep_alive[] = HELLO_HEAD "\r\nHello, World!";
 static const char resp_keep_alive_10[] = HELLO_HEAD "Connection: keep-alive\r\n\r\nHello, World!";
 static const char resp_close[] = HELLO_HEAD "Connection: close\r\n\r\nHello, World!";
-static const char resp_bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
-                               "Connection: close\r\n\r\n";
+#define ERROR_RESPONSE(status)                                                                     \
+    "HTTP/1.1 " status "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+static const char resp_400[] = ERROR_RESPONSE("400 Bad Request");
+static const char resp_408[] = ERROR_RESPONSE("408 Request Timeout");
+static const char resp_431[] = ERROR_RESPONSE("431 Request Header Fields Too Large");
+static const char resp_505[] = ERROR_RESPONSE("505 HTTP Version Not Supported");
 
-/* ---- the request parser ---------------------------------------------------------------- */
+#define STATIC_SLICE(s) zev_slice((s), sizeof(s) - 1)
 
-/* Literals matched case-insensitively, one bit each, as bytes stream past. */
-static const char *const header_names[] = {"connection", "content-length", "transfer-encoding"};
-enum { H_CONNECTION = 1, H_CONTENT_LENGTH = 2, H_TRANSFER_ENCODING = 4, H_ALL = 7 };
-static const char *const value_tokens[] = {"close", "keep-alive", "http/1.0"};
-enum { T_CLOSE = 1, T_KEEP_ALIVE = 2, T_HTTP10 = 4, T_ALL = 7 };
+/* ---- server and connections ------------------------------------------------------------- */
 
-enum phase { P_REQUEST_LINE, P_NAME, P_VALUE, P_BODY };
-
-/* Per-request facts. */
-enum { R_HTTP10 = 1, R_CLOSE = 2, R_KEEP_ALIVE = 4, R_UNSUPPORTED = 8, R_BAD = 16, R_LENGTH = 32 };
-
-struct http_parse {
-    uint64_t content_length; /* of the request being read */
-    uint64_t body_left;      /* body bytes still to skip */
-    uint8_t phase;
-    uint8_t header;    /* H_* bit of the header whose value is being read, or 0 */
-    uint8_t mask;      /* literals the current name or token may still be */
-    uint8_t len;       /* bytes of the current name or token, saturating at 255 */
-    uint8_t line_used; /* the current line has a byte other than CR */
-    uint8_t facts;     /* R_* */
+struct config {
+    size_t max_head;
+    uint64_t headers_timeout_ms;    /* 0: none */
+    uint64_t keep_alive_timeout_ms; /* 0: none */
 };
-
-static char lower(char c) {
-    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
-/* Narrow mask to the literals whose byte at p->len is c. */
-static void match_byte(struct http_parse *p, const char *const *lits, int n, char c) {
-    c = lower(c);
-    for (int i = 0; i < n; i++) {
-        unsigned bit = 1u << i;
-        if ((p->mask & bit) && lits[i][p->len] != c) p->mask &= (uint8_t)~bit;
-    }
-    if (p->len < 255) p->len++;
-}
-
-/* The literal (bit) the finished name or token is, or 0. */
-static unsigned matched(const struct http_parse *p, const char *const *lits, int n) {
-    for (int i = 0; i < n; i++) {
-        unsigned bit = 1u << i;
-        if ((p->mask & bit) && lits[i][p->len] == '\0') return bit;
-    }
-    return 0;
-}
-
-static void start_token(struct http_parse *p, uint8_t all) {
-    p->mask = all;
-    p->len = 0;
-}
-
-static void end_value_token(struct http_parse *p) {
-    if (p->header == H_CONNECTION && p->len > 0) {
-        unsigned t = matched(p, value_tokens, 2);
-        if (t == T_CLOSE) p->facts |= R_CLOSE;
-        if (t == T_KEEP_ALIVE) p->facts |= R_KEEP_ALIVE;
-    }
-    start_token(p, T_ALL);
-}
-
-static void value_byte(struct http_parse *p, char c) {
-    if (p->header == H_CONTENT_LENGTH) {
-        if (c == ' ' || c == '\t') return;
-        if (c < '0' || c > '9' || p->content_length > (UINT64_MAX - 9) / 10) {
-            p->facts |= R_BAD;
-            return;
-        }
-        p->content_length = p->content_length * 10 + (uint64_t)(c - '0');
-    } else if (p->header == H_CONNECTION) {
-        if (c == ' ' || c == '\t' || c == ',') {
-            end_value_token(p);
-        } else {
-            match_byte(p, value_tokens, 2, c);
-        }
-    }
-}
-
-/* A line ended. Returns true if it was the empty line that ends the request's headers. */
-static bool end_line(struct http_parse *p) {
-    bool used = p->line_used;
-    p->line_used = 0;
-    switch (p->phase) {
-    case P_REQUEST_LINE:
-        if (!used) return false; /* blank lines before a request are allowed */
-        if (matched(p, value_tokens, 3) == T_HTTP10) p->facts |= R_HTTP10;
-        break;
-    case P_NAME:
-        if (!used) return true;
-        p->facts |= R_BAD; /* a header line without ':' */
-        break;
-    case P_VALUE:
-        end_value_token(p);
-        break;
-    }
-    p->phase = P_NAME;
-    p->header = 0;
-    start_token(p, H_ALL);
-    return false;
-}
-
-static void header_byte(struct http_parse *p, char c) {
-    p->line_used = 1;
-    switch (p->phase) {
-    case P_REQUEST_LINE: /* only the last word (the version) matters */
-        if (c == ' ') {
-            start_token(p, T_ALL);
-        } else {
-            match_byte(p, value_tokens, 3, c);
-        }
-        break;
-    case P_NAME:
-        if (c != ':') {
-            match_byte(p, header_names, 3, c);
-            break;
-        }
-        p->header = (uint8_t)matched(p, header_names, 3);
-        if (p->header == H_TRANSFER_ENCODING) p->facts |= R_UNSUPPORTED;
-        if (p->header == H_CONTENT_LENGTH) {
-            if (p->facts & R_LENGTH) p->facts |= R_BAD; /* two lengths: which one frames it? */
-            p->facts |= R_LENGTH;
-        }
-        p->phase = P_VALUE;
-        start_token(p, T_ALL);
-        break;
-    case P_VALUE:
-        value_byte(p, c);
-        break;
-    }
-}
-
-static void parse_reset(struct http_parse *p) {
-    *p = (struct http_parse){.phase = P_REQUEST_LINE, .mask = T_ALL};
-}
-
-/* ---- connections ---------------------------------------------------------------------- */
 
 struct server {
     zev_tcp_server_t tcp;
+    zev_timer_t sweep; /* enforces every connection's deadline */
     ex_link_t conns;
+    struct config cfg;
 };
+
+/* What a connection's deadline is waiting for. */
+enum wait { W_NONE, W_HEAD, W_BODY, W_IDLE, W_STALL, W_LINGER };
+
+/* After the last answer is out, how long to wait for the peer's EOF (nginx's
+ * lingering_timeout). */
+#define LINGER_MS 5000
 
 struct conn {
     zev_tcp_t tcp;
     ex_link_t link;
-    struct http_parse parse;
-    bool closing_after; /* answered a request that ends the connection: ignore the rest */
+    struct server *srv;
+    ex_http_parser_t parse;
+    zev_slice_t held;     /* the unparsed rest of a read while paused; owner is referenced */
+    uint64_t deadline_ms; /* loop time at which `wait` gives up; 0: never */
+    uint8_t wait;         /* enum wait */
+    bool paused;          /* answering stopped: the write queue is above the mark */
+    bool ending;          /* the last answer is queued: later bytes are dropped */
+    bool finished;        /* our side is shut down */
+    bool peer_ended;      /* the peer's EOF came */
 };
+
+#define MAX_BATCH 64
 
 static void conn_closed(zev_handle_t *h) {
     struct conn *c = ex_container_of(h, struct conn, tcp.handle);
+    zev_buf_unref(c->held.owner); /* NULL is fine */
     ex_list_remove(&c->link);
     free(c);
 }
 
-static void conn_close(zev_tcp_t *t) {
-    if (!zev_is_closing(&t->handle)) zev_close(&t->handle, conn_closed);
+static void conn_close(struct conn *c) {
+    if (!zev_is_closing(&c->tcp.handle)) zev_close(&c->tcp.handle, conn_closed);
 }
 
-/* The answer to the request whose headers just ended; sets closing_after when it is the
- * last one on this connection. */
+/* Start waiting for w, with the timeout that belongs to it. */
+static void set_wait(struct conn *c, enum wait w) {
+    const struct config *cfg = &c->srv->cfg;
+    uint64_t ms = w == W_IDLE     ? cfg->keep_alive_timeout_ms
+                  : w == W_LINGER ? LINGER_MS
+                                  : cfg->headers_timeout_ms;
+    c->wait = (uint8_t)w;
+    c->deadline_ms = w == W_NONE || ms == 0 ? 0 : zev_now(c->tcp.handle.loop) + ms;
+}
+
+/* After a read was parsed: the head timer runs from a request's first byte and is not
+ * renewed by later bytes (a slowloris peer trickles them); a body renews it at every read. */
+static void update_wait(struct conn *c) {
+    if (c->paused || c->ending) {
+        set_wait(c, W_STALL);
+    } else if (ex_http_parser_idle(&c->parse)) {
+        set_wait(c, W_IDLE);
+    } else if (ex_http_parser_in_body(&c->parse)) {
+        set_wait(c, W_BODY);
+    } else if (c->wait != W_HEAD) {
+        set_wait(c, W_HEAD);
+    }
+}
+
+/* The answer to the request just parsed. */
 static zev_slice_t answer(struct conn *c) {
-    unsigned f = c->parse.facts;
-    if (f & R_BAD) {
-        c->closing_after = true;
-        return zev_slice(resp_bad, sizeof(resp_bad) - 1);
+    const ex_http_request_t *r = &c->parse.req;
+    if (!r->keep_alive) {
+        c->ending = true;
+        return STATIC_SLICE(resp_close);
     }
-    bool keep = (f & R_HTTP10) ? (f & R_KEEP_ALIVE) != 0 : !(f & R_CLOSE);
-    if (!keep || (f & R_UNSUPPORTED)) {
-        c->closing_after = true;
-        return zev_slice(resp_close, sizeof(resp_close) - 1);
-    }
-    if (f & R_HTTP10) return zev_slice(resp_keep_alive_10, sizeof(resp_keep_alive_10) - 1);
-    return zev_slice(resp_keep_alive, sizeof(resp_keep_alive) - 1);
+    if (r->version_minor == 0) return STATIC_SLICE(resp_keep_alive_10);
+    return STATIC_SLICE(resp_keep_alive);
 }
 
-/* Send the batch of answers; false if the connection was closed. */
-static bool send_answers(struct conn *c, const zev_slice_t *out, unsigned n) {
-    if (n == 0) return true;
+static zev_slice_t error_answer(struct conn *c, int err) {
+    c->ending = true;
+    switch (ex_http_error_status(err)) {
+    case 431:
+        return STATIC_SLICE(resp_431);
+    case 505:
+        return STATIC_SLICE(resp_505);
+    default:
+        return STATIC_SLICE(resp_400);
+    }
+}
+
+/* Write a batch of answers: 0, 1 above the mark, or -1 if the connection was closed. */
+static int send_answers(struct conn *c, const zev_slice_t *out, unsigned n) {
+    if (n == 0) return 0;
     int r = zev_tcp_write(&c->tcp, out, n, NULL, NULL);
     if (r < 0) {
-        conn_close(&c->tcp);
-        return false;
+        conn_close(c);
+        return -1;
     }
-    if (r == 1) zev_tcp_read_stop(&c->tcp); /* a client that pipelines but does not read */
-    return true;
+    return r;
 }
 
-#define MAX_BATCH 64
+/* Stop answering until drain; keep rest (a part of owner's bytes) for then. */
+static void pause_answering(struct conn *c, const char *rest, size_t len, zev_buf_t *owner) {
+    c->paused = true;
+    zev_tcp_read_stop(&c->tcp);
+    if (len > 0) c->held = (zev_slice_t){(char *)rest, len, zev_buf_ref(owner)};
+}
+
+/* The last answer is queued: shut our side down once it is out (on_finish takes over). Reading
+ * goes on (resumed if paused) so the peer's EOF is seen; its bytes are dropped. */
+static void end_connection(struct conn *c) {
+    if (zev_tcp_end(&c->tcp) < 0) {
+        conn_close(c);
+        return;
+    }
+    zev_tcp_read_start(&c->tcp);
+}
+
+/* Parse and answer data[0..len), which owner keeps alive (NULL: only during this call, and
+ * then answering cannot pause in the middle; zev's pool reads always have an owner). */
+static void serve(struct conn *c, const char *data, size_t len, zev_buf_t *owner) {
+    zev_slice_t out[MAX_BATCH];
+    unsigned n_out = 0;
+    size_t off = 0;
+    while (off < len && !c->ending) {
+        size_t used;
+        int r = ex_http_parse(&c->parse, data + off, len - off, &used);
+        off += used;
+        if (r == EX_HTTP_NEED_MORE) break;
+        out[n_out++] = r == EX_HTTP_DONE ? answer(c) : error_answer(c, r);
+        if (n_out < MAX_BATCH && !c->ending) continue;
+        r = send_answers(c, out, n_out);
+        n_out = 0;
+        if (r < 0) return;
+        if (r == 1 && !c->ending && owner) {
+            pause_answering(c, data + off, len - off, owner);
+            break;
+        }
+    }
+    int r = send_answers(c, out, n_out);
+    if (r < 0) return;
+    if (c->ending) {
+        end_connection(c);
+    } else if (r == 1 && !c->paused) {
+        pause_answering(c, NULL, 0, NULL);
+    }
+    update_wait(c);
+}
 
 static void on_data(zev_tcp_t *t, const zev_slice_t *slice) {
     struct conn *c = ex_container_of(t, struct conn, tcp);
-    struct http_parse *p = &c->parse;
-    zev_slice_t out[MAX_BATCH];
-    unsigned n_out = 0;
-    const char *s = slice->base;
-    const char *end = s + slice->len;
-    while (s < end && !c->closing_after) {
-        if (p->phase == P_BODY) {
-            size_t skip = (size_t)(end - s) < p->body_left ? (size_t)(end - s) : p->body_left;
-            s += skip;
-            p->body_left -= skip;
-            if (p->body_left == 0) parse_reset(p);
-            continue;
-        }
-        char ch = *s++;
-        if (ch == '\r') continue;
-        if (ch != '\n') {
-            header_byte(p, ch);
-            continue;
-        }
-        if (!end_line(p)) continue;
-        out[n_out++] = answer(c);
-        uint64_t body = p->content_length;
-        parse_reset(p);
-        if (body > 0) {
-            p->phase = P_BODY;
-            p->body_left = body;
-        }
-        if (n_out == MAX_BATCH) {
-            if (!send_answers(c, out, n_out)) return;
-            n_out = 0;
-        }
-    }
-    if (!send_answers(c, out, n_out)) return;
-    if (c->closing_after) {
-        zev_tcp_read_stop(t);
-        zev_tcp_end(t); /* finish closes it once the answer is out */
-    }
+    if (c->ending) return; /* lingering: dropped, and the deadline is not renewed */
+    serve(c, slice->base, slice->len, slice->owner);
 }
 
+/* The queue fell under the mark: answer what was kept, then read again. */
 static void on_drain(zev_tcp_t *t) {
     struct conn *c = ex_container_of(t, struct conn, tcp);
-    if (!c->closing_after) zev_tcp_read_start(t);
+    if (!c->paused || c->ending) return;
+    c->paused = false;
+    zev_slice_t rest = c->held;
+    c->held = (zev_slice_t){0};
+    if (rest.len > 0) {
+        serve(c, rest.base, rest.len, rest.owner); /* may pause again, with its own ref */
+        zev_buf_unref(rest.owner);
+    }
+    if (zev_is_closing(&t->handle) || c->paused || c->ending) return;
+    zev_tcp_read_start(t);
+    update_wait(c);
 }
 
+/* Our side is shut down: close once the peer has ended too, else linger for its EOF. */
 static void on_finish(zev_tcp_t *t) {
-    conn_close(t);
+    struct conn *c = ex_container_of(t, struct conn, tcp);
+    c->finished = true;
+    if (c->peer_ended) {
+        conn_close(c);
+    } else {
+        set_wait(c, W_LINGER);
+    }
+}
+
+/* The peer's EOF: zev ends our side after the queued answers (allow_half_open is off), and
+ * finish then closes; a lingering connection closes now. */
+static void on_end(zev_tcp_t *t) {
+    struct conn *c = ex_container_of(t, struct conn, tcp);
+    c->peer_ended = true;
+    if (c->finished) conn_close(c);
 }
 
 static void on_error(zev_tcp_t *t, int err) {
     (void)err;
-    conn_close(t);
+    conn_close(ex_container_of(t, struct conn, tcp));
 }
 
 static const zev_tcp_events_t conn_events = {
     .data = on_data,
+    .end = on_end,
     .drain = on_drain,
     .finish = on_finish,
     .error = on_error,
 };
+
+/* A deadline passed. A head that is late gets 408 if the kernel takes it at once (nothing
+ * queued); every other wait just closes, as Node and nginx do. */
+static void expire(struct conn *c) {
+    if (c->wait == W_HEAD && zev_tcp_write_queue_size(&c->tcp) == 0) {
+        zev_slice_t s = STATIC_SLICE(resp_408);
+        zev_tcp_write(&c->tcp, &s, 1, NULL, NULL);
+    }
+    conn_close(c);
+}
+
+/* O(connections) per period; the period is a quarter of the shortest timeout, at most 1 s. */
+static void on_sweep(zev_timer_t *timer) {
+    struct server *srv = ex_container_of(timer, struct server, sweep);
+    uint64_t now = zev_now(timer->handle.loop);
+    for (ex_link_t *n = srv->conns.next; n != &srv->conns; n = n->next) {
+        struct conn *c = ex_container_of(n, struct conn, link);
+        if (c->deadline_ms != 0 && now >= c->deadline_ms && !zev_is_closing(&c->tcp.handle)) {
+            expire(c);
+        }
+    }
+}
+
+static int64_t sweep_period_ms(const struct config *cfg) {
+    uint64_t shortest = cfg->headers_timeout_ms;
+    uint64_t ka = cfg->keep_alive_timeout_ms;
+    if (shortest == 0 || (ka != 0 && ka < shortest)) shortest = ka;
+    if (shortest == 0) return 0;
+    uint64_t period = shortest / 4;
+    if (period < 1) period = 1;
+    if (period > 1000) period = 1000;
+    return (int64_t)period;
+}
 
 static void on_connection(zev_tcp_server_t *s, int status) {
     struct server *srv = ex_container_of(s, struct server, tcp);
@@ -301,38 +317,42 @@ static void on_connection(zev_tcp_server_t *s, int status) {
         ex_warn(status, "accept");
         return;
     }
-    struct conn *c = malloc(sizeof(*c));
+    struct conn *c = calloc(1, sizeof(*c));
     if (!c) {
         ex_warn(-ENOMEM, "accept");
         return;
     }
     ex_list_init(&c->link);
-    parse_reset(&c->parse);
-    c->closing_after = false;
+    c->srv = srv;
+    ex_http_parser_init(&c->parse, srv->cfg.max_head);
     zev_tcp_init(s->handle.loop, &c->tcp);
     int err = zev_tcp_accept(s, &c->tcp);
     if (err < 0) {
         ex_warn(err, "accept");
-        conn_close(&c->tcp);
+        conn_close(c);
         return;
     }
     ex_list_push(&srv->conns, &c->link);
     zev_tcp_set_events(&c->tcp, &conn_events);
     zev_tcp_set_nodelay(&c->tcp, 1); /* small answers: never wait for Nagle */
     zev_tcp_read_start(&c->tcp);
+    set_wait(c, W_HEAD); /* a silent new connection is a head that never comes */
 }
 
 static void close_everything(void *arg) {
     struct server *srv = arg;
     zev_close(&srv->tcp.handle, NULL);
+    zev_close(&srv->sweep.handle, NULL);
     for (ex_link_t *n = srv->conns.next; n != &srv->conns; n = n->next) {
-        conn_close(&ex_container_of(n, struct conn, link)->tcp);
+        conn_close(ex_container_of(n, struct conn, link));
     }
 }
 
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1";
     int port = 8431;
+    struct config cfg = {
+        .max_head = 16384, .headers_timeout_ms = 60000, .keep_alive_timeout_ms = 5000};
     ex_args_t a;
     ex_args_init(&a, argc, argv, usage);
     while (ex_args_next(&a)) {
@@ -340,6 +360,12 @@ int main(int argc, char **argv) {
             host = ex_args_host(&a);
         } else if (ex_args_is(&a, "--port")) {
             port = ex_args_port(&a, 0);
+        } else if (ex_args_is(&a, "--max-header-size")) {
+            cfg.max_head = ex_args_uint(&a, 1, 1u << 30);
+        } else if (ex_args_is(&a, "--headers-timeout")) {
+            cfg.headers_timeout_ms = ex_args_uint(&a, 0, 1u << 31);
+        } else if (ex_args_is(&a, "--keep-alive-timeout")) {
+            cfg.keep_alive_timeout_ms = ex_args_uint(&a, 0, 1u << 31);
         } else {
             ex_args_unknown(&a);
         }
@@ -348,9 +374,15 @@ int main(int argc, char **argv) {
     zev_loop_t loop;
     int err = zev_loop_init(&loop);
     if (err < 0) ex_fatal(err, "loop init");
-    struct server srv;
+    struct server srv = {.cfg = cfg};
     ex_list_init(&srv.conns);
     zev_tcp_server_init(&loop, &srv.tcp);
+    zev_timer_init(&loop, &srv.sweep);
+    int64_t period = sweep_period_ms(&cfg);
+    if (period > 0) {
+        zev_timer_start(&srv.sweep, on_sweep, period, period);
+        zev_unref(&srv.sweep.handle); /* the listener keeps the loop alive, not the sweep */
+    }
     err = ex_shutdown_init(&loop, close_everything, &srv);
     if (err < 0) ex_fatal(err, "install signal handlers");
 

@@ -6,7 +6,16 @@
  * destination is over its high-water mark, and ends the destination when the source ends.
  * Both sockets allow half-open connections, so a client that shuts down its sending side
  * still gets the rest of the answer; the pair closes once both directions have finished
- * (both sockets saw 'finish'), or at once on an error on either side.
+ * (both sockets saw 'finish'), or at once on an error (a reset) on either side.
+ *
+ * Exposed to hostile peers (defaults as nginx's proxy_connect_timeout and
+ * proxy_read_timeout, 60 s; docs/tcp.md):
+ * - the pipes start at once, while the target is still connecting: the client is read (its
+ *   bytes queue on the connecting socket, pausing at the high-water mark), so a client that
+ *   leaves before the target answers is seen at once and frees both sockets;
+ * - --connect-timeout fails a connect the target never completes;
+ * - --idle-timeout closes the pair when either socket has seen no I/O for that long (a
+ *   stopped target, or a client that went silent).
  *
  * Command line: docs/tcp.md.
  */
@@ -21,7 +30,8 @@
 #include <stdlib.h>
 
 static const char usage[] =
-    "usage: zev-proxy --listen [HOST:]PORT --to HOST:PORT\n"
+    "usage: zev-proxy --listen [HOST:]PORT --to HOST:PORT [--connect-timeout MS]\n"
+    "                 [--idle-timeout MS]\n"
     "\n"
     "Forward every connection accepted on --listen to --to, both ways, without copying.\n"
     "\n"
@@ -29,6 +39,10 @@ static const char usage[] =
     "  --to HOST:PORT         the target (required)\n"
     "  --host ADDR            same as the HOST of --listen\n"
     "  --port N               same as the PORT of --listen\n"
+    "  --connect-timeout MS   give up a connect to the target after MS (default 60000, as\n"
+    "                         nginx; 0: the kernel's limit)\n"
+    "  --idle-timeout MS      close both sides when either has had no I/O for MS\n"
+    "                         (default 60000, as nginx; 0: no limit)\n"
     "  --help                 show this help\n"
     "\n"
     "Addresses are numeric; write IPv6 ones in brackets: [::1]:8080. Prints\n"
@@ -39,7 +53,9 @@ struct proxy {
     zev_tcp_server_t tcp;
     zev_sockaddr_t target;
     char target_text[EX_HOST_PORT_MAX];
-    ex_link_t pairs; /* live pairs, for shutdown */
+    ex_link_t pairs;            /* live pairs, for shutdown */
+    int64_t connect_timeout_ms; /* 0: the kernel's */
+    int64_t idle_timeout_ms;    /* 0: none */
 };
 
 struct pair {
@@ -51,6 +67,7 @@ struct pair {
     struct proxy *proxy;
     unsigned finished; /* sockets whose sending side is shut down */
     unsigned open;     /* sockets not yet closed; the last close frees the pair */
+    int connected;     /* the target completed the handshake */
 };
 
 static void socket_closed(zev_handle_t *h) {
@@ -76,8 +93,23 @@ static void on_error(zev_tcp_t *t, int err) {
     pair_close(t->handle.data);
 }
 
+/* A peer's EOF. Once connected it is a half-close that the pipe passes on. Before, a client
+ * that sent nothing has left (a FIN from close() and from shutdown() look alike, but with
+ * nothing to forward there is nothing to wait for): free both sides now instead of when the
+ * connect gives up. A client that sent bytes first keeps its request, bounded by the connect
+ * timeout. */
+static void on_end(zev_tcp_t *t) {
+    struct pair *p = t->handle.data;
+    if (t == &p->client && !p->connected && zev_tcp_bytes_read(t) == 0) pair_close(p);
+}
+
+static void on_timeout(zev_tcp_t *t) {
+    pair_close(t->handle.data);
+}
+
 /* The pipes take the data; only the ends of the two directions concern the pair. */
-static const zev_tcp_events_t pair_events = {.finish = on_finish, .error = on_error};
+static const zev_tcp_events_t pair_events = {
+    .end = on_end, .finish = on_finish, .error = on_error, .timeout = on_timeout};
 
 static void on_upstream_connect(zev_tcp_t *t, int status) {
     struct pair *p = t->handle.data;
@@ -87,10 +119,31 @@ static void on_upstream_connect(zev_tcp_t *t, int status) {
         pair_close(p);
         return;
     }
+    p->connected = 1;
     zev_tcp_set_nodelay(&p->upstream, 1);
-    int err = zev_tcp_pipe(&p->up, &p->client, &p->upstream, 1);
+}
+
+/* Connect to the target and start both pipes now: the client's bytes queue on the connecting
+ * socket, the target's side starts reading once connected. 0 or a negative errno. */
+static int pair_start(struct pair *p) {
+    struct proxy *px = p->proxy;
+    int err = 0;
+    if (px->idle_timeout_ms > 0) {
+        err = zev_tcp_set_timeout(&p->client, px->idle_timeout_ms);
+        if (err == 0) err = zev_tcp_set_timeout(&p->upstream, px->idle_timeout_ms);
+    }
+    if (err == 0 && px->connect_timeout_ms > 0) {
+        err = zev_tcp_set_connect_timeout(&p->upstream, px->connect_timeout_ms);
+    }
+    if (err == 0) err = zev_tcp_connect_addr(&p->upstream, &px->target, on_upstream_connect);
+    if (err < 0) {
+        ex_warn(err, "connect %s", px->target_text);
+        return err;
+    }
+    err = zev_tcp_pipe(&p->up, &p->client, &p->upstream, 1);
     if (err == 0) err = zev_tcp_pipe(&p->down, &p->upstream, &p->client, 1);
-    if (err < 0) pair_close(p);
+    if (err < 0) ex_warn(err, "pipe");
+    return err;
 }
 
 static void on_connection(zev_tcp_server_t *s, int status) {
@@ -125,12 +178,7 @@ static void on_connection(zev_tcp_server_t *s, int status) {
     zev_tcp_set_allow_half_open(&p->client, 1);
     zev_tcp_set_allow_half_open(&p->upstream, 1);
     zev_tcp_set_nodelay(&p->client, 1);
-    /* The client is not read until the target answers: its bytes wait in the kernel. */
-    err = zev_tcp_connect_addr(&p->upstream, &px->target, on_upstream_connect);
-    if (err < 0) {
-        ex_warn(err, "connect %s", px->target_text);
-        pair_close(p);
-    }
+    if (pair_start(p) < 0) pair_close(p);
 }
 
 static void close_everything(void *arg) {
@@ -147,6 +195,8 @@ int main(int argc, char **argv) {
     char to_host[ZEV_ADDR_TEXT_MAX];
     int to_port = 0;
     int have_to = 0;
+    unsigned connect_timeout_ms = 60000;
+    unsigned idle_timeout_ms = 60000;
 
     ex_args_t a;
     ex_args_init(&a, argc, argv, usage);
@@ -160,13 +210,18 @@ int main(int argc, char **argv) {
             snprintf(listen_host, sizeof(listen_host), "%s", ex_args_host(&a));
         } else if (ex_args_is(&a, "--port")) {
             listen_port = ex_args_port(&a, 0);
+        } else if (ex_args_is(&a, "--connect-timeout")) {
+            connect_timeout_ms = ex_args_uint(&a, 0, 1u << 31);
+        } else if (ex_args_is(&a, "--idle-timeout")) {
+            idle_timeout_ms = ex_args_uint(&a, 0, 1u << 31);
         } else {
             ex_args_unknown(&a);
         }
     }
     if (!have_to) ex_usage_error("missing --to HOST:PORT");
 
-    struct proxy px;
+    struct proxy px = {.connect_timeout_ms = connect_timeout_ms,
+                       .idle_timeout_ms = idle_timeout_ms};
     ex_list_init(&px.pairs);
     ex_format_host_port(px.target_text, sizeof(px.target_text), to_host, to_port);
     int err = zev_addr_parse(&px.target, to_host, to_port);
