@@ -37,7 +37,7 @@
 
 static const char usage[] =
     "usage: zev-soak --examples DIR [--seconds S] [--connections N] [--max-connecting N]\n"
-    "                [--udp-window N] [--seed N]\n"
+    "                [--udp-window N] [--udp-rate N] [--seed N]\n"
     "\n"
     "Soak zev's example servers (DIR holds zev-echo-server, zev-proxy, zev-udp-echo):\n"
     "N connections through zev-echo-server for S/2 seconds, then through zev-proxy in front\n"
@@ -49,6 +49,7 @@ static const char usage[] =
     "  --connections N      concurrent connections per phase, 1..100000 (default 10000)\n"
     "  --max-connecting N   handshakes in flight at once (default 256)\n"
     "  --udp-window N       UDP datagrams in flight (default 64)\n"
+    "  --udp-rate N         UDP datagrams sent per second at most (default 20000)\n"
     "  --seed N             random seed (default 1)\n"
     "\n"
     "Exit status 0 if nothing was lost, reordered or leaked and every server exited 0.\n";
@@ -59,6 +60,7 @@ struct opts {
     unsigned connections;
     unsigned max_connecting;
     unsigned udp_window;
+    unsigned udp_rate;
     uint64_t seed;
 };
 
@@ -67,7 +69,9 @@ struct phase {
     struct tcp_stats tcp;
     struct probe_stats probe;
     double seconds;
-    unsigned stuck; /* connections still open after DRAIN_S */
+    unsigned connections;       /* wanted at once */
+    unsigned stuck;             /* connections still open after DRAIN_S */
+    long long listen_overflows; /* TcpExt ListenOverflows during the phase, machine-wide */
 };
 
 struct soak {
@@ -97,8 +101,12 @@ static unsigned long parse_num(const char *arg, const char *flag, unsigned long 
 }
 
 static void parse_args(struct opts *o, int argc, char **argv) {
-    *o = (struct opts){
-        .seconds = 60, .connections = 10000, .max_connecting = 256, .udp_window = 64, .seed = 1};
+    *o = (struct opts){.seconds = 60,
+                       .connections = 10000,
+                       .max_connecting = 256,
+                       .udp_window = 64,
+                       .udp_rate = 20000,
+                       .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -115,6 +123,8 @@ static void parse_args(struct opts *o, int argc, char **argv) {
             o->max_connecting = (unsigned)parse_num(v, f, 1, 100000);
         } else if (!strcmp(f, "--udp-window")) {
             o->udp_window = (unsigned)parse_num(v, f, 1, 1024);
+        } else if (!strcmp(f, "--udp-rate")) {
+            o->udp_rate = (unsigned)parse_num(v, f, 1, 10000000);
         } else if (!strcmp(f, "--seed")) {
             o->seed = parse_num(v, f, 0, ~0ul);
         } else {
@@ -129,30 +139,40 @@ static void parse_args(struct opts *o, int argc, char **argv) {
     }
 }
 
+#define FD_SLACK 64 /* a server's own descriptors, the probe's, the spare a listener keeps */
+
 /* The proxy holds two descriptors per connection, the client one: raise our limit (the
- * servers inherit it) to what the proxy needs plus room. */
-static int raise_nofile(unsigned connections) {
-    rlim_t need = (rlim_t)connections * 2 + 512;
+ * servers inherit it) to what the proxy needs. Without CAP_SYS_RESOURCE the hard limit is a
+ * ceiling; then the proxy phase carries what fits under it, and says so. Returns the number
+ * of connections the proxy phase can carry, 0 if even the direct phase cannot run. */
+static unsigned raise_nofile(unsigned connections) {
+    rlim_t need = (rlim_t)(connections + 1) * 2 + FD_SLACK;
     struct rlimit r;
-    if (getrlimit(RLIMIT_NOFILE, &r) < 0) return -1;
-    if (r.rlim_cur >= need) {
-        printf("ulimit -n: %llu (enough; %llu needed)\n", (unsigned long long)r.rlim_cur,
-               (unsigned long long)need);
+    if (getrlimit(RLIMIT_NOFILE, &r) < 0) return 0;
+    rlim_t was = r.rlim_cur;
+    if (r.rlim_cur < need) {
+        struct rlimit want = {.rlim_cur = need, .rlim_max = r.rlim_max < need ? need : r.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
+            r = want;
+        } else {
+            r.rlim_cur = r.rlim_max; /* as far as we may go unprivileged */
+            setrlimit(RLIMIT_NOFILE, &r);
+        }
+    }
+    printf("ulimit -n: %llu (was %llu; hard limit %llu; the proxy phase needs %llu)\n",
+           (unsigned long long)r.rlim_cur, (unsigned long long)was, (unsigned long long)r.rlim_max,
+           (unsigned long long)need);
+    if (r.rlim_cur >= need) return connections;
+    if (r.rlim_cur < (rlim_t)connections + 1 + FD_SLACK) {
+        fprintf(stderr, "zev-soak: %u connections need ulimit -n %llu at least\n", connections,
+                (unsigned long long)need);
         return 0;
     }
-    rlim_t was = r.rlim_cur;
-    r.rlim_cur = need;
-    if (r.rlim_max < need) r.rlim_max = need; /* needs CAP_SYS_RESOURCE */
-    if (setrlimit(RLIMIT_NOFILE, &r) < 0) {
-        fprintf(stderr,
-                "zev-soak: need %llu descriptors, have %llu: run 'ulimit -n %llu' as "
-                "root first\n",
-                (unsigned long long)need, (unsigned long long)was, (unsigned long long)need);
-        return -1;
-    }
-    printf("ulimit -n: raised from %llu to %llu\n", (unsigned long long)was,
-           (unsigned long long)need);
-    return 0;
+    unsigned fit = (unsigned)((r.rlim_cur - FD_SLACK) / 2) - 1;
+    printf("ulimit -n: the hard limit cannot be raised (no CAP_SYS_RESOURCE): the proxy phase "
+           "carries %u connections (2 descriptors each in the proxy)\n",
+           fit);
+    return fit;
 }
 
 static long read_sysctl(const char *path, long *second) {
@@ -194,6 +214,25 @@ static int check_kernel(const struct opts *o) {
     return 0;
 }
 
+/* A TcpExt counter of /proc/net/netstat (a line of names, then a line of values), or -1. */
+static long long read_tcpext(const char *name) {
+    FILE *f = fopen("/proc/net/netstat", "r");
+    if (!f) return -1;
+    static char names[8192], values[8192];
+    long long v = -1;
+    while (v < 0 && fgets(names, sizeof(names), f) && fgets(values, sizeof(values), f)) {
+        if (strncmp(names, "TcpExt:", 7) != 0) continue;
+        char *sn, *sv;
+        char *n = strtok_r(names, " \n", &sn);
+        char *x = strtok_r(values, " \n", &sv);
+        for (; n && x; n = strtok_r(NULL, " \n", &sn), x = strtok_r(NULL, " \n", &sv)) {
+            if (!strcmp(n, name)) v = atoll(x);
+        }
+    }
+    fclose(f);
+    return v;
+}
+
 /* ---- the loop ------------------------------------------------------------------------------- */
 
 /* One epoll_wait and its events; the TCP load and UDP flood also get their tick. */
@@ -227,13 +266,14 @@ static int run_phase(struct soak *s, struct phase *ph, int port) {
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     double seconds = s->o.seconds / 2;
-    struct tcp_load *tcp = tcp_load_new(s->ep, &to, s->o.connections, s->o.max_connecting,
+    struct tcp_load *tcp = tcp_load_new(s->ep, &to, ph->connections, s->o.max_connecting,
                                         s->o.seed * 7 + (uint64_t)port);
     struct probe *probe = tcp ? probe_start(&to, seconds + DRAIN_S + 5) : NULL;
     if (!probe) {
         tcp_load_free(tcp);
         return -1;
     }
+    long long overflows = read_tcpext("ListenOverflows");
     uint64_t t0 = soak_now_ns();
     uint64_t end = t0 + (uint64_t)(seconds * 1e9);
     uint64_t next_progress = t0 + PROGRESS_NS;
@@ -251,6 +291,7 @@ static int run_phase(struct soak *s, struct phase *ph, int port) {
     while (tcp_load_open(tcp) > 0 && soak_now_ns() < drain_end)
         pump(s, tcp, 10);
     ph->stuck = tcp_load_open(tcp);
+    ph->listen_overflows = overflows < 0 ? -1 : read_tcpext("ListenOverflows") - overflows;
     tcp_load_abort(tcp);
     probe_stop(probe, &ph->probe);
     ph->tcp = *tcp_load_stats(tcp);
@@ -265,8 +306,9 @@ static void report_phase(struct soak *s, const struct phase *ph) {
     char errs[512];
     soak_errors_format(&t->errors, errs, sizeof(errs));
     uint64_t closed = t->closed_graceful + t->closed_reset + t->closed_abandoned + t->closed_failed;
-    printf("%s: %.1f s, %u connections wanted, peak %u concurrent\n", ph->name, ph->seconds,
-           s->o.connections, t->peak_live);
+    printf("%s: %.1f s, %u connections wanted, peak %u concurrent (all up after %.1f s, then "
+           "%.0f on average)\n",
+           ph->name, ph->seconds, ph->connections, t->peak_live, t->ramp_s, t->live_avg);
     printf("  connections: %llu opened, %llu closed (graceful %llu, reset %llu, abandoned %llu,"
            " failed %llu), %llu connects failed, %.0f/s\n",
            (unsigned long long)t->opened, (unsigned long long)closed,
@@ -283,13 +325,15 @@ static void report_phase(struct soak *s, const struct phase *ph) {
            (unsigned long long)(t->bytes_lost + ph->probe.bytes_lost),
            (unsigned long long)(t->bytes_reordered + ph->probe.bytes_reordered),
            (unsigned long long)t->bytes_abandoned, ph->stuck);
-    printf("  errors: %s\n", errs);
+    printf("  errors: %s; listen queue overflows: %lld (TcpExt ListenOverflows, machine-wide: "
+           "SYNs a full accept queue dropped, each a 1 s retransmit for its client)\n",
+           errs, ph->listen_overflows);
     soak_errors_format(&ph->probe.errors, errs, sizeof(errs));
     printf("  probe: %llu round trips, p50 %.2f ms, p99 %.2f ms, max %.2f ms; errors: %s\n",
            (unsigned long long)ph->probe.round_trips, (double)ph->probe.p50_us / 1e3,
            (double)ph->probe.p99_us / 1e3, (double)ph->probe.max_us / 1e3, errs);
 
-    if (t->peak_live < s->o.connections) fail(s, ph->name, "never reached the connections wanted");
+    if (t->peak_live < ph->connections) fail(s, ph->name, "never reached the connections wanted");
     if (t->bytes_lost + ph->probe.bytes_lost) fail(s, ph->name, "bytes lost");
     if (t->bytes_reordered + ph->probe.bytes_reordered) fail(s, ph->name, "bytes reordered");
     for (int k = SOAK_ERR_EARLY_EOF; k < SOAK_ERR_N; k++) {
@@ -305,13 +349,14 @@ static void report_udp(struct soak *s, double seconds) {
     const struct udp_stats *u = udp_flood_stats(s->udp);
     char errs[512];
     soak_errors_format(&u->errors, errs, sizeof(errs));
-    printf("udp flood (one socket, %u datagrams in flight, 16..1400 B): %llu sent, %llu echoed "
+    printf("udp flood (one socket, %u datagrams in flight, at most %u/s, 16..1400 B): %llu sent, "
+           "%llu echoed "
            "(%.0f/s), %llu bytes moved, %llu dropped (UDP may drop: reported only), %llu late, "
            "%llu corrupt; errors: %s\n",
-           s->o.udp_window, (unsigned long long)u->sent, (unsigned long long)u->echoed,
-           (double)u->echoed / seconds, (unsigned long long)(u->bytes_sent + u->bytes_echoed),
-           (unsigned long long)u->dropped, (unsigned long long)u->late,
-           (unsigned long long)u->corrupt, errs);
+           s->o.udp_window, s->o.udp_rate, (unsigned long long)u->sent,
+           (unsigned long long)u->echoed, (double)u->echoed / seconds,
+           (unsigned long long)(u->bytes_sent + u->bytes_echoed), (unsigned long long)u->dropped,
+           (unsigned long long)u->late, (unsigned long long)u->corrupt, errs);
     if (u->corrupt) fail(s, "udp", "corrupt UDP echoes");
     if (!u->echoed) fail(s, "udp", "no UDP echo at all");
 }
@@ -355,10 +400,12 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     soak_pattern_init(s.o.seed);
     printf("zev-soak --seconds %.0f --connections %u --max-connecting %u --udp-window %u "
+           "--udp-rate %u "
            "--seed %llu (%ld CPUs)\n",
-           s.o.seconds, s.o.connections, s.o.max_connecting, s.o.udp_window,
+           s.o.seconds, s.o.connections, s.o.max_connecting, s.o.udp_window, s.o.udp_rate,
            (unsigned long long)s.o.seed, sysconf(_SC_NPROCESSORS_ONLN));
-    if (raise_nofile(s.o.connections) < 0 || check_kernel(&s.o) < 0) return verdict(1) + 1;
+    unsigned proxy_connections = raise_nofile(s.o.connections);
+    if (!proxy_connections || check_kernel(&s.o) < 0) return verdict(1) + 1;
 
     struct server echo, proxy, udp;
     s.ep = epoll_create1(EPOLL_CLOEXEC);
@@ -371,10 +418,11 @@ int main(int argc, char **argv) {
     }
     struct sockaddr_in uto = {.sin_family = AF_INET, .sin_port = htons((uint16_t)udp.port)};
     uto.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    s.udp = udp_flood_new(s.ep, &uto, s.o.udp_window, s.o.seed);
+    s.udp = udp_flood_new(s.ep, &uto, s.o.udp_window, s.o.udp_rate, s.o.seed);
 
-    struct phase direct = {.name = "zev-echo-server"};
-    struct phase proxied = {.name = "zev-proxy -> zev-echo-server"};
+    struct phase direct = {.name = "zev-echo-server", .connections = s.o.connections};
+    struct phase proxied = {.name = "zev-proxy -> zev-echo-server",
+                            .connections = proxy_connections};
     int proxy_up = 0;
     unsigned echo_fds_between = 0;
     uint64_t t0 = soak_now_ns();

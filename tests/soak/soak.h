@@ -86,6 +86,8 @@ struct tcp_stats {
     uint64_t bytes_abandoned; /* not awaited on purpose (abandoned connections) */
     unsigned live;            /* connections established right now */
     unsigned peak_live;
+    double ramp_s;   /* until every connection was established at once; 0: never */
+    double live_avg; /* established, on average after the ramp */
     unsigned connecting;
     struct soak_errors errors;
 };
@@ -117,8 +119,9 @@ struct udp_stats {
     struct soak_errors errors;
 };
 struct udp_flood;
+/* `window` datagrams in flight at most, `rate` sent per second at most. */
 struct udp_flood *udp_flood_new(int ep, const struct sockaddr_in *to, unsigned window,
-                                uint64_t seed);
+                                unsigned rate, uint64_t seed);
 void udp_flood_event(struct udp_flood *u, uint32_t events);
 void udp_flood_tick(struct udp_flood *u, uint64_t now_ns);
 /* Send nothing more; udp_flood_in_flight() then falls to 0 as echoes arrive or time out. */

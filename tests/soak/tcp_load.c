@@ -2,8 +2,9 @@
  * all the time, every echoed byte checked.
  *
  * Each of `connections` slots holds one connection at a time. A connection lives a random
- * number of exchanges (1..MAX_EXCHANGES); an exchange writes one message of a random size and
- * waits until its echo is back whole, while the echo already returning is read and checked
+ * number of exchanges (1..MAX_EXCHANGES), a random pause (0..MAX_THINK_MS) apart, like a
+ * client between requests; an exchange writes one message of a random size and waits until
+ * its echo is back whole, while the echo already returning is read and checked
  * against the stream's pattern (soak.h) byte by byte, at its offset, and fed to a running
  * CRC32C that must equal the sent bytes' CRC when the stream ends. When its last message is
  * out, a connection ends one of three ways, chosen at open:
@@ -16,9 +17,13 @@
  *             as abandoned, not lost.
  * A freed slot is reopened at once (at most max_connecting handshakes in flight, to stay well
  * inside the listen backlog), so the service always carries about `connections` connections.
+ * Until every slot has been established at once (the ramp), no connection ends: each keeps
+ * exchanging, so the full count is reached even when opening 10,000 takes seconds; then
+ * connections end as drawn, and the count hovers just under the full one.
  *
  * Sockets are non-blocking, registered once, edge-triggered, with EPOLLIN|EPOLLOUT|EPOLLRDHUP:
- * one thread drives them all, with one 64 KiB read buffer.
+ * one thread drives them all, with one 64 KiB read buffer. The pauses wait on a wheel of
+ * 10 ms buckets (O(1) to add and remove), turned by the tick.
  */
 #include "soak.h"
 
@@ -31,15 +36,19 @@
 #include <unistd.h>
 
 #define MAX_EXCHANGES 40u
+#define MAX_THINK_MS 100u
+#define WHEEL_MS 10u
+#define WHEEL_SLOTS 16u /* > MAX_THINK_MS / WHEEL_MS + 1: a pause never wraps the wheel */
 #define TICK_SCAN_NS 1000000000ull /* look for stalled connections once a second */
 
-enum conn_state { C_FREE, C_CONNECTING, C_OPEN, C_HALF_CLOSED };
+enum conn_state { C_FREE, C_CONNECTING, C_OPEN, C_THINKING, C_HALF_CLOSED };
 enum conn_end { END_GRACEFUL, END_RESET, END_ABANDON };
 
 struct conn {
     uint8_t kind; /* SOAK_KIND_TCP: first, for the epoll dispatch in soak.c */
     uint8_t state;
     uint8_t end;
+    uint8_t last; /* the current message is the last: the end began when it was written */
     int fd;
     uint32_t exchanges_left; /* counting the current one */
     uint32_t key;            /* pattern offset of byte 0 of the stream */
@@ -49,6 +58,8 @@ struct conn {
     uint64_t echoed;
     uint64_t msg_end; /* stream offset where the current message ends */
     uint64_t progress_ns;
+    struct conn *wheel_next; /* C_THINKING: the wheel bucket's list */
+    struct conn *wheel_prev;
 };
 
 struct tcp_load {
@@ -60,21 +71,47 @@ struct tcp_load {
     unsigned *free_slots; /* a stack of slot indices */
     unsigned n_free;
     int stopping;
+    int ramped; /* every slot was established at once: connections may end */
+    uint64_t start_ns;
+    uint64_t live_sum; /* live, summed at every tick after the ramp */
+    uint64_t live_samples;
     uint64_t rng;
     uint64_t now_ns;
     uint64_t last_scan_ns;
     unsigned char *rbuf;
+    struct conn wheel[WHEEL_SLOTS]; /* list heads; bucket i: pauses ending in tick i mod N */
+    uint64_t wheel_tick;            /* the next tick to turn: now_ns / WHEEL_MS */
     struct tcp_stats st;
 };
 
-/* Mostly small, sometimes large: 60% up to 256 B, 30% up to 8 KiB, 9% up to 64 KiB, 1% up to
- * 1 MiB (larger than the socket buffers, so the server's write queue and backpressure work). */
+/* Mostly small, sometimes large: 70% up to 512 B, 25% up to 8 KiB, 4.9% up to 64 KiB, 0.1%
+ * up to 1 MiB (larger than the socket buffers, so the server's write queue and backpressure
+ * work). About 3.5 KiB on average. */
 static uint64_t message_size(struct tcp_load *l) {
-    uint64_t r = soak_rand(&l->rng) % 100;
-    if (r < 60) return soak_rand_range(&l->rng, 1, 256);
-    if (r < 90) return soak_rand_range(&l->rng, 257, 8192);
-    if (r < 99) return soak_rand_range(&l->rng, 8193, 65536);
+    uint64_t r = soak_rand(&l->rng) % 1000;
+    if (r < 700) return soak_rand_range(&l->rng, 1, 512);
+    if (r < 950) return soak_rand_range(&l->rng, 513, 8192);
+    if (r < 999) return soak_rand_range(&l->rng, 8193, 65536);
     return soak_rand_range(&l->rng, 65537, 1u << 20);
+}
+
+static void wheel_remove(struct conn *c) {
+    c->wheel_prev->wheel_next = c->wheel_next;
+    c->wheel_next->wheel_prev = c->wheel_prev;
+    c->wheel_next = c->wheel_prev = NULL;
+}
+
+/* Pause c for 0..MAX_THINK_MS: it joins the bucket of the tick its pause ends in. */
+static void wheel_add(struct tcp_load *l, struct conn *c) {
+    uint64_t due =
+        l->now_ns / (WHEEL_MS * 1000000ull) + soak_rand_range(&l->rng, 0, MAX_THINK_MS / WHEEL_MS);
+    if (due < l->wheel_tick) due = l->wheel_tick;
+    struct conn *head = &l->wheel[due % WHEEL_SLOTS];
+    c->state = C_THINKING;
+    c->wheel_next = head->wheel_next;
+    c->wheel_prev = head;
+    head->wheel_next->wheel_prev = c;
+    head->wheel_next = c;
 }
 
 static const unsigned char *stream_at(const struct conn *c, uint64_t offset) {
@@ -88,6 +125,7 @@ static void slot_free(struct tcp_load *l, struct conn *c, int rst) {
     }
     close(c->fd); /* also leaves the epoll set: the fd is not shared */
     c->fd = -1;
+    if (c->state == C_THINKING) wheel_remove(c);
     if (c->state == C_CONNECTING) {
         l->st.connecting--;
     } else {
@@ -131,6 +169,7 @@ static void conn_open(struct tcp_load *l, struct conn *c) {
     uint64_t e = (r >> 32) % 100;
     c->end = e < 65 ? END_GRACEFUL : e < 95 ? END_RESET : END_ABANDON;
     c->exchanges_left = (uint32_t)soak_rand_range(&l->rng, 1, MAX_EXCHANGES);
+    c->last = 0;
     c->sent = c->echoed = c->msg_end = 0;
     c->crc_sent = c->crc_echoed = 0;
     c->progress_ns = l->now_ns;
@@ -184,7 +223,8 @@ static int conn_write(struct tcp_load *l, struct conn *c) {
         c->sent += (uint64_t)w;
         l->st.bytes_sent += (uint64_t)w;
     }
-    if (c->exchanges_left == 1 && c->state == C_OPEN) {
+    if (c->exchanges_left == 1 && c->state == C_OPEN && !c->last && (l->ramped || l->stopping)) {
+        c->last = 1;
         last_message_out(l, c);
         if (c->state == C_FREE) return -1;
     }
@@ -192,6 +232,7 @@ static int conn_write(struct tcp_load *l, struct conn *c) {
 }
 
 static int exchange_start(struct tcp_load *l, struct conn *c) {
+    c->state = C_OPEN;
     c->msg_end = c->sent + message_size(l);
     return conn_write(l, c);
 }
@@ -199,7 +240,11 @@ static int exchange_start(struct tcp_load *l, struct conn *c) {
 /* The current message is back whole. */
 static int exchange_done(struct tcp_load *l, struct conn *c) {
     l->st.exchanges++;
-    if (--c->exchanges_left > 0) return exchange_start(l, c);
+    if (!c->last) {
+        if (c->exchanges_left > 1) c->exchanges_left--; /* 1 before the ramp: stay there */
+        wheel_add(l, c);                                /* the next message after a pause */
+        return 0;
+    }
     if (c->end == END_RESET) {
         l->st.closed_reset++;
         slot_free(l, c, 1);
@@ -275,6 +320,10 @@ static void conn_connected(struct tcp_load *l, struct conn *c) {
     l->st.connecting--;
     l->st.live++;
     if (l->st.live > l->st.peak_live) l->st.peak_live = l->st.live;
+    if (!l->ramped && l->st.live == l->n) {
+        l->ramped = 1;
+        l->st.ramp_s = (double)(l->now_ns - l->start_ns) / 1e9;
+    }
     c->progress_ns = l->now_ns;
     if (l->stopping) c->exchanges_left = 1;
     exchange_start(l, c);
@@ -304,8 +353,27 @@ static void scan_stalled(struct tcp_load *l) {
     }
 }
 
+/* Start the next exchange of every connection whose pause is over. */
+static void wheel_turn(struct tcp_load *l) {
+    uint64_t now_tick = l->now_ns / (WHEEL_MS * 1000000ull);
+    for (; l->wheel_tick <= now_tick; l->wheel_tick++) {
+        struct conn *head = &l->wheel[l->wheel_tick % WHEEL_SLOTS];
+        while (head->wheel_next != head) {
+            struct conn *c = head->wheel_next;
+            wheel_remove(c);
+            c->progress_ns = l->now_ns;
+            exchange_start(l, c);
+        }
+    }
+}
+
 void tcp_load_tick(struct tcp_load *l, uint64_t now_ns) {
     l->now_ns = now_ns;
+    if (l->ramped && !l->stopping) {
+        l->live_sum += l->st.live;
+        l->st.live_avg = (double)l->live_sum / (double)++l->live_samples;
+    }
+    wheel_turn(l);
     if (now_ns - l->last_scan_ns >= TICK_SCAN_NS) {
         l->last_scan_ns = now_ns;
         scan_stalled(l);
@@ -317,9 +385,13 @@ void tcp_load_stop(struct tcp_load *l) {
     l->stopping = 1;
     for (unsigned i = 0; i < l->n; i++) {
         struct conn *c = &l->conns[i];
+        if (c->state == C_THINKING) c->exchanges_left = 1; /* its pause ends in the last one */
         if (c->state != C_OPEN) continue;
         c->exchanges_left = 1;
-        if (c->sent == c->msg_end) last_message_out(l, c);
+        if (c->sent == c->msg_end && !c->last) {
+            c->last = 1;
+            last_message_out(l, c);
+        }
     }
 }
 
@@ -354,7 +426,11 @@ struct tcp_load *tcp_load_new(int ep, const struct sockaddr_in *to, unsigned con
     l->n = connections;
     l->max_connecting = max_connecting;
     l->rng = seed | 1;
-    l->now_ns = l->last_scan_ns = soak_now_ns();
+    l->now_ns = l->last_scan_ns = l->start_ns = soak_now_ns();
+    l->wheel_tick = l->now_ns / (WHEEL_MS * 1000000ull);
+    for (unsigned i = 0; i < WHEEL_SLOTS; i++) {
+        l->wheel[i].wheel_next = l->wheel[i].wheel_prev = &l->wheel[i];
+    }
     for (unsigned i = 0; i < connections; i++) {
         l->conns[i].kind = SOAK_KIND_TCP;
         l->conns[i].fd = -1;

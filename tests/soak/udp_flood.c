@@ -8,7 +8,9 @@
  * dropped) or corrupt. UDP may drop (a full receive buffer on either side), so drops are
  * reported, not failed: a datagram counts as dropped when its echo has not come DROP_MS after
  * it was sent, and its place in the window goes to a new one. The socket is connect()ed, so
- * only the server's datagrams reach it.
+ * only the server's datagrams reach it. Sending is capped at `rate` datagrams a second (a
+ * token bucket refilled by the tick), so the flood presses the UDP server hard without taking
+ * the whole machine from the TCP servers on a small one.
  */
 #include "soak.h"
 
@@ -36,6 +38,9 @@ struct udp_flood {
     int fd;
     unsigned window;
     unsigned in_flight;
+    double rate;   /* datagrams per second */
+    double tokens; /* datagrams that may be sent now, at most one window's worth */
+    uint64_t refill_ns;
     int stopping;
     uint64_t next_seq;
     uint64_t key;           /* from the seed: where in the pattern payloads are cut */
@@ -57,7 +62,8 @@ static size_t payload_len(uint64_t seq) {
 
 static void send_more(struct udp_flood *u) {
     /* The span oldest..next_seq must fit the ring, even while one old datagram holds it. */
-    while (!u->stopping && u->in_flight < u->window && u->next_seq - u->oldest < RING) {
+    while (!u->stopping && u->in_flight < u->window && u->next_seq - u->oldest < RING &&
+           u->tokens >= 1) {
         uint64_t seq = u->next_seq;
         size_t len = payload_len(seq);
         struct header h = {
@@ -71,6 +77,7 @@ static void send_more(struct udp_flood *u) {
             return; /* EAGAIN: EPOLLOUT brings us back; an error: the tick does */
         }
         u->next_seq++;
+        u->tokens -= 1;
         u->ring[seq % RING] = seq + 1;
         u->sent_ns[seq % RING] = soak_now_ns();
         u->in_flight++;
@@ -139,6 +146,9 @@ void udp_flood_tick(struct udp_flood *u, uint64_t now_ns) {
         }
         u->oldest++;
     }
+    u->tokens += u->rate * (double)(now_ns - u->refill_ns) / 1e9;
+    if (u->tokens > u->window) u->tokens = u->window;
+    u->refill_ns = now_ns;
     send_more(u);
 }
 
@@ -155,12 +165,14 @@ const struct udp_stats *udp_flood_stats(const struct udp_flood *u) {
 }
 
 struct udp_flood *udp_flood_new(int ep, const struct sockaddr_in *to, unsigned window,
-                                uint64_t seed) {
+                                unsigned rate, uint64_t seed) {
     if (window > MAX_WINDOW) window = MAX_WINDOW;
     struct udp_flood *u = calloc(1, sizeof(*u));
     if (!u) return NULL;
     u->kind = SOAK_KIND_UDP;
     u->window = window;
+    u->rate = rate;
+    u->refill_ns = soak_now_ns();
     u->key = seed % SOAK_PATTERN_PERIOD;
     u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (u->fd < 0) goto free_u;
