@@ -139,6 +139,8 @@ static const char *error_name(int kind, char *buf, size_t len) {
         return "ENOBUFS";
     case ENOMEM:
         return "ENOMEM";
+    case ENOTCONN:
+        return "ENOTCONN";
     case EHOSTUNREACH:
         return "EHOSTUNREACH";
     default:

@@ -115,7 +115,27 @@ void server_settle_fds(struct server *s, unsigned timeout_ms) {
     }
 }
 
-void server_read_hwm(struct server *s) {
+/* utime and stime, fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the
+ * command name (which may itself hold spaces). */
+static void read_cpu(struct server *s) {
+    char path[64];
+    char buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)s->pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long long ut, st;
+    if (p &&
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2) {
+        s->cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+}
+
+void server_read_usage(struct server *s) {
+    read_cpu(s);
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)s->pid);
     FILE *f = fopen(path, "r");

@@ -141,12 +141,20 @@ static void parse_args(struct opts *o, int argc, char **argv) {
 
 #define FD_SLACK 64 /* a server's own descriptors, the probe's, the spare a listener keeps */
 
-/* The proxy holds two descriptors per connection, the client one: raise our limit (the
- * servers inherit it) to what the proxy needs. Without CAP_SYS_RESOURCE the hard limit is a
- * ceiling; then the proxy phase carries what fits under it, and says so. Returns the number
- * of connections the proxy phase can carry, 0 if even the direct phase cannot run. */
-static unsigned raise_nofile(unsigned connections) {
-    rlim_t need = (rlim_t)(connections + 1) * 2 + FD_SLACK;
+/* Descriptors the proxy needs for n connections: two per pair, for the n live ones, the
+ * handshakes in flight it may accept, and the pairs whose client has just closed and which it
+ * has not yet closed itself: with a few hundred connections ending a second, 2% of n. A run
+ * without that margin saw zev-proxy's upstream connects fail with EMFILE. */
+static rlim_t proxy_fds(unsigned n, unsigned max_connecting) {
+    return (rlim_t)(n + 1 + max_connecting + n / 50) * 2 + FD_SLACK;
+}
+
+/* Raise our descriptor limit (the servers inherit it) to what the proxy needs. Without
+ * CAP_SYS_RESOURCE the hard limit is a ceiling; then the proxy phase carries what fits under
+ * it, and says so. Returns the number of connections the proxy phase can carry, 0 if even the
+ * direct phase cannot run. */
+static unsigned raise_nofile(unsigned connections, unsigned max_connecting) {
+    rlim_t need = proxy_fds(connections, max_connecting);
     struct rlimit r;
     if (getrlimit(RLIMIT_NOFILE, &r) < 0) return 0;
     rlim_t was = r.rlim_cur;
@@ -163,14 +171,16 @@ static unsigned raise_nofile(unsigned connections) {
            (unsigned long long)r.rlim_cur, (unsigned long long)was, (unsigned long long)r.rlim_max,
            (unsigned long long)need);
     if (r.rlim_cur >= need) return connections;
-    if (r.rlim_cur < (rlim_t)connections + 1 + FD_SLACK) {
+    if (r.rlim_cur < (rlim_t)connections + 1 + max_connecting + FD_SLACK) {
         fprintf(stderr, "zev-soak: %u connections need ulimit -n %llu at least\n", connections,
                 (unsigned long long)need);
         return 0;
     }
-    unsigned fit = (unsigned)((r.rlim_cur - FD_SLACK) / 2) - 1;
+    unsigned fit = connections;
+    while (fit > 1 && proxy_fds(fit, max_connecting) > r.rlim_cur)
+        fit--;
     printf("ulimit -n: the hard limit cannot be raised (no CAP_SYS_RESOURCE): the proxy phase "
-           "carries %u connections (2 descriptors each in the proxy)\n",
+           "carries %u connections (2 descriptors each in the proxy, plus room for churn)\n",
            fit);
     return fit;
 }
@@ -362,8 +372,9 @@ static void report_udp(struct soak *s, double seconds) {
 }
 
 static void report_server(struct soak *s, struct server *srv) {
-    printf("server %s: peak RSS (VmHWM) %.1f MiB, fds %u at start, %u at end; SIGTERM: ", srv->name,
-           (double)srv->hwm_kib / 1024.0, srv->fds_start, srv->fds_end);
+    printf("server %s: peak RSS (VmHWM) %.1f MiB, CPU %.1f s, fds %u at start, %u at end; "
+           "SIGTERM: ",
+           srv->name, (double)srv->hwm_kib / 1024.0, srv->cpu_s, srv->fds_start, srv->fds_end);
     if (!srv->exited) {
         printf("still running after %d ms (killed)\n", EXIT_TIMEOUT_MS);
     } else if (WIFEXITED(srv->exit_status)) {
@@ -377,6 +388,18 @@ static void report_server(struct soak *s, struct server *srv) {
     if (!srv->exited || !WIFEXITED(srv->exit_status) || WEXITSTATUS(srv->exit_status) != 0) {
         fail(s, srv->name, "did not exit 0 on SIGTERM");
     }
+}
+
+static double tv_s(struct timeval tv) {
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void report_self(uint64_t t0) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("zev-soak itself: CPU %.1f s (user %.1f, system %.1f) in %.1f s\n",
+           tv_s(ru.ru_utime) + tv_s(ru.ru_stime), tv_s(ru.ru_utime), tv_s(ru.ru_stime),
+           (double)(soak_now_ns() - t0) / 1e9);
 }
 
 /* ---- main ----------------------------------------------------------------------------------- */
@@ -404,7 +427,7 @@ int main(int argc, char **argv) {
            "--seed %llu (%ld CPUs)\n",
            s.o.seconds, s.o.connections, s.o.max_connecting, s.o.udp_window, s.o.udp_rate,
            (unsigned long long)s.o.seed, sysconf(_SC_NPROCESSORS_ONLN));
-    unsigned proxy_connections = raise_nofile(s.o.connections);
+    unsigned proxy_connections = raise_nofile(s.o.connections, s.o.max_connecting);
     if (!proxy_connections || check_kernel(&s.o) < 0) return verdict(1) + 1;
 
     struct server echo, proxy, udp;
@@ -457,10 +480,11 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < 3; i++) {
         if (!servers[i]) continue;
         server_settle_fds(servers[i], FD_SETTLE_MS);
-        server_read_hwm(servers[i]);
+        server_read_usage(servers[i]);
         server_stop(servers[i], EXIT_TIMEOUT_MS);
         report_server(&s, servers[i]);
     }
     close(s.ep);
+    report_self(t0);
     return verdict(s.failed);
 }

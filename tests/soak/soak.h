@@ -159,6 +159,7 @@ struct server {
     unsigned fds_start;
     unsigned fds_end;
     uint64_t hwm_kib;
+    double cpu_s;    /* user + system CPU time so far */
     int exit_status; /* as from waitpid */
     int exited;
     double exit_ms; /* SIGTERM to exit */
@@ -169,8 +170,9 @@ int server_start(struct server *s, const char *name, char *const argv[]);
 int server_fd_count(const struct server *s);
 /* Wait up to timeout_ms for the fd count to come back to fds_start; store it in fds_end. */
 void server_settle_fds(struct server *s, unsigned timeout_ms);
-/* VmHWM of /proc/PID/status in KiB into s->hwm_kib; 0 if unreadable. */
-void server_read_hwm(struct server *s);
+/* VmHWM of /proc/PID/status in KiB into s->hwm_kib, and its CPU time from /proc/PID/stat
+ * into s->cpu_s; left 0 if unreadable. */
+void server_read_usage(struct server *s);
 /* SIGTERM, wait up to timeout_ms (then SIGKILL). 0 if it exited with status 0. */
 int server_stop(struct server *s, unsigned timeout_ms);
 /* Print up to max_lines of its stderr, indented; return how many lines it holds. */

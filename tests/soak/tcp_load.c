@@ -17,9 +17,10 @@
  *             as abandoned, not lost.
  * A freed slot is reopened at once (at most max_connecting handshakes in flight, to stay well
  * inside the listen backlog), so the service always carries about `connections` connections.
- * Until every slot has been established at once (the ramp), no connection ends: each keeps
- * exchanging, so the full count is reached even when opening 10,000 takes seconds; then
- * connections end as drawn, and the count hovers just under the full one.
+ * Until every slot has been established at once (the ramp), no connection ends: one that
+ * reaches its last exchange draws a new lifetime, so the full count is reached even when
+ * opening 10,000 takes seconds; then connections end as drawn, and the count hovers just
+ * under the full one.
  *
  * Sockets are non-blocking, registered once, edge-triggered, with EPOLLIN|EPOLLOUT|EPOLLRDHUP:
  * one thread drives them all, with one 64 KiB read buffer. The pauses wait on a wheel of
@@ -241,8 +242,14 @@ static int exchange_start(struct tcp_load *l, struct conn *c) {
 static int exchange_done(struct tcp_load *l, struct conn *c) {
     l->st.exchanges++;
     if (!c->last) {
-        if (c->exchanges_left > 1) c->exchanges_left--; /* 1 before the ramp: stay there */
-        wheel_add(l, c);                                /* the next message after a pause */
+        if (c->exchanges_left > 1) {
+            c->exchanges_left--;
+        } else {
+            /* Still ramping: a new lifetime, so that connections do not all end together
+             * the moment the ramp is over. */
+            c->exchanges_left = (uint32_t)soak_rand_range(&l->rng, 1, MAX_EXCHANGES);
+        }
+        wheel_add(l, c); /* the next message after a pause */
         return 0;
     }
     if (c->end == END_RESET) {
