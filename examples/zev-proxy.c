@@ -82,6 +82,14 @@ static void pair_close(struct pair *p) {
     if (!zev_is_closing(&p->upstream.handle)) zev_close(&p->upstream.handle, socket_closed);
 }
 
+/* A failure on one side reaches the other as a reset, never as a clean end of stream that
+ * would pass for a complete answer (or request). */
+static void pair_reset(struct pair *p) {
+    if (!zev_is_closing(&p->client.handle)) zev_tcp_close_reset(&p->client, socket_closed);
+    if (!zev_is_closing(&p->upstream.handle)) zev_tcp_close_reset(&p->upstream, socket_closed);
+    pair_close(p); /* whichever close_reset could not do (a socket with no descriptor yet) */
+}
+
 /* One direction is done: its destination has sent everything and shut down. */
 static void on_finish(zev_tcp_t *t) {
     struct pair *p = t->handle.data;
@@ -89,8 +97,8 @@ static void on_finish(zev_tcp_t *t) {
 }
 
 static void on_error(zev_tcp_t *t, int err) {
-    (void)err; /* resets are routine for a proxy; either side failing ends both */
-    pair_close(t->handle.data);
+    (void)err; /* resets are routine for a proxy; either side failing resets both */
+    pair_reset(t->handle.data);
 }
 
 /* A peer's EOF. Once connected it is a half-close that the pipe passes on. Before, a client
@@ -116,7 +124,7 @@ static void on_upstream_connect(zev_tcp_t *t, int status) {
     if (zev_is_closing(&t->handle)) return; /* closed by a shutdown meanwhile: nothing to do */
     if (status < 0) {
         ex_warn(status, "connect %s", p->proxy->target_text);
-        pair_close(p);
+        pair_reset(p);
         return;
     }
     p->connected = 1;

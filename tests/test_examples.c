@@ -334,6 +334,21 @@ static size_t read_until_closed(int fd, char *buf, size_t cap) {
 }
 
 /* Close with a reset (SO_LINGER 0) instead of a FIN. */
+/* Read from fd until it ends, which must be a reset (ECONNRESET), not an orderly EOF. */
+static void expect_reset(int fd) {
+    char buf[256];
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        cr_assert_gt(poll(&p, 1, IO_TIMEOUT_MS), 0, "still open after %d ms", IO_TIMEOUT_MS);
+        ssize_t r = recv(fd, buf, sizeof(buf), 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r > 0) continue;
+        cr_assert(r < 0 && errno == ECONNRESET, "ended with %s, not a reset",
+                  r == 0 ? "a clean EOF" : strerror(errno));
+        return;
+    }
+}
+
 static void close_with_reset(int fd) {
     struct linger l = {.l_onoff = 1, .l_linger = 0};
     cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)), 0);
@@ -1172,11 +1187,34 @@ static void expect_reset_closes_both(bool client_resets) {
     cr_assert_eq(read_exact(fd, buf, 4), 4);
     int survivor = client_resets ? up : fd;
     close_with_reset(client_resets ? fd : up);
-    read_until_closed(survivor, buf, sizeof(buf));
+    expect_reset(survivor);
     wait_child_sockets(proxy, base, "after the reset");
     close(survivor);
     stop_with(proxy, SIGTERM);
     close(target);
+}
+
+/* Found by the soak: when the proxy cannot reach its target, the client must see a reset,
+ * not a clean end of stream that looks like a complete (empty) answer. */
+Test(examples, proxy_resets_the_client_when_the_target_refuses) {
+    int refused_port;
+    {
+        struct sockaddr_in a;
+        int gone = plain_listener(1, &a);
+        refused_port = ntohs(a.sin_port);
+        close(gone); /* nobody listens there now: 127.0.0.1 answers the SYN with RST */
+    }
+    int port;
+    struct child *proxy = start_proxy(refused_port, NULL, &port);
+    int fd = connect_to("127.0.0.1", port);
+    /* The reset may already be here (then the send says so), or come after the request. */
+    if (send(fd, "ping", 4, MSG_NOSIGNAL) < 0) {
+        cr_assert(errno == ECONNRESET || errno == EPIPE, "send: %s", strerror(errno));
+    } else {
+        expect_reset(fd);
+    }
+    close(fd);
+    stop_with(proxy, SIGTERM);
 }
 
 Test(examples, proxy_closes_both_sides_when_the_client_resets) {

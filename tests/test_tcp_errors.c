@@ -234,3 +234,30 @@ Test(tcp_errors, sendfile_to_a_socket_that_cannot_send_is_epipe_not_sigpipe) {
     fclose(f);
     close_and_run(&a.handle);
 }
+
+static int peer_error;
+static int peer_errors;
+
+static void record_peer_error(zev_tcp_t *t, int err) {
+    (void)t;
+    peer_error = err;
+    peer_errors++;
+}
+
+static const zev_tcp_events_t peer_error_events = {.error = record_peer_error};
+
+/* libuv's uv_tcp_close_reset, Node's socket.resetAndDestroy(): the peer sees a reset, not an
+ * orderly end, so a proxy can pass a reset on instead of turning it into a clean EOF. */
+Test(tcp_errors, close_reset_makes_the_peer_see_econnreset) {
+    zev_tcp_t a, b;
+    zt_tcp_pair(&a, &b);
+    zev_tcp_set_events(&b, &peer_error_events);
+    cr_assert_eq(zev_tcp_read_start(&b), 0);
+    peer_errors = 0;
+    cr_assert_eq(zev_tcp_close_reset(&a, NULL), 0);
+    cr_assert_eq(zev_tcp_close_reset(&a, NULL), -EBADF, "a closing socket");
+    cr_assert(zt_run_until(&peer_errors, 1, 10000));
+    cr_assert_eq(peer_error, -ECONNRESET, "got %s", zev_err_name(peer_error));
+    cr_assert_eq(zev_tcp_close_reset(NULL, NULL), -EINVAL);
+    close_and_run(&b.handle);
+}

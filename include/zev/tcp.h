@@ -173,6 +173,10 @@ ZEV_EXPORT int zev_tcp_sendfile(zev_tcp_t *t, int fd, off_t offset, size_t len,
  * writes fail with -EPIPE. Idempotent. */
 ZEV_EXPORT int zev_tcp_end(zev_tcp_t *t);
 /* Destroy: zev_close(&t->handle, cb). Queued writes complete with -ECANCELED. */
+/* Destroy with a reset (libuv's uv_tcp_close_reset, Node's resetAndDestroy()): the peer gets
+ * RST and sees -ECONNRESET, not an orderly end; unsent bytes are dropped. Then as zev_close.
+ * -EINVAL on NULL, -EBADF if closing or closed, or the setsockopt errno. */
+ZEV_EXPORT int zev_tcp_close_reset(zev_tcp_t *t, zev_close_cb cb);
 
 /* Node's allowHalfOpen: 1 keeps our side open after the peer's EOF (default 0). */
 ZEV_EXPORT int zev_tcp_set_allow_half_open(zev_tcp_t *t, int enable);

@@ -78,6 +78,19 @@ int zev_tcp_init(zev_loop_t *loop, zev_tcp_t *t) {
     return 0;
 }
 
+int zev_tcp_close_reset(zev_tcp_t *t, zev_close_cb cb) {
+    if (!t) return -EINVAL;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
+    if (t->io.fd >= 0) {
+        /* A zero linger time makes close() abort the connection: RST instead of FIN. */
+        struct linger abort_now = {.l_onoff = 1, .l_linger = 0};
+        int err = zev__sys_setsockopt(t->io.fd, SOL_SOCKET, SO_LINGER, &abort_now,
+                                      sizeof(abort_now));
+        if (err < 0) return err;
+    }
+    return zev_close(&t->handle, cb);
+}
+
 int zev_tcp_set_events(zev_tcp_t *t, const zev_tcp_events_t *events) {
     if (!t) return -EINVAL;
     if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
