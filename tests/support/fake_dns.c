@@ -116,6 +116,7 @@ bool zt_fake_dns_install(void) {
     return true;
 #else
     (void)fake_getaddrinfo;
+    (void)free_answer;
     return false;
 #endif
 }
