@@ -52,6 +52,16 @@ ZEV_EXPORT const char *zev_strerror(int err);
  * name where it offers one (glibc); "UNKNOWN" if no name is known. */
 ZEV_EXPORT const char *zev_err_name(int err);
 
+/* Name-lookup failures (getaddrinfo's EAI_* codes, zev_resolve and zev_tcp_connect by name).
+ * Returned negated like errnos (-ZEV_EAI_NONAME) and outside the errno range (libuv's
+ * numbers). Other EAI_* codes map to errnos: EAI_MEMORY to -ENOMEM, EAI_SYSTEM to the errno,
+ * bad hints to -EINVAL. */
+enum {
+    ZEV_EAI_AGAIN = 3001,  /* "EAI_AGAIN": temporary failure (no answer from the DNS server) */
+    ZEV_EAI_FAIL = 3004,   /* "EAI_FAIL": permanent failure of the lookup */
+    ZEV_EAI_NONAME = 3008, /* "ENOTFOUND" as Node names it: no such host, or no address for it */
+};
+
 /* ---- intrusive list link (private: embedded in handles, managed by the library) ---------- */
 
 struct zev__link {
@@ -170,6 +180,7 @@ typedef struct {
 
 struct zev__timer_node;
 struct zev__backend;
+struct zev__resolver;
 
 /* private: a pool of fixed-size objects (write-queue entries, timeout nodes), grown in blocks
  * through the allocator and reused; returned to the allocator at zev_loop_close. */
@@ -209,6 +220,7 @@ struct zev_loop_s {
     size_t read_off;
     struct zev__slab slab;           /* 64-byte objects */
     struct zev__slab slab_large;     /* 128-byte objects */
+    struct zev__resolver *resolver;  /* name lookups' threads, started by the first (resolve.c) */
 };
 
 /* Initialise a loop in memory the caller owns. -EINVAL if loop is NULL, -EBUSY if it holds a
@@ -218,9 +230,11 @@ ZEV_EXPORT int zev_loop_init(zev_loop_t *loop);
 /* As zev_loop_init with options (opts may be NULL). -EINVAL on NULL loop or bad options,
  * -EBUSY on a live loop. */
 ZEV_EXPORT int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts);
-/* Release the loop's resources. -EBUSY while any handle is open, a close callback is due or
- * the user still holds a buffer reference (zev_buf_ref/zev_buf_get without the unref): the
- * loop stays usable, so release and retry. -EBADF if already closed; -EINVAL on NULL. */
+/* Release the loop's resources. -EBUSY while any handle is open, a close callback is due, a
+ * name lookup's callback is due, or the user still holds a buffer reference (zev_buf_ref/
+ * zev_buf_get without the unref): the loop stays usable, so release and retry. Joins the
+ * resolver threads; one still inside a cancelled getaddrinfo is detached instead, and frees
+ * its answer and exits on its own when the call returns (it never touches the loop again). -EBADF if already closed; -EINVAL on NULL. */
 ZEV_EXPORT int zev_loop_close(zev_loop_t *loop);
 /* Run the loop. Returns 1 if referenced active handles remain (more to do), 0 if not;
  * -EINVAL on NULL or bad mode, -EBADF on a closed loop, -EBUSY if called from inside run,

@@ -27,6 +27,10 @@ static const char *workers_echo(void) {
     return zt_workers_echo(2, 32);
 }
 
+static const char *resolve_storm(void) {
+    return zt_resolve_cancel_storm(20, 32);
+}
+
 int main(void) {
     const struct scenario scenarios[] = {
         {"async_pingpong", pingpong},
@@ -34,6 +38,7 @@ int main(void) {
         {"async_close_and_free_while_sending", close_and_free},
         {"workers_echo", workers_echo},
         {"workers_setup_fails", zt_workers_setup_fails},
+        {"resolve_cancel_storm", resolve_storm},
     };
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {

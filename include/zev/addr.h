@@ -34,4 +34,44 @@ ZEV_EXPORT int zev_addr_info(const zev_sockaddr_t *addr, zev_addr_info_t *info);
 /* Length of the sockaddr for its family (0 for an unknown family). */
 ZEV_EXPORT unsigned zev_addr_len(const zev_sockaddr_t *addr);
 
+/* ---- names: getaddrinfo off the loop's thread (Node's dns.lookup, libuv's uv_getaddrinfo) -- */
+
+typedef struct zev_resolve_s zev_resolve_t;
+/* The lookup ended: status 0 with n >= 1 addresses (getaddrinfo's order, each with the port
+ * asked for; valid during the call only), or status < 0 with n 0: -ZEV_EAI_NONAME (Node's
+ * ENOTFOUND), -ZEV_EAI_AGAIN, -ZEV_EAI_FAIL, -ENOMEM, an errno, or -ECANCELED. Runs on the
+ * loop's thread; the request may be reused or freed from here on. */
+typedef void (*zev_resolve_cb)(zev_resolve_t *req, int status, const zev_sockaddr_t *addrs,
+                               size_t n);
+
+struct zev__resolve_job;
+
+/* One lookup. The user owns its memory from zev_resolve until the callback ran. */
+struct zev_resolve_s {
+    /* public */
+    void *data;
+    /* read-only */
+    zev_loop_t *loop;
+    /* private */
+    zev_resolve_cb cb;
+    struct zev__resolve_job *job; /* on the resolver's queue or thread; NULL when not running */
+    struct zev__link cancelled;   /* in the resolver's list while its -ECANCELED is due */
+    int port;
+};
+
+/* Resolve host (a name, or numeric text) for port on one of the loop's resolver threads
+ * (getaddrinfo; at most 4 threads, started on first need, joined by zev_loop_close); cb runs
+ * later on the loop's thread, never inside this call. family: 0 (any), 4 or 6. A lookup in
+ * flight keeps zev_run going. Costs two allocations (the job, with a copy of host, from
+ * malloc since a cancelled job may outlive the loop; the answer's array through the loop's
+ * allocator) plus getaddrinfo's own. -EINVAL on NULL, text that is neither an address nor a
+ * host name (labels of letters, digits, '-', '_'; 253 bytes at most), a bad family or a port
+ * outside 0..65535; -EBADF on a closed loop; -ENOMEM; -EAGAIN if no thread could start. */
+ZEV_EXPORT int zev_resolve(zev_loop_t *loop, zev_resolve_t *req, const char *host, int port,
+                           int family, zev_resolve_cb cb);
+/* Cancel a lookup: its callback runs from the loop with -ECANCELED (never inside this call).
+ * A lookup already inside getaddrinfo is cancelled logically: its thread finishes the call
+ * and frees the answer. -EINVAL on NULL, -EALREADY if the callback ran or is already due. */
+ZEV_EXPORT int zev_resolve_cancel(zev_resolve_t *req);
+
 #endif /* ZEV_ADDR_H */

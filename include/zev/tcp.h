@@ -132,17 +132,21 @@ struct zev_tcp_s {
 ZEV_EXPORT int zev_tcp_init(zev_loop_t *loop, zev_tcp_t *t);
 /* Set the event table (kept by pointer; it must outlive the socket). NULL clears. */
 ZEV_EXPORT int zev_tcp_set_events(zev_tcp_t *t, const zev_tcp_events_t *events);
-/* Connect to a numeric address and port; cb(t, 0) once the kernel reports the handshake done,
- * or cb(t, -ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH...). Writes, end and sendfile made before
- * then only queue, and go out after cb. Closing t before that abandons the connect and cb is
- * never called (Node: no 'connect' after destroy). -EINVAL on bad text/port/NULL, -EISCONN if
- * in use, -ENOMEM if the socket's extra state could not be had (the callback is kept there). */
+/* Connect to host and port; cb(t, 0) once the kernel reports the handshake done, or cb(t,
+ * -ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH...). Numeric text connects at once; a host name is
+ * looked up on the loop's resolver threads (zev_resolve) and its addresses raced, IPv6 and
+ * IPv4 250 ms apart (RFC 8305, Node's autoSelectFamily; docs/names.md), with no descriptor
+ * until one wins; a failed lookup gives cb -ZEV_EAI_NONAME etc. Writes, end and sendfile made
+ * before cb only queue, and go out after it. Closing t before that abandons the connect (and
+ * lookup) and cb is never called (Node: no 'connect' after destroy). -EINVAL on bad text or
+ * port or NULL, -EISCONN if in use, -ENOMEM if the socket's extra state could not be had (the
+ * callback is kept there) or, for a name, the lookup's. */
 ZEV_EXPORT int zev_tcp_connect(zev_tcp_t *t, const char *host, int port, zev_tcp_connect_cb cb);
 /* As zev_tcp_connect with a parsed address. */
 ZEV_EXPORT int zev_tcp_connect_addr(zev_tcp_t *t, const zev_sockaddr_t *addr,
                                     zev_tcp_connect_cb cb);
 /* Fail a connect that has not finished after timeout_ms with -ETIMEDOUT (0: no limit, the
- * kernel's). Call before connect. -EINVAL on negative, -EISCONN once connecting, -ENOMEM (not
+ * kernel's; at most about 49 days); by name, it covers the lookup too. Call before connect. -EINVAL on negative, -EISCONN once connecting, -ENOMEM (not
  * for 0 on a socket that has no timeout yet: that allocates nothing). */
 ZEV_EXPORT int zev_tcp_set_connect_timeout(zev_tcp_t *t, int64_t timeout_ms);
 

@@ -111,3 +111,22 @@ void zev__async_dispatch(zev_loop_t *loop) {
     atomic_store(as_atomic(&loop->async_wake_pending), 0);
     run_sent(loop);
 }
+
+/* The loop's own async handles (the resolver's): not counted as open, so zev_loop_close does
+ * not wait for a user to close them; zev__async_forget ends them at loop close. */
+void zev__async_init_internal(zev_loop_t *loop, zev_async_t *a, zev_async_cb cb) {
+    *a = (zev_async_t){0};
+    a->handle.loop = loop;
+    a->handle.type = ZEV_ASYNC;
+    a->handle.ops = &async_ops;
+    a->cb = cb;
+    atomic_init(as_atomic(&a->pending), ASYNC_IDLE);
+    atomic_init(as_atomic(&a->busy), 0);
+    zev__list_push_back(&loop->async_handles, &a->node);
+}
+
+/* The caller guarantees no sender is left (the resolver's threads stopped sending). */
+void zev__async_forget(zev_async_t *a) {
+    zev__handle_set_requests(&a->handle, false);
+    async_close(&a->handle);
+}

@@ -85,6 +85,10 @@ static const struct err_entry errors[] = {
 #ifdef ENONET
     {ENONET, "ENONET", "machine is not on the network"},
 #endif
+    /* Name lookups (zev.h): codes outside the errno range, named as Node names them. */
+    {ZEV_EAI_AGAIN, "EAI_AGAIN", "temporary failure in name resolution"},
+    {ZEV_EAI_FAIL, "EAI_FAIL", "permanent failure in name resolution"},
+    {ZEV_EAI_NONAME, "ENOTFOUND", "host name not found"},
 };
 
 static const struct err_entry *find(int err) {

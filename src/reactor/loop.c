@@ -95,7 +95,9 @@ int zev_loop_close(zev_loop_t *loop) {
     if (loop->state != ZEV__LOOP_READY) return loop->state == ZEV__LOOP_RUNNING ? -EBUSY : -EINVAL;
     if (loop->open_handles > 0 || loop->closing_head) return -EBUSY;
     if (loop->slab.in_use > 0 || loop->slab_large.in_use > 0) return -EBUSY;
-    int err = zev__buf_pool_close(loop);
+    int err = zev__resolver_close(loop); /* -EBUSY while a lookup's callback is due */
+    if (err < 0) return err;
+    err = zev__buf_pool_close(loop);
     if (err < 0) return err;
     zev__slab_close(loop, &loop->slab);
     zev__slab_close(loop, &loop->slab_large);

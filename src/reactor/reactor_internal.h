@@ -206,6 +206,22 @@ int zev__timer_next_timeout(const zev_loop_t *loop);
 /* Run the callbacks of every async handle that was sent to. Called by the wake watcher. */
 void zev__async_dispatch(zev_loop_t *loop);
 
+/* An async handle of the loop itself: sent to like any, never counted as an open handle. */
+void zev__async_init_internal(zev_loop_t *loop, zev_async_t *a, zev_async_cb cb);
+/* End an internal async handle; no sender may be inside zev_async_send on it any more. */
+void zev__async_forget(zev_async_t *a);
+
+/* ---- name lookups (resolve.c) ---- */
+
+/* host is text a lookup may be asked for: a syntactically valid host name, 1..253 bytes. */
+bool zev__resolve_name_valid(const char *host);
+/* Forget a lookup in flight without its callback (its owner is going away): a job not yet
+ * started is freed, one inside getaddrinfo is freed when it returns. No-op if none. */
+void zev__resolve_abandon(zev_resolve_t *req);
+/* At zev_loop_close: -EBUSY while a lookup's callback is due; else stop the threads (join the
+ * idle ones, detach one still inside getaddrinfo) and free what the loop holds. */
+int zev__resolver_close(zev_loop_t *loop);
+
 /* ---- buffer pool (buf.c) ---- */
 
 void zev__buf_pool_init(zev_loop_t *loop, size_t chunk_size);

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -61,6 +62,23 @@ static inline int zev__fault_hit(enum zev_sys id, size_t *limit) {
     (void)id;
     (void)limit;
     return 0;
+}
+#endif
+
+/* getaddrinfo, called on the resolver's threads (resolve.c). A test build lets a test answer
+ * instead (zev_fault_set_getaddrinfo): lookups of made-up names, failures, a lookup that
+ * blocks, with no packet sent anywhere. Returns getaddrinfo's code (0 or EAI_*). */
+#ifdef ZEV_FAULT_INJECTION
+int zev__sys_getaddrinfo(const char *host, const struct addrinfo *hints, struct addrinfo **res);
+void zev__sys_freeaddrinfo(struct addrinfo *res);
+#else
+static inline int zev__sys_getaddrinfo(const char *host, const struct addrinfo *hints,
+                                       struct addrinfo **res) {
+    return getaddrinfo(host, NULL, hints, res);
+}
+
+static inline void zev__sys_freeaddrinfo(struct addrinfo *res) {
+    freeaddrinfo(res);
 }
 #endif
 

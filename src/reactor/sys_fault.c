@@ -67,3 +67,26 @@ int zev__fault_hit(enum zev_sys id, size_t *limit) {
     if (limit) *limit = r->limit;
     return 1;
 }
+
+/* Read by the resolver threads, so atomic; set by a test before its first lookup. */
+static _Atomic(zev_fault_gai_fn) gai_hook;
+static void (*_Atomic gai_free_hook)(struct addrinfo *);
+
+void zev_fault_set_getaddrinfo(zev_fault_gai_fn gai, void (*free_fn)(struct addrinfo *res)) {
+    atomic_store(&gai_hook, gai);
+    atomic_store(&gai_free_hook, free_fn);
+}
+
+int zev__sys_getaddrinfo(const char *host, const struct addrinfo *hints, struct addrinfo **res) {
+    zev_fault_gai_fn gai = atomic_load(&gai_hook);
+    return gai ? gai(host, hints, res) : getaddrinfo(host, NULL, hints, res);
+}
+
+void zev__sys_freeaddrinfo(struct addrinfo *res) {
+    void (*free_fn)(struct addrinfo *) = atomic_load(&gai_free_hook);
+    if (free_fn) {
+        free_fn(res);
+    } else {
+        freeaddrinfo(res);
+    }
+}

@@ -23,4 +23,10 @@ uint64_t zev_fault_calls(enum zev_sys id);
 /* Calls of id that a rule failed or shortened. */
 uint64_t zev_fault_hits(enum zev_sys id);
 
+/* Answer the resolver threads' getaddrinfo calls with gai and free their answers with
+ * free_fn (both NULL: the real calls). Set it before the first lookup; it is process-wide. */
+typedef int (*zev_fault_gai_fn)(const char *host, const struct addrinfo *hints,
+                                struct addrinfo **res);
+void zev_fault_set_getaddrinfo(zev_fault_gai_fn gai, void (*free_fn)(struct addrinfo *res));
+
 #endif /* ZEV_SYS_FAULT_H */

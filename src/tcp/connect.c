@@ -14,18 +14,34 @@
  *  4. a failure was recorded meanwhile (zev__tcp_fail: a write that could not be queued).
  * Writes, end and sendfile made while connecting only queue and feed nothing (write.c); they
  * go out after the connect callback, as ordinary work of the connected phase.
+ *
+ * A connect by name (eyeballs.c) is CONNECTING from the call on, through the lookup and the
+ * attempts, with no descriptor; the winning attempt's descriptor is attached and reported as
+ * fact 2, so the same four facts end it.
  */
 #include "tcp_internal.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 
+/* Numeric text takes the direct path, with no lookup and no thread. */
 int zev_tcp_connect(zev_tcp_t *t, const char *host, int port, zev_tcp_connect_cb cb) {
     if (!t || !host || !cb) return -EINVAL;
     zev_sockaddr_t addr;
-    int err = zev_addr_parse(&addr, host, port);
+    if (zev_addr_parse(&addr, host, port) == 0) return zev_tcp_connect_addr(t, &addr, cb);
+    if (port <= 0 || port > 65535 || !zev__resolve_name_valid(host)) return -EINVAL;
+    if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
+    if (t->io.fd >= 0 || zev__tcp_phase(t) != ZEV__TCP_IDLE) return -EISCONN;
+    struct zev__tcp_extra *x = zev__tcp_extra_get(t);
+    if (!x) return -ENOMEM;
+    int err = zev__tcp_name_start(t, host, port);
     if (err < 0) return err;
-    return zev_tcp_connect_addr(t, &addr, cb);
+    x->connect_cb = cb;
+    t->err = 0;
+    zev__tcp_set_phase(t, ZEV__TCP_CONNECTING);
+    zev__tcp_timeout_connect_started(t); /* the timeout covers the lookup too */
+    zev__tcp_update_active(t);
+    return 0;
 }
 
 int zev_tcp_connect_addr(zev_tcp_t *t, const zev_sockaddr_t *addr, zev_tcp_connect_cb cb) {
@@ -88,6 +104,7 @@ static void connect_failed(zev_tcp_t *t, int status) {
 }
 
 bool zev__tcp_connect_finish(zev_tcp_t *t, int status) {
+    zev__tcp_name_end(t); /* a timeout or a failure may end a connect by name early */
     t->handle.flags &= ~ZEV__TCP_CONNECT_DUE;
     if (status == 0) {
         zev__tcp_set_phase(t, ZEV__TCP_CONNECTED);

@@ -43,6 +43,7 @@ static void tcp_close(zev_handle_t *h) {
     zev_tcp_t *t = (zev_tcp_t *)h;
     zev_loop_t *loop = h->loop;
     zev__tcp_pipe_detach(t);
+    zev__tcp_name_end(t); /* a connect by name: its lookup and attempts */
     zev__tcp_extra_free(t);
     zev__watcher_stop(loop, &t->io); /* frees the handle's queue slot for the close queue */
     if (t->io.fd >= 0) {

@@ -89,12 +89,13 @@ struct zev__tcp_extra {
     zev_tcp_t *socket;           /* the owner, for the node's fire callback */
     uint64_t last_active_ms;     /* activity stamp for the idle timeout */
     uint64_t idle_ms;            /* Node's setTimeout; 0: none */
-    uint64_t connect_ms;         /* connect timeout; 0: the kernel's */
+    struct zev__tcp_name *name;  /* connecting by name: the lookup and the attempts, or NULL */
     struct zev_tcp_pipe_s *pipe_out; /* the pipe this socket feeds, or NULL */
     struct zev_tcp_pipe_s *pipe_in;  /* the pipe that feeds this socket, or NULL */
     zev_tcp_connect_cb connect_cb;
     char *user_buf;              /* read into user memory instead of the pool */
     size_t user_buf_len;
+    uint32_t connect_ms;         /* connect timeout (lookup and attempts); 0: the kernel's */
     uint32_t hwm;                /* write-queue high-water mark in bytes */
 };
 
@@ -143,6 +144,13 @@ int zev__tcp_connect_result(zev_tcp_t *t, unsigned revents);
 /* End the connecting phase with status and run the connect callback. Returns true if the
  * socket is now connected and still open (the caller goes on with what waited for it). */
 bool zev__tcp_connect_finish(zev_tcp_t *t, int status);
+
+/* eyeballs.c: connecting by name (the phase is CONNECTING, with no descriptor until an
+ * attempt wins; connect.c finishes it as usual). */
+/* Start looking host up for a connect to port; t is idle and has its extra state. */
+int zev__tcp_name_start(zev_tcp_t *t, const char *host, int port);
+/* The connect ended or t is closing: abandon the lookup and every attempt, silently. */
+void zev__tcp_name_end(zev_tcp_t *t);
 
 /* read.c */
 void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents);

@@ -80,6 +80,6 @@ int zev_tcp_set_connect_timeout(zev_tcp_t *t, int64_t ms) {
     if (ms == 0 && !t->extra) return 0;
     struct zev__tcp_extra *x = zev__tcp_extra_get(t);
     if (!x) return -ENOMEM;
-    x->connect_ms = (uint64_t)ms;
+    x->connect_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms; /* 49 days is no limit */
     return 0;
 }

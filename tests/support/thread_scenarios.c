@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,4 +411,59 @@ const char *zt_workers_setup_fails(void) {
     if (!fail && zev_workers_stop(workers, 3) != -EBADF) fail = "a stop after it was not EBADF";
     free(s);
     return fail;
+}
+
+/* ---- resolver threads: lookups, cancels, close ---- */
+
+struct storm_lookups {
+    zev_resolve_t reqs[64];
+    int calls[64];
+    int bad;
+    int n;
+};
+
+static void on_storm_lookup(zev_resolve_t *req, int status, const zev_sockaddr_t *addrs,
+                            size_t n) {
+    struct storm_lookups *s = req->loop->data;
+    int i = (int)(req - s->reqs);
+    s->calls[i]++;
+    bool cancelled = i % 3 == 0 || i == 1;
+    if (cancelled ? status != -ECANCELED && status != 0 : status != 0 || n != 1 || !addrs) {
+        s->bad++;
+    }
+    /* Lookup 1 is cancelled from here, if it has not answered yet. */
+    if (i == 2 && s->n > 1) zev_resolve_cancel(&s->reqs[1]);
+}
+
+static const char *resolve_round(int lookups) {
+    zev_loop_t loop;
+    if (zev_loop_init(&loop) != 0) return "zev_loop_init failed";
+    struct storm_lookups *s = calloc(1, sizeof(*s));
+    if (!s) return "out of memory";
+    s->n = lookups;
+    loop.data = s;
+    const char *err = NULL;
+    for (int i = 0; i < lookups && !err; i++) {
+        if (zev_resolve(&loop, &s->reqs[i], i % 2 ? "127.0.0.1" : "::1", 80, 0,
+                        on_storm_lookup) != 0)
+            err = "zev_resolve failed";
+        if (!err && i % 3 == 0 && zev_resolve_cancel(&s->reqs[i]) != 0) err = "cancel failed";
+    }
+    if (zev_run(&loop, ZEV_RUN_DEFAULT) != 0 && !err) err = "zev_run did not end";
+    for (int i = 0; i < lookups && !err; i++) {
+        if (s->calls[i] != 1) err = "a lookup's callback did not run exactly once";
+    }
+    if (!err && s->bad) err = "a lookup got a wrong status";
+    if (zev_loop_close(&loop) != 0 && !err) err = "zev_loop_close failed";
+    free(s);
+    return err;
+}
+
+const char *zt_resolve_cancel_storm(int rounds, int lookups) {
+    if (lookups < 1 || lookups > 64) return "bad arguments";
+    for (int r = 0; r < rounds; r++) {
+        const char *err = resolve_round(lookups);
+        if (err) return err;
+    }
+    return NULL;
 }

@@ -23,5 +23,9 @@ const char *zt_workers_echo(unsigned workers, int connections);
  * worker's port): the start returns it, the first worker was stopped (its on_stop ran) and
  * joined, the third's setup never ran, and a stop then is -EBADF. */
 const char *zt_workers_setup_fails(void);
+/* `rounds` times on a fresh loop: `lookups` (1..64) numeric lookups (no name service, no
+ * packet) on the resolver threads, every third cancelled at once and one cancelled from inside
+ * another's callback; every callback runs exactly once, then zev_loop_close joins the threads. */
+const char *zt_resolve_cancel_storm(int rounds, int lookups);
 
 #endif
