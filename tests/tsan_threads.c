@@ -27,6 +27,18 @@ static const char *workers_echo(void) {
     return zt_workers_echo(2, 32);
 }
 
+static const char *signal_threads(void) {
+    return zt_signal_to_loop_and_other_threads(500);
+}
+
+static const char *signal_two_loops(void) {
+    return zt_signal_two_loops_two_threads(300);
+}
+
+static const char *async_in_handler(void) {
+    return zt_async_send_from_a_signal_handler(5000);
+}
+
 int main(void) {
     const struct scenario scenarios[] = {
         {"async_pingpong", pingpong},
@@ -34,6 +46,9 @@ int main(void) {
         {"async_close_and_free_while_sending", close_and_free},
         {"workers_echo", workers_echo},
         {"workers_setup_fails", zt_workers_setup_fails},
+        {"signal_to_loop_and_other_threads", signal_threads},
+        {"signal_two_loops_two_threads", signal_two_loops},
+        {"async_send_from_a_signal_handler", async_in_handler},
     };
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
