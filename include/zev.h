@@ -216,6 +216,7 @@ struct zev_loop_s {
     struct zev__link signal_handles; /* started zev_signal_t, in start order (signal.c) */
     uint64_t signal_wanted;          /* bit signum-1: a handle here is started for it */
     uint64_t signal_caught;          /* atomic: bit signum-1 caught, not yet dispatched */
+    unsigned signal_pass;            /* dispatch passes run (signal.c) */
     zev_loop_t *signal_next;         /* in the process-wide list of loops with signals */
     struct zev__wake signal_io;      /* kqueue: where EVFILT_SIGNAL events arrive */
 };

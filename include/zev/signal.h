@@ -36,6 +36,7 @@ struct zev_signal_s {
     int signum; /* the signal watched; 0 while stopped */
     /* private */
     int oneshot;
+    unsigned pass; /* the loop's dispatch pass that last visited or started it */
     zev_signal_cb cb;
     struct zev__link node; /* in loop->signal_handles while started */
 };

@@ -237,6 +237,7 @@ static int start(zev_signal_t *s, zev_signal_cb cb, int signum, int oneshot) {
         int err = watch_signal(s->handle.loop, signum);
         if (err < 0) return err;
         s->signum = signum;
+        s->pass = s->handle.loop->signal_pass; /* a dispatch running now skips it */
         zev__list_push_back(&s->handle.loop->signal_handles, &s->node);
         zev__handle_start(&s->handle);
     }
@@ -261,24 +262,25 @@ int zev_signal_stop(zev_signal_t *s) {
 }
 
 /* Every handle started before this call whose signal was caught runs once, in start order.
- * A callback may stop, close or start any handle: a marker at the tail ends the pass, each
- * visited handle moves behind it, so handles started meanwhile wait for the next signal and
- * loop_wants() still sees every started handle. */
+ * A callback may stop, close or start any handle: each visited handle moves to the tail
+ * stamped with this pass's generation, as does a handle started meanwhile (start()), so
+ * reaching a stamped handle at the head ends the pass; the list keeps every started handle
+ * throughout (loop_wants() walks it). */
 void zev__signal_dispatch(zev_loop_t *loop) {
     _Atomic uint64_t *caught_p = as_atomic64(&loop->signal_caught);
     if (atomic_load(caught_p) == 0) return;
     uint64_t caught = atomic_exchange(caught_p, 0);
-    zev_signal_t mark = {0}; /* signum 0: watches nothing */
-    zev__list_push_back(&loop->signal_handles, &mark.node);
-    while (loop->signal_handles.next != &mark.node) {
-        struct zev__link *node = loop->signal_handles.next;
-        zev__list_remove(node);
-        zev__list_push_back(&loop->signal_handles, node);
-        zev_signal_t *s = zev__container_of(node, zev_signal_t, node);
+    unsigned pass = ++loop->signal_pass;
+    struct zev__link *head = &loop->signal_handles;
+    while (head->next != head) {
+        zev_signal_t *s = zev__container_of(head->next, zev_signal_t, node);
+        if (s->pass == pass) break;
+        s->pass = pass;
+        zev__list_remove(&s->node);
+        zev__list_push_back(head, &s->node);
         int signum = s->signum;
         if (!(caught & signal_bit(signum))) continue;
         if (s->oneshot) stop_handle(s);
         s->cb(s, signum);
     }
-    zev__list_remove(&mark.node);
 }
