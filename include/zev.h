@@ -2,7 +2,8 @@
  *
  * Sections, in order: version and export macro, errors, the private building blocks of handles
  * (list link, I/O watcher, the handle struct), loop, common handle calls, timer, async.
- * Buffers and addresses live in zev/buf.h and zev/addr.h; TCP and UDP in zev/tcp.h and
+ * Buffers and addresses live in zev/buf.h and zev/addr.h; watching any descriptor and
+ * signal handles (after async) in zev/fdwatch.h and zev/signal.h; TCP and UDP in zev/tcp.h and
  * zev/udp.h; one loop per thread on many cores in zev/workers.h; all are included from here,
  * so users include only <zev.h>.
  *
@@ -93,7 +94,9 @@ typedef enum {
     ZEV_ASYNC,
     ZEV_TCP,
     ZEV_TCP_SERVER,
-    ZEV_UDP
+    ZEV_UDP,
+    ZEV_FDWATCH,
+    ZEV_SIGNAL
 } zev_handle_type;
 
 typedef struct zev_handle_s zev_handle_t;
@@ -221,6 +224,13 @@ struct zev_loop_s {
     struct zev__slab slab;           /* 64-byte objects */
     struct zev__slab slab_large;     /* 128-byte objects */
     struct zev__resolver *resolver;  /* name lookups' threads, started by the first (resolve.c) */
+    struct zev__link fdwatches;      /* started zev_fdwatch_t (fdwatch.c: -EEXIST check) */
+    struct zev__link signal_handles; /* started zev_signal_t, in start order (signal.c) */
+    uint64_t signal_wanted;          /* bit signum-1: a handle here is started for it */
+    uint64_t signal_caught;          /* atomic: bit signum-1 caught, not yet dispatched */
+    unsigned signal_pass;            /* dispatch passes run (signal.c) */
+    zev_loop_t *signal_next;         /* in the process-wide list of loops with signals */
+    struct zev__wake signal_io;      /* kqueue: where EVFILT_SIGNAL events arrive */
 };
 
 /* Initialise a loop in memory the caller owns. -EINVAL if loop is NULL, -EBUSY if it holds a
@@ -340,13 +350,16 @@ struct zev_async_s {
 /* Initialise an async handle; it is active (keeps the loop running) until closed or unref'd.
  * -EINVAL on NULL loop/async/cb, -EBADF on a closed loop. */
 ZEV_EXPORT int zev_async_init(zev_loop_t *loop, zev_async_t *async, zev_async_cb cb);
-/* Wake the loop and run the callback there; safe from any thread, and async-signal-safe
- * (a signal handler may call it; errno is kept). Sends before the callback runs coalesce
- * into one call. A send still inside this call holds the close callback back, so the
+/* Wake the loop and run the callback there; safe from any thread, and async-signal-safe on
+ * every backend and wake-up (eventfd, self-pipe, EVFILT_USER): a signal handler may call it
+ * (lock-free atomics and one write() or kevent(); errno is kept), though zev_signal_t does
+ * that job for you. Sends before the callback runs coalesce into one call. A send still inside this call holds the close callback back, so the
  * handle may be freed in it; a send must not start once the close callback may have run.
  * -EINVAL on NULL or a never-initialised handle, -EBADF once closing. */
 ZEV_EXPORT int zev_async_send(zev_async_t *async);
 
+#include "zev/fdwatch.h"
+#include "zev/signal.h"
 #include "zev/tcp.h"
 #include "zev/udp.h"
 #include "zev/workers.h"

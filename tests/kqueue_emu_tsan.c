@@ -23,11 +23,21 @@ static const char *churn(void) {
     return kq_emu_changes_while_blocked(2000);
 }
 
+static const char *signal_ping(void) {
+    return kq_emu_signal_from_another_thread(500);
+}
+
+static const char *trigger_in_handler(void) {
+    return kq_emu_trigger_from_a_signal_handler(20000);
+}
+
 int main(void) {
     const struct scenario scenarios[] = {
         {"wake_pingpong", pingpong},
         {"trigger_storm", storm},
         {"changes_while_blocked", churn},
+        {"signal_from_another_thread", signal_ping},
+        {"trigger_from_a_signal_handler", trigger_in_handler},
     };
     int passed = 0;
     int failed = 0;

@@ -1,7 +1,7 @@
 /* tests/test_kqueue_emu.c: the test-only kqueue emulation (support/kqueue_emu) against the
  * FreeBSD kqueue(2) semantics it claims: knotes, level vs EV_CLEAR, EV_ONESHOT, enable and
- * disable, errors in the eventlist, the data field, EV_EOF, EVFILT_USER and timeouts. The
- * emulation is compiled into this executable, so it runs in every Linux build. */
+ * disable, errors in the eventlist, the data field, EV_EOF, EVFILT_USER, EVFILT_SIGNAL and
+ * timeouts. The emulation is compiled into this executable, so it runs in every Linux build. */
 #include "emu_threads.h"
 #include "zt.h"
 
@@ -625,6 +625,128 @@ Test(kqueue_emu, triggers_from_many_threads_coalesce_and_none_is_lost) {
 
 Test(kqueue_emu, changes_from_another_thread_while_blocked_are_safe) {
     const char *err = kq_emu_changes_while_blocked(300);
+    cr_assert_null(err, "%s", err);
+}
+
+/* ---- EVFILT_SIGNAL ---- */
+
+static int handler_calls;
+
+static void count_signal(int sig) {
+    (void)sig;
+    handler_calls++;
+}
+
+static void set_handler(int sig, void (*handler)(int), struct sigaction *old) {
+    struct sigaction sa = {.sa_handler = handler};
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(sig, &sa, old), 0);
+}
+
+static void (*current_handler(int sig))(int) {
+    struct sigaction cur;
+    cr_assert_eq(sigaction(sig, NULL, &cur), 0);
+    return cur.sa_handler;
+}
+
+Test(kqueue_emu, a_signal_knote_counts_deliveries_even_while_the_signal_is_ignored) {
+    struct sigaction old;
+    set_handler(SIGUSR2, SIG_IGN, &old);
+    int kq = new_kq();
+    cr_assert_eq(change(kq, SIGUSR2, EVFILT_SIGNAL, EV_ADD, 0, &tag_a), 0);
+    struct kevent ev;
+    cr_assert_eq(poll_now(kq, &ev, 1), 0, "nothing delivered yet");
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(raise(SIGUSR2), 0);
+    }
+    cr_assert_eq(poll_now(kq, &ev, 1), 1);
+    cr_assert_eq(ev.filter, EVFILT_SIGNAL);
+    cr_assert_eq(ev.ident, SIGUSR2);
+    cr_assert_eq(ev.data, 3, "data: deliveries since last returned");
+    cr_assert_eq(ev.udata, &tag_a);
+    cr_assert(ev.flags & EV_CLEAR, "EVFILT_SIGNAL sets EV_CLEAR itself");
+    cr_assert_eq(poll_now(kq, &ev, 1), 0, "cleared after delivery");
+    cr_assert_eq(change(kq, SIGUSR2, EVFILT_SIGNAL, EV_DELETE, 0, NULL), 0);
+    cr_assert_eq(current_handler(SIGUSR2), SIG_IGN, "the ignored disposition is back");
+    close(kq);
+    sigaction(SIGUSR2, &old, NULL);
+}
+
+Test(kqueue_emu, every_queue_with_a_knote_for_the_signal_records_it) {
+    struct sigaction old;
+    set_handler(SIGUSR2, SIG_IGN, &old);
+    int kq1 = new_kq();
+    int kq2 = new_kq();
+    cr_assert_eq(change(kq1, SIGUSR2, EVFILT_SIGNAL, EV_ADD, 0, &tag_a), 0);
+    cr_assert_eq(change(kq2, SIGUSR2, EVFILT_SIGNAL, EV_ADD, 0, &tag_b), 0);
+    cr_assert_eq(kill(getpid(), SIGUSR2), 0);
+    struct kevent ev;
+    cr_assert_eq(poll_now(kq1, &ev, 1), 1);
+    cr_assert_eq(ev.udata, &tag_a);
+    cr_assert_eq(poll_now(kq2, &ev, 1), 1);
+    cr_assert_eq(ev.udata, &tag_b);
+    cr_assert_eq(ev.data, 1);
+    close(kq1);
+    cr_assert_eq(raise(SIGUSR2), 0);
+    cr_assert_eq(poll_now(kq2, &ev, 1), 1, "a closed queue's knote is reclaimed, the other stays");
+    close(kq2);
+    sigaction(SIGUSR2, &old, NULL);
+}
+
+Test(kqueue_emu, the_replaced_handler_still_runs_and_deleting_the_knote_restores_it) {
+    struct sigaction old;
+    handler_calls = 0;
+    set_handler(SIGUSR2, count_signal, &old);
+    int kq = new_kq();
+    cr_assert_eq(change(kq, SIGUSR2, EVFILT_SIGNAL, EV_ADD, 0, NULL), 0);
+    cr_assert_neq(current_handler(SIGUSR2), count_signal, "the recording handler is in place");
+    cr_assert_eq(raise(SIGUSR2), 0);
+    cr_assert_eq(handler_calls, 1, "normal delivery happens as well");
+    struct kevent ev;
+    cr_assert_eq(poll_now(kq, &ev, 1), 1);
+    cr_assert_eq(change(kq, SIGUSR2, EVFILT_SIGNAL, EV_DELETE, 0, NULL), 0);
+    cr_assert_eq(current_handler(SIGUSR2), count_signal);
+    close(kq);
+    sigaction(SIGUSR2, &old, NULL);
+}
+
+Test(kqueue_emu, a_disabled_signal_knote_keeps_its_count_for_enable) {
+    struct sigaction old;
+    set_handler(SIGUSR2, SIG_IGN, &old);
+    int kq = new_kq();
+    cr_assert_eq(change(kq, SIGUSR2, EVFILT_SIGNAL, EV_ADD | EV_DISABLE, 0, NULL), 0);
+    cr_assert_eq(raise(SIGUSR2), 0);
+    cr_assert_eq(raise(SIGUSR2), 0);
+    struct kevent ev;
+    cr_assert_eq(poll_now(kq, &ev, 1), 0);
+    cr_assert_eq(change(kq, SIGUSR2, EVFILT_SIGNAL, EV_ENABLE, 0, NULL), 0);
+    cr_assert_eq(poll_now(kq, &ev, 1), 1);
+    cr_assert_eq(ev.data, 2);
+    close(kq);
+    sigaction(SIGUSR2, &old, NULL);
+}
+
+Test(kqueue_emu, signal_knote_errors) {
+    int kq = new_kq();
+    errno = 0;
+    cr_assert_eq(change(kq, 0, EVFILT_SIGNAL, EV_ADD, 0, NULL), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(change(kq, 65, EVFILT_SIGNAL, EV_ADD, 0, NULL), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(change(kq, SIGUSR2, EVFILT_SIGNAL, EV_DELETE, 0, NULL), -1);
+    cr_assert_eq(errno, ENOENT);
+    cr_assert_eq(change(kq, SIGKILL, EVFILT_SIGNAL, EV_ADD, 0, NULL), -1, "sigaction refuses it");
+    cr_assert_eq(errno, EINVAL);
+    close(kq);
+}
+
+Test(kqueue_emu, a_signal_on_another_thread_wakes_a_blocked_kevent) {
+    const char *err = kq_emu_signal_from_another_thread(100);
+    cr_assert_null(err, "%s", err);
+}
+
+Test(kqueue_emu, a_trigger_made_in_a_signal_handler_never_deadlocks_on_the_emulation_lock) {
+    const char *err = kq_emu_trigger_from_a_signal_handler(20000);
     cr_assert_null(err, "%s", err);
 }
 

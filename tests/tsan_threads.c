@@ -31,6 +31,18 @@ static const char *resolve_storm(void) {
     return zt_resolve_cancel_storm(20, 32);
 }
 
+static const char *signal_threads(void) {
+    return zt_signal_to_loop_and_other_threads(500);
+}
+
+static const char *signal_two_loops(void) {
+    return zt_signal_two_loops_two_threads(300);
+}
+
+static const char *async_in_handler(void) {
+    return zt_async_send_from_a_signal_handler(5000);
+}
+
 int main(void) {
     const struct scenario scenarios[] = {
         {"async_pingpong", pingpong},
@@ -39,6 +51,9 @@ int main(void) {
         {"workers_echo", workers_echo},
         {"workers_setup_fails", zt_workers_setup_fails},
         {"resolve_cancel_storm", resolve_storm},
+        {"signal_to_loop_and_other_threads", signal_threads},
+        {"signal_two_loops_two_threads", signal_two_loops},
+        {"async_send_from_a_signal_handler", async_in_handler},
     };
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {

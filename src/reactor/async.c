@@ -110,6 +110,9 @@ void zev__async_dispatch(zev_loop_t *loop) {
     run_sent(loop);
     atomic_store(as_atomic(&loop->async_wake_pending), 0);
     run_sent(loop);
+    /* Signals caught by zev's handler wake the loop the same way (signal.c); after the clear,
+     * like the second pass, so a signal whose wake-up found the flag set is seen here. */
+    zev__signal_dispatch(loop);
 }
 
 /* The loop's own async handles (the resolver's): not counted as open, so zev_loop_close does

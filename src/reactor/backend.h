@@ -22,7 +22,8 @@
  * when its watcher is stopped in a way the instance bit cannot cover (watcher.c). */
 struct zev__ready {
     uintptr_t tag;    /* zev__watcher_tag() as registered with the kernel */
-    unsigned revents; /* ZEV__READABLE | ZEV__WRITABLE | ZEV__HANGUP | ZEV__ERROR */
+    unsigned revents; /* ZEV__READABLE | ZEV__WRITABLE | ZEV__HANGUP | ZEV__ERROR; for a
+                       * signal watcher (ops->signal), the signal number */
 };
 
 struct zev__backend_ops {
@@ -31,9 +32,9 @@ struct zev__backend_ops {
      * it on failure. Negative errno. */
     int (*init)(zev_loop_t *loop);
     void (*close)(zev_loop_t *loop);
-    /* Register w->fd for events (ZEV__READABLE | ZEV__WRITABLE), edge-triggered, with
-     * zev__watcher_tag(w) as the kernel's data. Called once per watcher, or again to widen
-     * the set. Negative errno. */
+    /* Register w->fd for events (ZEV__READABLE | ZEV__WRITABLE), edge-triggered unless w
+     * has ZEV__W_LEVEL, with zev__watcher_tag(w) as the kernel's data. Called once per
+     * watcher, or again to widen the set. Negative errno. */
     int (*watch)(zev_loop_t *loop, struct zev_watcher *w, unsigned events);
     /* Forget w in the kernel. Events of w already in the batch are the loop's business. */
     void (*unwatch)(zev_loop_t *loop, struct zev_watcher *w);
@@ -43,6 +44,11 @@ struct zev__backend_ops {
     int (*wait)(zev_loop_t *loop, int timeout_ms);
     /* Make a wait in progress return. The one call made from other threads. */
     int (*wake)(zev_loop_t *loop);
+    /* Optional: the kernel itself records signals (kqueue's EVFILT_SIGNAL). Add (on) or
+     * delete interest in signum, at once (not batched), delivering to w: its ready entries
+     * carry the signal number as revents. NULL where signals come through a handler
+     * (signal.c). Negative errno. */
+    int (*signal)(zev_loop_t *loop, struct zev_watcher *w, int signum, bool on);
 };
 
 /* The backend's state, out of the public zev_loop_s: one allocation at init (this struct and

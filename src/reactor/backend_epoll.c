@@ -2,6 +2,8 @@
  *
  * Each fd is registered once, with every event its owner may ever want, and EPOLLET: so
  * wanting to write later costs no epoll_ctl, and the kernel reports each transition once.
+ * Descriptor watchers in level mode (ZEV__W_LEVEL, fdwatch.c) leave EPOLLET out: epoll mixes
+ * modes per fd, so the kernel re-reports their condition and TCP and UDP are unaffected.
  * Owners read until EAGAIN (or feed themselves to the pending queue; see watcher.c).
  * This file only talks to the kernel; poll.c retries, times, counts and dispatches.
  */
@@ -58,7 +60,7 @@ static int epoll_ctl_seam(zev_loop_t *loop, int op, int fd, struct epoll_event *
 
 static int epoll_watch(zev_loop_t *loop, struct zev_watcher *w, unsigned events) {
     struct epoll_event ev = {0};
-    ev.events = EPOLLET;
+    ev.events = (w->flags & ZEV__W_LEVEL) ? 0 : EPOLLET; /* level: only fdwatch.c asks */
     if (events & ZEV__READABLE) ev.events |= EPOLLIN | EPOLLRDHUP | EPOLLPRI;
     if (events & ZEV__WRITABLE) ev.events |= EPOLLOUT;
     ev.data.ptr = (void *)zev__watcher_tag(w);

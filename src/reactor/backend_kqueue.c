@@ -7,6 +7,9 @@
  * Removals are not batched: a queued EV_DELETE would reach the kernel after the owner closed
  * the fd (EBADF), or after the number was reused by a new fd, whose knote it would delete.
  *
+ * Descriptor watchers in level mode (ZEV__W_LEVEL, fdwatch.c) are added without EV_CLEAR.
+ * Signals: one EVFILT_SIGNAL knote per loop and signal number (kq_signal).
+ *
  * Wake-up: an EVFILT_USER knote (ident 0, EV_CLEAR) triggered with NOTE_TRIGGER, where the
  * headers define it; otherwise, or with -Dwakeup=pipe, wake.c's pipe. On Linux this file
  * builds against the test-only emulation in tests/support/kqueue_emu. It only talks to the
@@ -208,12 +211,14 @@ static int kq_watch(zev_loop_t *loop, struct zev_watcher *w, unsigned events) {
     struct kevent *ch = (struct kevent *)b->changes + b->n_changes;
     uintptr_t fd = (uintptr_t)w->fd;
     void *tag = (void *)zev__watcher_tag(w);
+    /* Without EV_CLEAR a knote is level-triggered: only fdwatch.c's level mode asks. */
+    unsigned short flags = (w->flags & ZEV__W_LEVEL) ? EV_ADD : EV_ADD | EV_CLEAR;
     /* EV_SET may evaluate its first argument more than once on some systems: no ++ in it. */
     if (add & ZEV__READABLE) {
-        EV_SET(ch, fd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, tag);
+        EV_SET(ch, fd, EVFILT_READ, flags, 0, 0, tag);
         ch++;
     }
-    if (add & ZEV__WRITABLE) EV_SET(ch, fd, EVFILT_WRITE, EV_ADD | EV_CLEAR, 0, 0, tag);
+    if (add & ZEV__WRITABLE) EV_SET(ch, fd, EVFILT_WRITE, flags, 0, 0, tag);
     b->n_changes += need;
     return 0;
 }
@@ -252,9 +257,25 @@ static void kq_unwatch(zev_loop_t *loop, struct zev_watcher *w) {
     if (d > del) (void)submit_now(loop, del, (int)(d - del));
 }
 
+/* ---- signals ---- */
+
+/* EVFILT_SIGNAL records every delivery attempt of signum to the process, whatever the
+ * signal's disposition and in every kqueue that has such a knote (so each loop hears it);
+ * the filter is EV_CLEAR by itself. Submitted at once, not queued: a signal raised right
+ * after zev_signal_start must find the knote. */
+static int kq_signal(zev_loop_t *loop, struct zev_watcher *w, int signum, bool on) {
+    struct kevent ev;
+    EV_SET(&ev, (uintptr_t)signum, EVFILT_SIGNAL, on ? EV_ADD : EV_DELETE, 0, 0,
+           (void *)zev__watcher_tag(w));
+    int err = submit_now(loop, &ev, 1);
+    if (err < 0) return err;
+    return change_failed(&ev) ? -(int)ev.data : 0;
+}
+
 /* ---- wait ---- */
 
 static unsigned to_revents(const struct kevent *ev) {
+    if (ev->filter == EVFILT_SIGNAL) return (unsigned)ev->ident; /* see backend.h */
     /* A refused addition: the owner's next read or write reports the error. */
     if (ev->flags & EV_ERROR) return ZEV__ERROR | ZEV__READABLE | ZEV__WRITABLE;
     unsigned r = ev->filter == EVFILT_WRITE ? ZEV__WRITABLE : ZEV__READABLE;
@@ -313,4 +334,5 @@ const struct zev__backend_ops zev__backend_builtin = {
     .unwatch = kq_unwatch,
     .wait = kq_wait,
     .wake = kq_wake,
+    .signal = kq_signal,
 };

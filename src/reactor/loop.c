@@ -75,6 +75,8 @@ int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts) {
     }
     zev__list_init(&loop->pending_watchers);
     zev__list_init(&loop->async_handles);
+    zev__list_init(&loop->fdwatches);
+    zev__list_init(&loop->signal_handles);
     zev__buf_pool_init(loop, o.buf_size ? o.buf_size : DEFAULT_BUF_SIZE);
     zev__slab_init(&loop->slab, ZEV__SLAB_SMALL);
     zev__slab_init(&loop->slab_large, ZEV__SLAB_LARGE);

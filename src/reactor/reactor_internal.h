@@ -151,6 +151,10 @@ enum {
      * and no event of a registration made since has been delivered yet. */
     ZEV__W_INSTANCE = 1u << 2,
     ZEV__W_FLIPPED = 1u << 3,
+    /* Register level-triggered (no EPOLLET, no EV_CLEAR): the kernel reports the condition
+     * again on every wait while it holds. Only zev_fdwatch_t sets it (fdwatch.c); TCP and UDP
+     * stay edge-triggered. Set before the first start; changing it needs a stop first. */
+    ZEV__W_LEVEL = 1u << 4,
 };
 
 /* Watchers are edge-triggered: after a READABLE event the owner reads until EAGAIN, or stops
@@ -221,6 +225,13 @@ void zev__resolve_abandon(zev_resolve_t *req);
 /* At zev_loop_close: -EBUSY while a lookup's callback is due; else stop the threads (join the
  * idle ones, detach one still inside getaddrinfo) and free what the loop holds. */
 int zev__resolver_close(zev_loop_t *loop);
+
+/* ---- signals (signal.c) ---- */
+
+/* Run the callbacks of this loop's signal handles whose signal was caught since the last
+ * call. Called from the wake-up dispatch (the handler path) and from the kqueue backend's
+ * EVFILT_SIGNAL events. */
+void zev__signal_dispatch(zev_loop_t *loop);
 
 /* ---- buffer pool (buf.c) ---- */
 

@@ -28,4 +28,16 @@ const char *zt_workers_setup_fails(void);
  * another's callback; every callback runs exactly once, then zev_loop_close joins the threads. */
 const char *zt_resolve_cancel_storm(int rounds, int lookups);
 
+/* signal_scenarios.c. The loop runs on this thread with a SIGUSR1 handle; a thread sends
+ * `rounds` signals, alternately to the loop's thread and to itself, each once the previous was
+ * heard: every one reaches the callback once, on the loop's thread; SIG_DFL is back after. */
+const char *zt_signal_to_loop_and_other_threads(int rounds);
+/* Two threads each run a loop with two SIGUSR2 handles (one is stopped and started again in
+ * every callback); `rounds` times this thread sends SIGUSR2 to the process and waits until
+ * both loops heard it: each hears every one once; SIG_DFL is back after. */
+const char *zt_signal_two_loops_two_threads(int rounds);
+/* A thread sends `signals` SIGUSR1 to the loop's thread, whose handler calls zev_async_send:
+ * the loop runs through them (no deadlock on any wake-up path) and the last send closes it. */
+const char *zt_async_send_from_a_signal_handler(int signals);
+
 #endif

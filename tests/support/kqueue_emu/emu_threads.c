@@ -2,7 +2,8 @@
  *
  * zev wakes a loop by triggering an EVFILT_USER knote from another thread while the loop's
  * thread is blocked in kevent() on the same queue; these scenarios hammer that path, and
- * changes made from a second thread, so that ThreadSanitizer can look at them.
+ * changes made from a second thread, so that ThreadSanitizer can look at them; and signals:
+ * EVFILT_SIGNAL woken from another thread, and a trigger made inside a signal handler.
  */
 #include "emu_threads.h"
 
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <unistd.h>
@@ -224,5 +226,136 @@ close_kq:
 close_pipe:
     close(p[0]);
     close(p[1]);
+    return err;
+}
+
+/* ---- signals ---- */
+
+struct sigping {
+    int kq;
+    int rounds;
+    atomic_int seen;
+    atomic_bool failed;
+};
+
+/* Each round the signal goes to this thread itself, never to the one blocked in kevent():
+ * only the recording handler's wake-up can end that wait. */
+static void *sigping_thread(void *arg) {
+    struct sigping *p = arg;
+    for (int i = 0; i < p->rounds && !atomic_load(&p->failed); i++) {
+        if (pthread_kill(pthread_self(), SIGUSR2) != 0) atomic_store(&p->failed, true);
+        while (atomic_load(&p->seen) <= i && !atomic_load(&p->failed)) {
+            sched_yield();
+        }
+    }
+    return NULL;
+}
+
+const char *kq_emu_signal_from_another_thread(int rounds) {
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    struct sigaction old;
+    if (sigaction(SIGUSR2, &ign, &old) != 0) return "sigaction failed";
+    struct sigping p = {.kq = kqueue(), .rounds = rounds};
+    const char *err = NULL;
+    pthread_t t;
+    struct kevent ch;
+    EV_SET(&ch, SIGUSR2, EVFILT_SIGNAL, EV_ADD, 0, 0, NULL);
+    if (p.kq < 0) {
+        err = "kqueue failed";
+        goto restore;
+    }
+    if (kevent(p.kq, &ch, 1, NULL, 0, NULL) != 0) {
+        err = "adding the signal knote failed";
+        goto close_kq;
+    }
+    if (pthread_create(&t, NULL, sigping_thread, &p) != 0) {
+        err = "pthread_create failed";
+        goto close_kq;
+    }
+    for (int i = 0; i < rounds && !err; i++) {
+        struct kevent ev;
+        int n;
+        do {
+            n = kevent(p.kq, NULL, 0, &ev, 1, &five_s);
+        } while (n < 0 && errno == EINTR);
+        if (n != 1) {
+            err = n == 0 ? "a signal on another thread did not wake kevent (5 s)" : "kevent failed";
+        } else if (ev.filter != EVFILT_SIGNAL || ev.ident != SIGUSR2 || ev.data != 1) {
+            err = "not the signal event, or not one delivery";
+        }
+        if (err) atomic_store(&p.failed, true);
+        atomic_store(&p.seen, i + 1);
+    }
+    pthread_join(t, NULL);
+    if (!err && atomic_load(&p.failed)) err = "pthread_kill failed";
+close_kq:
+    close(p.kq);
+restore:
+    sigaction(SIGUSR2, &old, NULL);
+    return err;
+}
+
+/* The handler's queue: a signal handler has no argument to carry it. */
+static atomic_int handler_kq = -1;
+
+static void trigger_from_handler(int sig) {
+    (void)sig;
+    int saved_errno = errno;
+    (void)trigger(atomic_load(&handler_kq));
+    errno = saved_errno;
+}
+
+struct bombard {
+    pthread_t target;
+    atomic_bool stop;
+};
+
+static void *bombard_thread(void *arg) {
+    struct bombard *b = arg;
+    while (!atomic_load(&b->stop)) {
+        pthread_kill(b->target, SIGUSR1);
+        sched_yield();
+    }
+    return NULL;
+}
+
+const char *kq_emu_trigger_from_a_signal_handler(int calls) {
+    struct sigaction sa = {.sa_handler = trigger_from_handler, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    struct sigaction old;
+    if (sigaction(SIGUSR1, &sa, &old) != 0) return "sigaction failed";
+    int kq = kqueue();
+    const char *err = NULL;
+    struct bombard b = {.target = pthread_self()};
+    pthread_t t;
+    if (kq < 0) {
+        err = "kqueue failed";
+        goto restore;
+    }
+    if (add_user(kq) != 0) {
+        err = "adding the user event failed";
+        goto close_kq;
+    }
+    atomic_store(&handler_kq, kq);
+    if (pthread_create(&t, NULL, bombard_thread, &b) != 0) {
+        err = "pthread_create failed";
+        goto close_kq;
+    }
+    /* Signals land anywhere in these calls, the locked parts included; before the emulation
+     * blocked signals while holding its lock, the handler's kevent() deadlocked there. */
+    const struct timespec zero = {0, 0};
+    for (int i = 0; i < calls && !err; i++) {
+        struct kevent ev;
+        if (kevent(kq, NULL, 0, &ev, 1, &zero) < 0 && errno != EINTR) err = "kevent failed";
+    }
+    atomic_store(&b.stop, true);
+    pthread_join(t, NULL);
+close_kq:
+    sigaction(SIGUSR1, &old, NULL);
+    atomic_store(&handler_kq, -1);
+    close(kq);
+    return err;
+restore:
+    sigaction(SIGUSR1, &old, NULL);
     return err;
 }

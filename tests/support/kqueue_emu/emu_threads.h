@@ -16,5 +16,12 @@ const char *kq_emu_trigger_storm(int threads, int triggers);
  * is blocked in kevent(), then triggers a second user event to say it is done; every event
  * reported belongs to a live knote. */
 const char *kq_emu_changes_while_blocked(int rounds);
+/* `rounds` times, a thread sends SIGUSR2 to itself while the owner is blocked in kevent() on
+ * an EVFILT_SIGNAL knote (SIGUSR2 ignored): the recording handler wakes it, data is 1. */
+const char *kq_emu_signal_from_another_thread(int rounds);
+/* A thread keeps sending SIGUSR1 to the owner, whose handler triggers a user event with
+ * kevent() (as zev_async_send does), while the owner calls kevent() `calls` times: never a
+ * deadlock on the emulation's lock. */
+const char *kq_emu_trigger_from_a_signal_handler(int calls);
 
 #endif

@@ -2,7 +2,8 @@
  * so zev's kqueue backend and the whole suite run on Linux. Test support, never shipped.
  *
  * Written from the FreeBSD man page, kqueue(2). What it does:
- * - EVFILT_READ, EVFILT_WRITE (on anything epoll can watch) and EVFILT_USER. A knote is named
+ * - EVFILT_READ, EVFILT_WRITE (on anything epoll can watch), EVFILT_SIGNAL and EVFILT_USER.
+ *   A knote is named
  *   by (ident, filter). EV_ADD creates one (enabled unless EV_DISABLE) or modifies one: any
  *   change but EV_DELETE replaces udata and re-runs the filter, so a condition that holds is
  *   reported again; as in FreeBSD's code, only EV_ENABLE re-enables a disabled knote.
@@ -21,6 +22,9 @@
  *   backend's use of it is tested). WRITE: data is the free send-buffer or pipe space (never
  *   below 1); EV_EOF on EPOLLHUP, or EPOLLERR on a pipe whose reader has gone. USER: NOTE_TRIGGER, the NOTE_FF* operations on the low 24 fflags bits,
  *   data passed through, EV_CLEAR untriggers after delivery (or when given in a change).
+ * - SIGNAL: ident 1..64; data counts deliveries since last returned; EV_CLEAR always; every
+ *   knote for the signal, in every queue, records it, whatever the disposition (an ignored
+ *   SIGCHLD excepted), and the disposition still acts (see "signal knotes" below).
  * - Closing a descriptor drops its knotes: each knote remembers the file (st_dev, st_ino) it
  *   was added for, and a knote whose descriptor is closed or now names another file is
  *   discarded when next seen, never reported.
@@ -36,7 +40,10 @@
  * descriptor exists only while a thread is blocked.
  *
  * Deliberately not done:
- * - Other filters (TIMER, SIGNAL, PROC, VNODE, AIO, EMPTY), EV_DISPATCH, NOTE_LOWAT and vnode
+ * - A disposition the program sets while a signal knote exists replaces the emulation's
+ *   recording handler, so the knote stops recording (FreeBSD would go on). zev sets its own
+ *   before adding the knote and puts it back after deleting it, which nests properly.
+ * - Other filters (TIMER, PROC, VNODE, AIO, EMPTY), EV_DISPATCH, NOTE_LOWAT and vnode
  *   semantics: a regular file cannot be added (epoll refuses it with EPERM).
  * - fflags of EV_EOF is not the socket's real error: Linux reads SO_ERROR only by clearing it,
  *   and the application must still find it there (as on FreeBSD, where it stays set). So when
@@ -49,7 +56,9 @@
  * - An EV_ONESHOT knote is re-checked before delivery like any other; FreeBSD delivers it
  *   as it was when it fired.
  * - A kqueue descriptor is not closed on fork; it is close-on-exec.
- * - State is process-wide, behind one mutex (released while blocked). close() on a kqueue
+ * - State is process-wide, behind one mutex (released while blocked), held only with every
+ *   signal blocked in the holding thread, so that a signal handler may call kevent() (an
+ *   EVFILT_USER trigger) and the recording handler may take it. close() on a kqueue
  *   cannot be seen, so its state is reclaimed lazily: when kqueue() is handed the same number
  *   again, or when kevent() finds the descriptor closed. Until then it stays reachable.
  */
@@ -62,6 +71,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -88,7 +98,7 @@ struct knote {
     unsigned seen;      /* collect() pass that last checked it */
     struct knote *prev; /* in the queue's FIFO while queued */
     struct knote *next;
-    struct knote *user_next; /* in kq->users (EVFILT_USER) */
+    struct knote *list_next; /* in kq->users (EVFILT_USER) or kq->signals (EVFILT_SIGNAL) */
 };
 
 struct fd_slot {
@@ -111,6 +121,7 @@ struct kq {
     struct fd_slot *fds; /* indexed by descriptor */
     size_t n_fds;
     struct knote *users;
+    struct knote *signals;
     struct knote fifo; /* sentinel of the queue of knotes to (re-)check for delivery */
     unsigned pass;     /* collect() calls so far */
     struct waiter *waiters;
@@ -120,6 +131,29 @@ static pthread_mutex_t emu_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct kq **table; /* indexed by kqueue descriptor */
 static size_t table_len;
 static int n_states; /* allocated, whether in the table or not: what the leak test counts */
+
+/* EVFILT_SIGNAL, per signal number over every queue: how many knotes watch it, and the
+ * disposition the emulation's recording handler replaced (see "Signals" below). */
+#define EMU_NSIG 64
+static struct {
+    int knotes;
+    struct sigaction saved;
+} emu_signals[EMU_NSIG + 1];
+
+/* Every holder of emu_lock blocks all signals in its thread first, so the recording handler
+ * (and an EVFILT_USER trigger made from a signal handler, as zev_async_send may be) can take
+ * the lock without ever interrupting its own thread's holder. */
+static void lock_emu(sigset_t *saved) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, saved);
+    pthread_mutex_lock(&emu_lock);
+}
+
+static void unlock_emu(const sigset_t *saved) {
+    pthread_mutex_unlock(&emu_lock);
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
 
 /* ---- the FIFO ---- */
 
@@ -148,6 +182,8 @@ static void wake_waiters(const struct kq *kq) {
 
 /* ---- queue state ---- */
 
+static void release_signal(int sig);
+
 static void free_kq(struct kq *kq) {
     for (size_t i = 0; i < kq->n_fds; i++) {
         free(kq->fds[i].rd);
@@ -156,7 +192,13 @@ static void free_kq(struct kq *kq) {
     free(kq->fds);
     while (kq->users) {
         struct knote *kn = kq->users;
-        kq->users = kn->user_next;
+        kq->users = kn->list_next;
+        free(kn);
+    }
+    while (kq->signals) {
+        struct knote *kn = kq->signals;
+        kq->signals = kn->list_next;
+        release_signal((int)kn->kev.ident);
         free(kn);
     }
     free(kq);
@@ -209,10 +251,11 @@ int kqueue(void) {
     kq->dev = st.st_dev;
     kq->ino = st.st_ino;
     kq->fifo.next = kq->fifo.prev = &kq->fifo;
-    pthread_mutex_lock(&emu_lock);
+    sigset_t mask;
+    lock_emu(&mask);
     err = install_kq(kq);
     if (!err) n_states++;
-    pthread_mutex_unlock(&emu_lock);
+    unlock_emu(&mask);
     if (err) goto free_kq;
     return ep;
 
@@ -225,9 +268,10 @@ close_ep:
 }
 
 int kqueue_emu_live_queues(void) {
-    pthread_mutex_lock(&emu_lock);
+    sigset_t mask;
+    lock_emu(&mask);
     int n = n_states;
-    pthread_mutex_unlock(&emu_lock);
+    unlock_emu(&mask);
     return n;
 }
 
@@ -341,7 +385,7 @@ static int change_fd(struct kq *kq, const struct kevent *kev) {
 static struct knote **find_user(struct kq *kq, uintptr_t ident) {
     struct knote **kp = &kq->users;
     while (*kp && (*kp)->kev.ident != ident) {
-        kp = &(*kp)->user_next;
+        kp = &(*kp)->list_next;
     }
     return kp;
 }
@@ -381,7 +425,7 @@ static int change_user(struct kq *kq, const struct kevent *kev) {
         kn->disabled = (kev->flags & EV_DISABLE) && !(kev->flags & EV_ENABLE);
         *kp = kn;
     } else if (kev->flags & EV_DELETE) {
-        *kp = kn->user_next;
+        *kp = kn->list_next;
         dequeue(kq, kn);
         free(kn);
         return 0;
@@ -403,6 +447,122 @@ static int change_user(struct kq *kq, const struct kevent *kev) {
     return 0;
 }
 
+/* ---- signal knotes ----
+ *
+ * FreeBSD records every attempt to deliver a signal, whatever its disposition (except SIGCHLD
+ * when ignored), in every knote for it, and the normal delivery happens as well. Linux has no
+ * such hook and drops an ignored signal at once, so while any knote watches a signal the
+ * emulation installs its own handler there: it counts the delivery into each queue's knote,
+ * wakes the threads blocked on those queues, then does what the replaced disposition would
+ * have done (calls the handler, ignores, or restores the default and raises again). The last
+ * knote's deletion puts the replaced disposition back, unless the program has changed it since.
+ */
+
+static bool default_ignored(int sig) {
+    return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
+}
+
+static void chain(int sig, const struct sigaction *prev, siginfo_t *info, void *ctx) {
+    if (prev->sa_flags & SA_SIGINFO) {
+        if (prev->sa_sigaction) prev->sa_sigaction(sig, info, ctx);
+        return;
+    }
+    if (prev->sa_handler == SIG_IGN) return;
+    if (prev->sa_handler != SIG_DFL) {
+        prev->sa_handler(sig);
+        return;
+    }
+    if (default_ignored(sig)) return;
+    /* The default action (terminate, stop): blocked while this handler runs, the re-raised
+     * signal is delivered with SIG_DFL when it returns. */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Signal context: emu_lock is safe to take here, since no thread holds it unblocked. */
+static void on_emu_signal(int sig, siginfo_t *info, void *ctx) {
+    int saved_errno = errno;
+    pthread_mutex_lock(&emu_lock);
+    struct sigaction prev = emu_signals[sig].saved;
+    bool record = !(sig == SIGCHLD && prev.sa_handler == SIG_IGN && !(prev.sa_flags & SA_SIGINFO));
+    for (size_t i = 0; record && i < table_len; i++) {
+        struct kq *kq = table[i];
+        if (!kq) continue;
+        for (struct knote *kn = kq->signals; kn; kn = kn->list_next) {
+            if ((int)kn->kev.ident != sig) continue;
+            kn->kev.data++;
+            if (kn->disabled) continue;
+            enqueue(kq, kn);
+            wake_waiters(kq);
+        }
+    }
+    pthread_mutex_unlock(&emu_lock);
+    chain(sig, &prev, info, ctx);
+    errno = saved_errno;
+}
+
+static int hold_signal(int sig) {
+    if (emu_signals[sig].knotes++ > 0) return 0;
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_emu_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    if (sigaction(sig, &sa, &emu_signals[sig].saved) == 0) return 0;
+    emu_signals[sig].knotes--;
+    return errno;
+}
+
+static void release_signal(int sig) {
+    if (--emu_signals[sig].knotes > 0) return;
+    struct sigaction cur;
+    if (sigaction(sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == on_emu_signal) {
+        (void)sigaction(sig, &emu_signals[sig].saved, NULL);
+    }
+}
+
+static int change_signal(struct kq *kq, const struct kevent *kev) {
+    if (kev->ident < 1 || kev->ident > EMU_NSIG) return EINVAL;
+    int sig = (int)kev->ident;
+    struct knote **kp = &kq->signals;
+    while (*kp && (*kp)->kev.ident != kev->ident) {
+        kp = &(*kp)->list_next;
+    }
+    struct knote *kn = *kp;
+    if (!kn) {
+        if (!(kev->flags & EV_ADD)) return ENOENT;
+        kn = calloc(1, sizeof(*kn));
+        if (!kn) return ENOMEM;
+        int err = hold_signal(sig);
+        if (err) {
+            free(kn);
+            return err;
+        }
+        kn->kev = *kev;
+        kn->kev.flags = (kev->flags & KEPT_FLAGS) | EV_CLEAR; /* FreeBSD sets it itself */
+        kn->kev.data = 0;
+        kn->disabled = (kev->flags & EV_DISABLE) && !(kev->flags & EV_ENABLE);
+        *kp = kn;
+        return 0;
+    }
+    if (kev->flags & EV_DELETE) {
+        *kp = kn->list_next;
+        dequeue(kq, kn);
+        free(kn);
+        release_signal(sig);
+        return 0;
+    }
+    if (kev->flags & EV_ENABLE) {
+        kn->disabled = false;
+        if (kn->kev.data > 0) enqueue(kq, kn);
+    } else if (kev->flags & EV_DISABLE) {
+        kn->disabled = true;
+        dequeue(kq, kn);
+    }
+    kn->kev.udata = kev->udata;
+    return 0;
+}
+
 /* ---- changes ---- */
 
 static int apply_one(struct kq *kq, const struct kevent *kev) {
@@ -412,6 +572,8 @@ static int apply_one(struct kq *kq, const struct kevent *kev) {
         return change_fd(kq, kev);
     case EVFILT_USER:
         return change_user(kq, kev);
+    case EVFILT_SIGNAL:
+        return change_signal(kq, kev);
     default:
         return EINVAL;
     }
@@ -505,6 +667,12 @@ static bool run_user_filter(const struct knote *kn, struct kevent *ev) {
     return true;
 }
 
+static bool run_signal_filter(const struct knote *kn, struct kevent *ev) {
+    if (kn->kev.data == 0) return false;
+    *ev = kn->kev;
+    return true;
+}
+
 /* After delivery: EV_ONESHOT deletes, EV_CLEAR resets, level-triggered goes to the tail. */
 static void after_delivery(struct kq *kq, struct knote *kn) {
     bool user = kn->kev.filter == EVFILT_USER;
@@ -514,6 +682,7 @@ static void after_delivery(struct kq *kq, struct knote *kn) {
         (void)apply_one(kq, &del);
     } else if (kn->kev.flags & EV_CLEAR) {
         if (user) kn->triggered = false;
+        if (kn->kev.filter == EVFILT_SIGNAL) kn->kev.data = 0;
     } else {
         enqueue(kq, kn);
     }
@@ -556,8 +725,14 @@ static int collect(struct kq *kq, struct kevent *out, int n_out) {
         struct knote *kn = kq->fifo.next;
         dequeue(kq, kn);
         kn->seen = pass;
-        bool ready = kn->kev.filter == EVFILT_USER ? run_user_filter(kn, &out[n])
-                                                   : run_fd_filter(kq, kn, &out[n]);
+        bool ready;
+        if (kn->kev.filter == EVFILT_USER) {
+            ready = run_user_filter(kn, &out[n]);
+        } else if (kn->kev.filter == EVFILT_SIGNAL) {
+            ready = run_signal_filter(kn, &out[n]);
+        } else {
+            ready = run_fd_filter(kq, kn, &out[n]);
+        }
         if (!ready) continue;
         n++;
         after_delivery(kq, kn);
@@ -567,7 +742,7 @@ static int collect(struct kq *kq, struct kevent *out, int n_out) {
 
 /* Block in epoll_wait with the lock released; a private eventfd lets a trigger from another
  * thread wake us. Returns 0 or an errno (EINTR included); the lock is held again on return. */
-static int wait_events(struct kq *kq, int timeout_ms) {
+static int wait_events(struct kq *kq, int timeout_ms, const sigset_t *caller_mask) {
     struct waiter w = {.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), .next = kq->waiters};
     if (w.efd < 0) return errno;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKER_TAG};
@@ -578,8 +753,10 @@ static int wait_events(struct kq *kq, int timeout_ms) {
     }
     kq->waiters = &w;
     pthread_mutex_unlock(&emu_lock);
+    /* The caller's signal mask only while blocked, set atomically with the wait: a signal
+     * that arrived since lock_emu interrupts it at once. */
     struct epoll_event evs[EPOLL_BATCH];
-    int n = epoll_wait(kq->ep, evs, EPOLL_BATCH, timeout_ms);
+    int n = epoll_pwait(kq->ep, evs, EPOLL_BATCH, timeout_ms, caller_mask);
     int err = n < 0 ? errno : 0;
     pthread_mutex_lock(&emu_lock);
     struct waiter **wp = &kq->waiters;
@@ -608,7 +785,8 @@ static int ms_until(uint64_t deadline_ns) {
     return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
-static int scan(struct kq *kq, struct kevent *out, int n_out, const struct timespec *timeout) {
+static int scan(struct kq *kq, struct kevent *out, int n_out, const struct timespec *timeout,
+                const sigset_t *caller_mask) {
     uint64_t deadline = 0;
     if (timeout) {
         uint64_t max_s = (uint64_t)INT_MAX / 1000u;
@@ -620,7 +798,7 @@ static int scan(struct kq *kq, struct kevent *out, int n_out, const struct times
         if (n > 0) return n;
         int wait_ms = timeout ? ms_until(deadline) : -1;
         if (wait_ms == 0) return 0;
-        int err = wait_events(kq, wait_ms);
+        int err = wait_events(kq, wait_ms, caller_mask);
         if (err) return -err;
     }
 }
@@ -640,7 +818,8 @@ int kevent(int kqfd, const struct kevent *changelist, int nchanges, struct keven
         errno = EINVAL;
         return -1;
     }
-    pthread_mutex_lock(&emu_lock);
+    sigset_t mask;
+    lock_emu(&mask);
     int r;
     struct kq *kq = find_kq(kqfd);
     if (!kq) {
@@ -648,9 +827,9 @@ int kevent(int kqfd, const struct kevent *changelist, int nchanges, struct keven
     } else {
         r = apply_changes(kq, changelist, nchanges, eventlist, nevents);
         /* Reported changes are returned alone, at once (FreeBSD's kern_kevent). */
-        if (r == 0 && nevents > 0) r = scan(kq, eventlist, nevents, timeout);
+        if (r == 0 && nevents > 0) r = scan(kq, eventlist, nevents, timeout, &mask);
     }
-    pthread_mutex_unlock(&emu_lock);
+    unlock_emu(&mask);
     if (r < 0) {
         errno = -r;
         return -1;

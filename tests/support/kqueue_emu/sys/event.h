@@ -18,9 +18,10 @@ extern "C" {
 
 #define ZEV_KQUEUE_EMULATED 1
 
-/* Filters (the FreeBSD values). Only these three are implemented. */
+/* Filters (the FreeBSD values). Only these four are implemented. */
 #define EVFILT_READ (-1)
 #define EVFILT_WRITE (-2)
+#define EVFILT_SIGNAL (-6) /* ident: a signal number; data: deliveries since last returned */
 #define EVFILT_USER (-11)
 
 /* Actions. */
