@@ -1,8 +1,9 @@
 /* src/tcp/listen.c: TCP listeners (Node's net.Server): listen, accept, connection limits,
  * running out of descriptors, and close-after-the-last-connection.
  *
- * Accepting runs until EAGAIN or a budget per iteration, so a connection storm cannot starve
- * established sockets. On EMFILE/ENFILE the listener spends its reserve descriptor to accept
+ * Accepting runs until EAGAIN or the turn's share of the loop's fairness budget, so a
+ * connection storm cannot starve established sockets; a listener is a priority watcher, so
+ * busy sockets never make it wait either (docs/internals.md, "Fairness"). On EMFILE/ENFILE the listener spends its reserve descriptor to accept
  * and shed one waiting connection (so the peer is told, instead of waiting in the backlog),
  * reports the error, and pauses accepting with a doubling backoff (10 ms .. 1 s): under a
  * permanent EMFILE the loop makes a bounded number of accept calls per second, never spins.
@@ -15,7 +16,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 
-#define ACCEPT_BUDGET 64
 #define DEFAULT_BACKLOG 511
 #define BACKOFF_MIN_MS 10u
 #define BACKOFF_MAX_MS 1000u
@@ -59,6 +59,7 @@ int zev_tcp_server_init(zev_loop_t *loop, zev_tcp_server_t *s) {
     *s = (zev_tcp_server_t){0};
     zev__handle_init(loop, &s->handle, ZEV_TCP_SERVER, &server_ops);
     zev__watcher_init(&s->io, -1);
+    s->io.flags |= ZEV__W_PRIORITY; /* accepting never waits behind busy sockets */
     s->pending_fd = -1;
     s->reserve_fd = -1;
     s->backoff.fire = on_backoff;
@@ -227,15 +228,19 @@ static bool accept_one(zev_tcp_server_t *s) {
     return true;
 }
 
+/* A turn of accepting: until EAGAIN, or the turn's budget (each accept and its callback is an
+ * operation), then yield: a connection storm cannot starve established sockets. */
 static void on_listen_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
     (void)revents;
     zev_tcp_server_t *s = zev__container_of(w, zev_tcp_server_t, io);
-    for (int budget = ACCEPT_BUDGET; budget > 0; budget--) {
+    size_t turn = ZEV__BUDGET_QUANTUM;
+    for (;;) {
         unsigned f = s->handle.flags;
         if (!(f & ZEV__TCP_LISTENING) || (f & ZEV__TCP_ACCEPT_PAUSED)) return;
         if (!accept_one(s)) return;
+        if (zev__budget_spend(loop, &turn, 0)) break;
     }
-    zev__watcher_feed(loop, w, ZEV__READABLE);
+    zev__watcher_yield(loop, w, ZEV__READABLE);
 }
 
 int zev_tcp_server_address(const zev_tcp_server_t *s, zev_addr_info_t *out) {
