@@ -121,12 +121,28 @@ static void start_server(int nofile) {
     close(p[0]);
 }
 
-/* SIGTERM the server and return how long it took to exit, in microseconds. While waiting,
- * tick() keeps the load going (may be NULL). */
-static uint64_t stop_server(void (*tick)(void), int *status) {
+static int connect_nb(void);
+
+/* Whether the server still listens: a connect is refused once its listener is closed. */
+static int still_listening(void) {
+    int fd = connect_nb();
+    struct pollfd pf = {fd, POLLOUT, 0};
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (poll(&pf, 1, 1) == 1) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    close(fd);
+    return err != ECONNREFUSED;
+}
+
+/* SIGTERM the server and return how long it took to exit, in microseconds; *closed_us: until
+ * its listener was closed (its loop ran the shutdown callback). While waiting, tick() keeps
+ * the load going (may be NULL). */
+static uint64_t stop_server(void (*tick)(void), int *status, uint64_t *closed_us) {
     uint64_t t0 = now_us();
+    *closed_us = 0;
     kill(server_pid, SIGTERM);
     for (;;) {
+        if (!*closed_us && !still_listening()) *closed_us = now_us() - t0;
         pid_t r = waitpid(server_pid, status, WNOHANG);
         if (r == server_pid) break;
         if (now_us() - t0 > KILL_AFTER_MS * 1000u) {
@@ -313,7 +329,8 @@ static int run_http_flood(void) {
     int alive = 0;
     for (int i = 0; i < opt.clients; i++) alive += flood[i].fd >= 0;
     int status = 0;
-    uint64_t exit_us = stop_server(flood_tick, &status);
+    uint64_t closed_us;
+    uint64_t exit_us = stop_server(flood_tick, &status, &closed_us);
     printf("flood: %d clients (%d still open), %.0f requests/s written, %.1f MB/s of answers "
            "read, over %.1f s\n",
            opt.clients, alive, (flood_requests - req0) / secs, flood_bytes_read / secs / 1e6,
@@ -321,6 +338,7 @@ static int run_http_flood(void) {
     report_ms("fresh GET under the flood", probe_us, probe_ok);
     printf("fresh GET failures (no answer within %d ms): %d\n", opt.probe_timeout_ms,
            probe_failed);
+    printf("SIGTERM to listener closed: %.1f ms\n", closed_us / 1000.0);
     printf("SIGTERM to exit: %.1f ms (%s %d)\n", exit_us / 1000.0,
            WIFEXITED(status) ? "exit status" : "killed by signal",
            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
@@ -433,7 +451,8 @@ static int run_emfile(void) {
                attempts);
     }
     int status = 0;
-    uint64_t exit_us = stop_server(NULL, &status);
+    uint64_t closed_us;
+    uint64_t exit_us = stop_server(NULL, &status, &closed_us);
     printf("SIGTERM to exit: %.1f ms\n", exit_us / 1000.0);
     return 0;
 }
