@@ -194,6 +194,14 @@ struct zev__slab {
     size_t in_use;
 };
 
+/* private: the fairness budget of the phase being run (src/reactor/budget.c). */
+struct zev__budget {
+    uint64_t deadline_ns; /* the phase's time slice ends here */
+    size_t spent;         /* cost spent in the phase: bytes plus a fixed cost per operation */
+    size_t next_check;    /* read the clock once spent reaches this */
+    unsigned over;        /* the slice or the phase's byte cap is used up */
+};
+
 struct zev_loop_s {
     /* public */
     void *data;
@@ -209,7 +217,9 @@ struct zev_loop_s {
     unsigned open_handles;           /* initialised and not yet fully closed */
     zev_handle_t *closing_head;      /* handles whose close callback is due, in close order */
     zev_handle_t *closing_tail;
-    struct zev__link pending_watchers;
+    struct zev__link pending_watchers; /* fed: no turn yet (resumes, deferred events) */
+    struct zev__link pending_yielded;  /* had a turn and used their quantum */
+    struct zev__budget budget;
     struct zev__link async_handles;
     struct zev__timer_node *timer_root; /* pairing min-heap of armed timer nodes */
     size_t timer_count;

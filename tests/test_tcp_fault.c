@@ -7,6 +7,7 @@
 #include "zt.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -39,7 +40,9 @@ static void stop_loop(zev_timer_t *t) {
     zev_stop(t->handle.loop);
 }
 
-Test(tcp_fault, permanent_emfile_backs_off_instead_of_spinning) {
+/* Every accept fails, the spare descriptor's too, so nothing can be shed: the listener backs
+ * off and retries, and reports the shortage once (it used to at every retry). */
+Test(tcp_fault, permanent_emfile_backs_off_and_is_reported_once) {
     zev_tcp_server_t s;
     zev_tcp_server_init(&zt_loop, &s);
     cr_assert_eq(zev_tcp_listen(&s, "127.0.0.1", 0, NULL, on_connection), 0);
@@ -57,7 +60,7 @@ Test(tcp_fault, permanent_emfile_backs_off_instead_of_spinning) {
      * spinning loop would make hundreds of thousands. */
     cr_assert_geq(calls, 2);
     cr_assert_leq(calls, 40, "%lu accept calls in one second", (unsigned long)calls);
-    cr_assert_geq(emfile_reports, 1);
+    cr_assert_eq(emfile_reports, 1, "%d reports of one shortage", emfile_reports);
     cr_assert_eq(accepted, 0);
     zev_loop_metrics_t m;
     zev_loop_metrics(&zt_loop, &m);
@@ -247,4 +250,97 @@ Test(tcp_fault, a_transient_accept_error_does_not_strand_the_backlog) {
     };
     for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
         transient_accept_error_keeps_accepting(errs[i]);
+}
+
+/* ---- descriptor exhaustion: shed the whole backlog, report once per episode ---- */
+
+static zev_tcp_t exh_conns[4];
+static int exh_accepted;
+
+static void exh_on_connection(zev_tcp_server_t *s, int status) {
+    if (status == -EMFILE) {
+        emfile_reports++;
+        return;
+    }
+    cr_assert_eq(status, 0);
+    cr_assert_lt(exh_accepted, 4);
+    zev_tcp_t *c = &exh_conns[exh_accepted++];
+    cr_assert_eq(zev_tcp_init(s->handle.loop, c), 0);
+    cr_assert_eq(zev_tcp_accept(s, c), 0);
+}
+
+/* Raw clients already in the backlog (a blocking connect returns once the handshake is
+ * done). */
+static void connect_raw(int port, int *fds, int n) {
+    for (int i = 0; i < n; i++) fds[i] = zt_raw_connect(port);
+}
+
+/* The server closed every one of fds: a read says EOF or reset, never "would block". */
+static void assert_all_closed_by_server(const int *fds, int n) {
+    for (int i = 0; i < n; i++) {
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, 5000), 1, "client %d was never told", i);
+        char b;
+        ssize_t r = recv(fds[i], &b, 1, MSG_DONTWAIT);
+        cr_assert(r == 0 || (r < 0 && errno == ECONNRESET), "client %d: %zd", i, r);
+        close(fds[i]);
+    }
+}
+
+static void run_until_shed(const zev_tcp_server_t *s, uint64_t want) {
+    zev_tcp_server_stats_t st = {0};
+    for (int i = 0; i < 100; i++) {
+        zev_tcp_server_stats(s, &st);
+        if (st.shed >= want) return;
+        zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    }
+    cr_assert_eq(st.shed, want, "shed %lu of %lu", (unsigned long)st.shed, (unsigned long)want);
+}
+
+Test(tcp_fault, descriptor_exhaustion_sheds_the_whole_backlog_and_reports_once) {
+    emfile_reports = 0;
+    exh_accepted = 0;
+    zev_tcp_server_t s;
+    zev_tcp_server_init(&zt_loop, &s);
+    cr_assert_eq(zev_tcp_listen(&s, "127.0.0.1", 0, NULL, exh_on_connection), 0);
+    zev_addr_info_t info;
+    zev_tcp_server_address(&s, &info);
+
+    /* Out of descriptors with five clients waiting: the first accept says EMFILE, and the
+     * spare descriptor lets every waiting one be accepted and closed, at once. */
+    int fds[8];
+    connect_raw(info.port, fds, 5);
+    zev_fault_fail(ZEV_SYS_ACCEPT, 0, 1, EMFILE);
+    run_until_shed(&s, 5);
+    cr_assert_eq(exh_accepted, 0, "nothing accepted while out of descriptors");
+    cr_assert_eq(emfile_reports, 1);
+    assert_all_closed_by_server(fds, 5);
+
+    /* Still short (no accept has succeeded since): three more are shed without a report. */
+    connect_raw(info.port, fds, 3);
+    zev_fault_fail(ZEV_SYS_ACCEPT, 0, 1, EMFILE);
+    run_until_shed(&s, 8);
+    cr_assert_eq(emfile_reports, 1, "one report per episode");
+    assert_all_closed_by_server(fds, 3);
+
+    /* Descriptors are back: the next client is served, which ends the episode... */
+    zev_fault_reset();
+    connect_raw(info.port, fds, 1);
+    cr_assert(zt_run_until(&exh_accepted, 1, 5000));
+    /* ...so the next shortage is a new episode, reported again. */
+    connect_raw(info.port, fds + 1, 1);
+    zev_fault_fail(ZEV_SYS_ACCEPT, 0, 1, EMFILE);
+    run_until_shed(&s, 9);
+    cr_assert_eq(emfile_reports, 2);
+    assert_all_closed_by_server(fds + 1, 1);
+
+    zev_tcp_server_stats_t st;
+    zev_tcp_server_stats(&s, &st);
+    cr_assert_eq(st.accepted, 1);
+    cr_assert_eq(st.accept_errors, 2, "counted with the reports");
+    cr_assert_eq(st.dropped, 9, "shed connections are dropped ones too");
+    zev_close(&exh_conns[0].handle, NULL);
+    zev_close(&s.handle, NULL);
+    zt_run();
+    close(fds[0]);
 }

@@ -21,8 +21,8 @@ typedef struct zev_tcp_server_s zev_tcp_server_t;
 
 /* A connection is waiting: call zev_tcp_accept() now (a connection not accepted inside the
  * callback is closed and counted as dropped). status < 0 reports a failure to accept, such as
- * -EMFILE (accepting then pauses briefly) or -EPROTO (one waiting connection failed; the rest
- * are still accepted); see docs/tcp.md. */
+ * -EMFILE (once per shortage: waiting connections are shed until an accept succeeds again) or
+ * -EPROTO (one waiting connection failed; the rest are still accepted); see docs/tcp.md. */
 typedef void (*zev_tcp_connection_cb)(zev_tcp_server_t *server, int status);
 /* A connection was closed at once because maxConnections was reached (Node's 'drop'). */
 typedef void (*zev_tcp_drop_cb)(zev_tcp_server_t *server, const zev_sockaddr_t *peer);
@@ -36,7 +36,8 @@ typedef struct {
 typedef struct {
     uint64_t accepted; /* connections handed to the connection callback */
     uint64_t dropped;  /* connections closed at once (maxConnections, not accepted, shed) */
-    uint64_t accept_errors;
+    uint64_t accept_errors; /* failures reported to the connection callback */
+    uint64_t shed;     /* of dropped: closed at once because descriptors ran out (EMFILE) */
 } zev_tcp_server_stats_t;
 
 struct zev_tcp_server_s {
@@ -46,10 +47,10 @@ struct zev_tcp_server_s {
     zev_tcp_connection_cb on_connection;
     zev_tcp_drop_cb on_drop;
     int pending_fd;           /* accepted, waiting for zev_tcp_accept inside the callback */
-    int reserve_fd;           /* spent to shed a connection on EMFILE */
+    int reserve_fd;           /* freed to shed the backlog on EMFILE */
     unsigned connections;
     unsigned max_connections; /* 0: no limit */
-    unsigned backoff_ms;      /* current EMFILE pause */
+    unsigned backoff_ms;      /* current pause when the reserve cannot help */
     zev_tcp_server_stats_t stats;
     struct zev__timer_node backoff; /* resumes accepting after an EMFILE pause */
     zev_sockaddr_t pending_peer;

@@ -4,6 +4,8 @@
  *   1. update the cached time       4. poll the backend, dispatching ready watchers (poll.c)
  *   2. run due timers               5. run due close callbacks
  *   3. run watchers fed last time
+ * Phases 2-3 share one fairness budget (a time slice and a byte cap, budget.c) and phase 4
+ * gets a fresh one, so a loaded iteration stays short and fresh events always get a turn.
  * Handles, watchers, timers, async and the poll phase live in their own files; this file only
  * sequences them.
  */
@@ -74,6 +76,7 @@ int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts) {
         loop->allocator.free = default_free;
     }
     zev__list_init(&loop->pending_watchers);
+    zev__list_init(&loop->pending_yielded);
     zev__list_init(&loop->async_handles);
     zev__list_init(&loop->fdwatches);
     zev__list_init(&loop->signal_handles);
@@ -130,15 +133,19 @@ int zev_loop_metrics(const zev_loop_t *loop, zev_loop_metrics_t *out) {
 static int poll_timeout(const zev_loop_t *loop, zev_run_mode mode, bool made_progress) {
     if (mode == ZEV_RUN_NOWAIT || loop->stop_flag) return 0;
     if (mode == ZEV_RUN_ONCE && made_progress) return 0; /* ONCE ran a callback: don't block */
-    if (!zev__list_empty(&loop->pending_watchers) || loop->closing_head) return 0;
+    if (zev__watcher_any_pending(loop) || loop->closing_head) return 0;
     if (loop->active_refs == 0 && loop->request_handles == 0) return 0;
     return zev__timer_next_timeout(loop);
 }
 
 static int run_iteration(zev_loop_t *loop, zev_run_mode mode) {
-    zev_update_time(loop);
+    uint64_t now_ns = zev_hrtime();
+    loop->now_ms = now_ns / 1000000u;
+    /* Timers and the pending phase share one slice; the poll's dispatch gets its own (poll.c),
+     * so events fetched fresh always get their turn. */
+    zev__budget_begin(loop, now_ns);
     bool made_progress = zev__timer_run_due(loop) > 0;
-    made_progress |= !zev__list_empty(&loop->pending_watchers);
+    made_progress |= zev__watcher_any_pending(loop);
     zev__watcher_run_pending(loop);
     int err = zev__loop_poll(loop, poll_timeout(loop, mode, made_progress));
     if (err < 0) return err;

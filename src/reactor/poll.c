@@ -2,7 +2,8 @@
  *
  * The backend waits and fills the ready list; everything else about the wait is here, once
  * for every backend: retrying EINTR with what is left of the timeout, the cached clock, the
- * counters, dispatching the batch, and the stale-event check (the instance bit, watcher.c).
+ * counters, dispatching the batch within the dispatch's fairness budget (budget.c), and the
+ * stale-event check (the instance bit, watcher.c).
  * The backend's ops table is read once per iteration; dispatch makes no indirect call of its
  * own beyond the owner's io callback.
  */
@@ -77,6 +78,19 @@ static struct zev_watcher *live_watcher(uintptr_t tag) {
     return w;
 }
 
+/* Whether w's fresh event runs now or joins the pending queue (fed: ahead of owners that
+ * yielded). A watcher already pending has a turn coming: the event joins it, so a busy owner
+ * gets one turn per pass however many edges it raises. Once the phase's budget is spent the
+ * rest of the batch is only queued, O(1) each, and runs first in the next pending phase.
+ * Priority watchers (the wake-up, listeners) always run at once. */
+static void deliver(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
+    if ((w->flags & ZEV__W_PRIORITY) || !((w->flags & ZEV__W_PENDING) || loop->budget.over)) {
+        zev__watcher_dispatch(loop, w, revents);
+        return;
+    }
+    zev__watcher_feed(loop, w, revents);
+}
+
 /* Hazard: any callback may stop, close or restart any watcher, this one or one later in the
  * batch; live_watcher() checks each entry just before its turn, never ahead. */
 static void dispatch(zev_loop_t *loop, struct zev__backend *b, unsigned n) {
@@ -84,7 +98,7 @@ static void dispatch(zev_loop_t *loop, struct zev__backend *b, unsigned n) {
     for (unsigned i = 0; i < n; i++) {
         b->next_ready = i + 1;
         struct zev_watcher *w = live_watcher(b->ready[i].tag);
-        if (w) zev__watcher_dispatch(loop, w, b->ready[i].revents);
+        if (w) deliver(loop, w, b->ready[i].revents);
     }
     b->n_ready = 0;
     b->next_ready = 0;
@@ -106,6 +120,7 @@ int zev__loop_poll(zev_loop_t *loop, int timeout_ms) {
         uint64_t end = zev_hrtime();
         account_poll(loop, end - start, n);
         loop->now_ms = end / 1000000u;
+        zev__budget_begin(loop, end);
         if (n > 0) dispatch(loop, b, (unsigned)n);
         if (n != -EINTR) return n < 0 ? n : 0;
         timeout_ms = time_left(timeout_ms, end - start);

@@ -42,6 +42,19 @@ static inline bool zev__list_linked(const struct zev__link *node) {
     return node->next != node;
 }
 
+/* Move every node of from to the front of head, in order; from ends empty. O(1). */
+static inline void zev__list_splice_front(struct zev__link *head, struct zev__link *from) {
+    if (from->next == from) return;
+    struct zev__link *first = from->next;
+    struct zev__link *last = from->prev;
+    last->next = head->next;
+    head->next->prev = last;
+    head->next = first;
+    first->prev = head;
+    from->next = from;
+    from->prev = from;
+}
+
 /* Move every node of from onto the (empty) list to; from ends empty. O(1). */
 static inline void zev__list_move(struct zev__link *from, struct zev__link *to) {
     if (zev__list_empty(from)) {
@@ -155,6 +168,11 @@ enum {
      * again on every wait while it holds. Only zev_fdwatch_t sets it (fdwatch.c); TCP and UDP
      * stay edge-triggered. Set before the first start; changing it needs a stop first. */
     ZEV__W_LEVEL = 1u << 4,
+    /* Run as soon as its event is fetched, even past the phase's slice, and never queued
+     * behind owners that used their quantum: the loop's wake-up (async callbacks, and so the
+     * examples' signals) and listeners. Their own turns are short: a wake-up runs the async
+     * callbacks once, a listener accepts at most a quantum's worth. */
+    ZEV__W_PRIORITY = 1u << 5,
 };
 
 /* Watchers are edge-triggered: after a READABLE event the owner reads until EAGAIN, or stops
@@ -172,10 +190,21 @@ int zev__watcher_start(zev_loop_t *loop, struct zev_watcher *w, unsigned events)
 /* Forget the watcher: no further event, including ones already fetched in this batch or
  * waiting in the pending queue. */
 void zev__watcher_stop(zev_loop_t *loop, struct zev_watcher *w);
-/* Run the watcher's callback with revents in the next iteration's pending phase. */
+/* Run the watcher's callback with revents in the next iteration's pending phase, before any
+ * owner that yielded: for work that has had no turn yet (a resume, a deferred result, an
+ * event the dispatch did not reach). A watcher already pending keeps its place. */
 void zev__watcher_feed(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
-/* Run the watchers fed in the previous iteration. */
+/* Its owner used its turn (zev__budget_spend said so) and has more to do: queue it behind
+ * every other pending watcher. A priority watcher is fed instead. */
+void zev__watcher_yield(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
+/* The pending phase: watchers fed, then watchers that yielded, each list from its head until
+ * the phase's budget is spent (at least one turn each); the rest keep their places. */
 void zev__watcher_run_pending(zev_loop_t *loop);
+/* Watchers are waiting in the pending queue. */
+static inline bool zev__watcher_any_pending(const zev_loop_t *loop) {
+    return !zev__list_empty(&loop->pending_watchers) ||
+           !zev__list_empty(&loop->pending_yielded);
+}
 
 /* A watcher's owner: the handle just before it in memory. */
 static inline zev_handle_t *zev__watcher_owner(struct zev_watcher *w) {
@@ -186,6 +215,43 @@ static inline zev_handle_t *zev__watcher_owner(struct zev_watcher *w) {
 static inline void zev__watcher_dispatch(zev_loop_t *loop, struct zev_watcher *w,
                                          unsigned revents) {
     zev__watcher_owner(w)->ops->io(loop, w, revents);
+}
+
+/* ---- the fairness budget (budget.c; docs/internals.md, "Fairness") ---- */
+
+/* Why these numbers. A phase's slice of 2 ms keeps an iteration (two budgeted phases, plus
+ * timers and close callbacks) near 5 ms under any load, so timers, accepts and wake-ups are
+ * late by a few ms at worst, while the cost of ending a phase early, one extra poll that does
+ * not block, stays below 1% of a 2 ms slice. The byte cap of 8 MiB per phase is a backstop
+ * for a coarse clock (about 2 ms of loopback copying). A turn's quantum of 256 KiB is four
+ * 64 KiB reads (libuv reads up to 32 times, but a single read there is small) or 64 small
+ * operations, the count zev used before bytes were counted. An operation's own cost, 4 KiB,
+ * stands for the syscall and the callback it runs: a stream of one-byte reads is not free. */
+#define ZEV__BUDGET_SLICE_NS 2000000u
+enum {
+    ZEV__BUDGET_QUANTUM = 256 * 1024,
+    ZEV__BUDGET_OP_COST = 4 * 1024,
+    ZEV__BUDGET_PHASE_BYTES = 8 * 1024 * 1024,
+    ZEV__BUDGET_CHECK_BYTES = 128 * 1024,
+};
+
+/* Start a phase's budget: a fresh slice from now_ns. */
+void zev__budget_begin(zev_loop_t *loop, uint64_t now_ns);
+/* Read the clock and test the phase's limits (out of line: the rare part of spending). */
+void zev__budget_check(zev_loop_t *loop);
+
+/* An owner's turn starts with `size_t turn = ZEV__BUDGET_QUANTUM;` and spends after every
+ * operation (a read, a send, an accept, a batch, a write callback) what it moved. Returns
+ * true, with *turn set to 0, once the turn is over: the quantum is spent or the phase's
+ * slice is. The owner then stops and yields (zev__watcher_yield) if it has more to do. A few
+ * additions and compares: the clock is read only every ZEV__BUDGET_CHECK_BYTES of cost. */
+static inline bool zev__budget_spend(zev_loop_t *loop, size_t *turn, size_t bytes) {
+    struct zev__budget *b = &loop->budget;
+    size_t cost = bytes + ZEV__BUDGET_OP_COST;
+    b->spent += cost;
+    if (b->spent >= b->next_check) zev__budget_check(loop);
+    *turn = *turn > cost && !b->over ? *turn - cost : 0;
+    return *turn == 0;
 }
 
 /* ---- timer nodes (heap.c, timer.c) ---- */

@@ -58,6 +58,7 @@ int zev__wake_start(zev_loop_t *loop) {
     if (err < 0) return err;
     loop->wake.handle.ops = &wake_ops;
     zev__watcher_init(&loop->wake.io, loop->backend->wake_fds[0]);
+    loop->wake.io.flags |= ZEV__W_PRIORITY; /* async callbacks never wait behind busy sockets */
     err = zev__watcher_start(loop, &loop->wake.io, ZEV__READABLE);
     if (err < 0) zev__wake_close(loop);
     return err;

@@ -1,9 +1,12 @@
 /* src/reactor/watcher.c: I/O watchers, the loop's unit of fd interest, and the pending queue.
  *
  * A watcher is registered with the backend once; after that, wanting to write costs nothing.
- * Because readiness is edge-triggered, an owner that stops reading early (its fairness budget,
- * or a resume after pause) feeds itself to the pending queue; the loop runs that queue in the
- * next iteration and polls without blocking while it is non-empty.
+ * Because readiness is edge-triggered, an owner that stops early (its fairness budget, or a
+ * resume after pause) queues itself in the pending queue; the loop runs that queue in the next
+ * iteration and polls without blocking while it is non-empty. The queue has two lists: watchers
+ * fed (no turn yet: a resume, a deferred result, an event the dispatch did not reach in its
+ * slice) run before watchers that yielded after using their quantum, so a busy owner never
+ * makes a newly ready one wait behind it; see docs/internals.md, "Fairness".
  *
  * Stale events. A callback may stop a watcher whose event is later in the batch being
  * dispatched (it closed that handle, or a connect failed). The event must not reach it, nor
@@ -30,7 +33,8 @@
 /* The event and flag bits are stored in bytes. */
 _Static_assert((ZEV__READABLE | ZEV__WRITABLE | ZEV__HANGUP | ZEV__ERROR) <= UINT8_MAX,
                "event bits fit struct zev_watcher's uint8_t fields");
-_Static_assert((ZEV__W_REGISTERED | ZEV__W_PENDING | ZEV__W_INSTANCE | ZEV__W_FLIPPED) <= UINT8_MAX,
+_Static_assert((ZEV__W_REGISTERED | ZEV__W_PENDING | ZEV__W_INSTANCE | ZEV__W_FLIPPED |
+                ZEV__W_PRIORITY) <= UINT8_MAX,
                "watcher flags fit a byte");
 /* The instance bit lives in bit 0 of a watcher's address. */
 _Static_assert(_Alignof(struct zev_watcher) >= 2, "a watcher's address has a free low bit");
@@ -77,22 +81,37 @@ void zev__watcher_stop(zev_loop_t *loop, struct zev_watcher *w) {
     retire_batch_events(loop, w);
 }
 
-void zev__watcher_feed(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
+/* Queue w on list (a watcher already pending keeps its place and gains revents). */
+static void enqueue(struct zev_watcher *w, unsigned revents, struct zev__link *list) {
     zev_handle_t *owner = zev__watcher_owner(w);
     /* A closing owner's queue slot belongs to the close queue: nothing is delivered any more. */
     if (owner->flags & (ZEV__H_CLOSING | ZEV__H_CLOSED)) return;
     w->revents = (uint8_t)(w->revents | revents);
     if (w->flags & ZEV__W_PENDING) return;
     w->flags |= ZEV__W_PENDING;
-    zev__list_push_back(&loop->pending_watchers, &owner->queue.pending);
+    zev__list_push_back(list, &owner->queue.pending);
 }
 
-void zev__watcher_run_pending(zev_loop_t *loop) {
-    /* Watchers fed while this runs (a budget used up again) wait for the next iteration. A
-     * callback may stop any watcher in `due`; stopping unlinks it, so it is never run. */
+void zev__watcher_feed(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
+    enqueue(w, revents, &loop->pending_watchers);
+}
+
+void zev__watcher_yield(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
+    bool first = (w->flags & ZEV__W_PRIORITY) != 0;
+    enqueue(w, revents, first ? &loop->pending_watchers : &loop->pending_yielded);
+}
+
+/* Give turns to the watchers on list, from its head, while the phase's budget lasts (and at
+ * least one turn). Those it does not reach go back to the head, ahead of any queued
+ * meanwhile: they have waited longest. A watcher fed or yielding while this runs waits for
+ * the next pass. A callback may stop any watcher in `due`; stopping unlinks it, so it is
+ * never run. */
+static void run_list(zev_loop_t *loop, struct zev__link *list) {
     struct zev__link due;
-    zev__list_move(&loop->pending_watchers, &due);
-    while (!zev__list_empty(&due)) {
+    zev__list_move(list, &due);
+    bool first = true;
+    while (!zev__list_empty(&due) && (first || !loop->budget.over)) {
+        first = false;
         struct zev__link *node = due.next;
         zev__list_remove(node);
         zev_handle_t *owner = zev__container_of(node, zev_handle_t, queue.pending);
@@ -102,4 +121,10 @@ void zev__watcher_run_pending(zev_loop_t *loop) {
         w->revents = 0;
         zev__watcher_dispatch(loop, w, revents);
     }
+    zev__list_splice_front(list, &due);
+}
+
+void zev__watcher_run_pending(zev_loop_t *loop) {
+    run_list(loop, &loop->pending_watchers);
+    run_list(loop, &loop->pending_yielded);
 }

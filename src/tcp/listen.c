@@ -1,11 +1,17 @@
 /* src/tcp/listen.c: TCP listeners (Node's net.Server): listen, accept, connection limits,
  * running out of descriptors, and close-after-the-last-connection.
  *
- * Accepting runs until EAGAIN or a budget per iteration, so a connection storm cannot starve
- * established sockets. On EMFILE/ENFILE the listener spends its reserve descriptor to accept
- * and shed one waiting connection (so the peer is told, instead of waiting in the backlog),
- * reports the error, and pauses accepting with a doubling backoff (10 ms .. 1 s): under a
- * permanent EMFILE the loop makes a bounded number of accept calls per second, never spins.
+ * Accepting runs until EAGAIN or the turn's share of the loop's fairness budget, so a
+ * connection storm cannot starve established sockets; a listener is a priority watcher, so
+ * busy sockets never make it wait either (docs/internals.md, "Fairness").
+ *
+ * Out of descriptors (EMFILE/ENFILE), the kernel keeps the connection in the backlog and the
+ * listener stays readable. The listener then sheds the whole backlog at once with its reserve
+ * descriptor (shed_backlog), so every waiting peer is told at once, and waits for the next
+ * connection's edge: no timer, no retry, no CPU while nobody connects; the first accept that
+ * succeeds again ends the episode. The shortage is reported once per episode. Only when the
+ * reserve cannot help (none, or ENOBUFS/ENOMEM) does it pause with a doubling backoff
+ * (10 ms .. 1 s), so even then the loop makes a bounded number of accept calls per second.
  * An error of one connection that died in the backlog (EPROTO, ECONNABORTED...) does not stop
  * accepting: the listening socket's edge is spent, so stopping would strand the rest.
  */
@@ -15,7 +21,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 
-#define ACCEPT_BUDGET 64
 #define DEFAULT_BACKLOG 511
 #define BACKOFF_MIN_MS 10u
 #define BACKOFF_MAX_MS 1000u
@@ -59,6 +64,7 @@ int zev_tcp_server_init(zev_loop_t *loop, zev_tcp_server_t *s) {
     *s = (zev_tcp_server_t){0};
     zev__handle_init(loop, &s->handle, ZEV_TCP_SERVER, &server_ops);
     zev__watcher_init(&s->io, -1);
+    s->io.flags |= ZEV__W_PRIORITY; /* accepting never waits behind busy sockets */
     s->pending_fd = -1;
     s->reserve_fd = -1;
     s->backoff.fire = on_backoff;
@@ -141,36 +147,6 @@ void zev__tcp_server_connection_closed(zev_tcp_server_t *s) {
         zev__handle_close_resume(&s->handle);
 }
 
-/* Out of descriptors: shed one waiting connection with the reserve fd, then pause. */
-static void handle_fd_exhaustion(zev_tcp_server_t *s, int err) {
-    if (s->reserve_fd >= 0) {
-        close_fd(&s->reserve_fd);
-        int fd = zev__sys_accept(s->io.fd, NULL, NULL);
-        if (fd >= 0) {
-            zev__sys_close(fd);
-            s->stats.dropped++;
-        }
-        s->reserve_fd = open_reserve();
-    }
-    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (s->backoff_ms > BACKOFF_MAX_MS) s->backoff_ms = BACKOFF_MAX_MS;
-    s->handle.flags |= ZEV__TCP_ACCEPT_PAUSED;
-    zev__timer_node_start(s->handle.loop, &s->backoff, s->backoff_ms);
-    s->stats.accept_errors++;
-    s->on_connection(s, err);
-}
-
-static void on_backoff(zev_loop_t *loop, struct zev__timer_node *n) {
-    zev_tcp_server_t *s = zev__container_of(n, zev_tcp_server_t, backoff);
-    s->handle.flags &= ~ZEV__TCP_ACCEPT_PAUSED;
-    /* The listening socket's edge came and went while paused: look again. */
-    zev__watcher_feed(loop, &s->io, ZEV__READABLE);
-}
-
-static bool over_limit(const zev_tcp_server_t *s) {
-    return s->max_connections && s->connections >= s->max_connections;
-}
-
 /* Errors of one waiting connection that failed in the backlog (accept(2): "treat them like
  * EAGAIN by retrying"): the listener itself is fine and the rest of the backlog is still
  * there. Stopping would strand it, since the listening socket's edge is already spent. */
@@ -192,15 +168,81 @@ static bool is_transient(int err) {
     }
 }
 
-/* Returns false when accepting should stop for this iteration. */
-static bool accept_one(zev_tcp_server_t *s) {
+/* Give up accepting for a while (doubling, BACKOFF_MIN_MS..BACKOFF_MAX_MS): the shortage could
+ * not be worked around, and retrying at once would spin. The timer looks again. */
+static void pause_accepting(zev_tcp_server_t *s) {
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (s->backoff_ms > BACKOFF_MAX_MS) s->backoff_ms = BACKOFF_MAX_MS;
+    s->handle.flags |= ZEV__TCP_ACCEPT_PAUSED;
+    zev__timer_node_start(s->handle.loop, &s->backoff, s->backoff_ms);
+}
+
+static void on_backoff(zev_loop_t *loop, struct zev__timer_node *n) {
+    zev_tcp_server_t *s = zev__container_of(n, zev_tcp_server_t, backoff);
+    s->handle.flags &= ~ZEV__TCP_ACCEPT_PAUSED;
+    /* The listening socket's edge came and went while paused: look again. */
+    zev__watcher_feed(loop, &s->io, ZEV__READABLE);
+}
+
+enum shed { SHED_DONE, SHED_MORE, SHED_FAILED };
+
+/* The spare-descriptor trick (libuv's and Node's): free the reserve, then accept and close
+ * every waiting connection on the slot it leaves, until the backlog is empty (SHED_DONE) or
+ * the turn is over (SHED_MORE), and take the reserve back. Each peer learns at once that it
+ * will not be served, rather than waiting in the backlog for a timeout. SHED_FAILED: no
+ * reserve, or the slot was gone (another thread took it, or the shortage is system-wide). */
+static enum shed shed_backlog(zev_tcp_server_t *s, size_t *turn) {
+    if (s->reserve_fd < 0) s->reserve_fd = open_reserve(); /* descriptors may be back */
+    if (s->reserve_fd < 0) return SHED_FAILED;
+    close_fd(&s->reserve_fd);
+    enum shed result = SHED_MORE;
+    while (*turn > 0) {
+        int fd = zev__sys_accept(s->io.fd, NULL, NULL);
+        if (fd == -EAGAIN) {
+            result = SHED_DONE;
+            break;
+        }
+        if (fd < 0 && fd != -EINTR && fd != -ECONNABORTED && !is_transient(fd)) {
+            result = SHED_FAILED;
+            break;
+        }
+        if (fd >= 0) {
+            zev__sys_close(fd);
+            s->stats.shed++;
+            s->stats.dropped++;
+        }
+        zev__budget_spend(s->handle.loop, turn, 0);
+    }
+    s->reserve_fd = open_reserve();
+    return result;
+}
+
+/* Out of descriptors (or kernel memory): shed the backlog if the reserve allows, else pause;
+ * report the shortage once per episode, which lasts until an accept succeeds again. */
+static void on_shortage(zev_tcp_server_t *s, int err, size_t *turn) {
+    bool first = !(s->handle.flags & ZEV__TCP_FD_SHORT);
+    s->handle.flags |= ZEV__TCP_FD_SHORT;
+    enum shed r = err == -EMFILE || err == -ENFILE ? shed_backlog(s, turn) : SHED_FAILED;
+    if (r == SHED_FAILED) pause_accepting(s);
+    if (r == SHED_MORE) zev__watcher_yield(s->handle.loop, &s->io, ZEV__READABLE);
+    if (!first) return;
+    s->stats.accept_errors++;
+    s->on_connection(s, err);
+}
+
+static bool over_limit(const zev_tcp_server_t *s) {
+    return s->max_connections && s->connections >= s->max_connections;
+}
+
+/* One accept and what follows it. Returns false when this turn of accepting is over. */
+static bool accept_one(zev_tcp_server_t *s, size_t *turn) {
     socklen_t len = sizeof(s->pending_peer);
     int fd = zev__sys_accept(s->io.fd, &s->pending_peer.sa, &len);
     if (fd == -EAGAIN) return false;
     /* The peer reset it first: nothing to tell (libuv skips it too). */
     if (fd == -EINTR || fd == -ECONNABORTED) return true;
     if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-        handle_fd_exhaustion(s, fd);
+        on_shortage(s, fd, turn);
         return false;
     }
     if (fd < 0) {
@@ -212,6 +254,7 @@ static bool accept_one(zev_tcp_server_t *s) {
         return is_transient(fd);
     }
     s->backoff_ms = 0;
+    s->handle.flags &= ~ZEV__TCP_FD_SHORT; /* the episode is over: the next one is reported */
     if (over_limit(s)) {
         zev__sys_close(fd);
         s->stats.dropped++;
@@ -227,15 +270,19 @@ static bool accept_one(zev_tcp_server_t *s) {
     return true;
 }
 
+/* A turn of accepting: until EAGAIN, or the turn's budget (each accept and its callback is an
+ * operation), then yield: a connection storm cannot starve established sockets. */
 static void on_listen_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
     (void)revents;
     zev_tcp_server_t *s = zev__container_of(w, zev_tcp_server_t, io);
-    for (int budget = ACCEPT_BUDGET; budget > 0; budget--) {
+    size_t turn = ZEV__BUDGET_QUANTUM;
+    for (;;) {
         unsigned f = s->handle.flags;
         if (!(f & ZEV__TCP_LISTENING) || (f & ZEV__TCP_ACCEPT_PAUSED)) return;
-        if (!accept_one(s)) return;
+        if (!accept_one(s, &turn)) return;
+        if (zev__budget_spend(loop, &turn, 0)) break;
     }
-    zev__watcher_feed(loop, w, ZEV__READABLE);
+    zev__watcher_yield(loop, w, ZEV__READABLE);
 }
 
 int zev_tcp_server_address(const zev_tcp_server_t *s, zev_addr_info_t *out) {

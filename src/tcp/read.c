@@ -1,10 +1,11 @@
 /* src/tcp/read.c: reading a stream socket into the loop's buffer pool (or user memory) and
  * handing slices to the data event; EOF and half-open handling.
  *
- * Fairness: one socket reads at most ZEV__TCP_READ_BUDGET times per iteration; if data is
- * still waiting it feeds itself to the pending queue (the edge will not come again), and the
- * other sockets get their turn first. A short read ends the turn too (the kernel had no more),
- * except after a hang-up or a report of urgent data: see short_read_drains.
+ * Fairness: each read spends the loop's budget (bytes read plus a fixed cost, reactor_internal.h);
+ * once the socket's quantum or the phase's slice is spent and data is still waiting, it yields
+ * to the pending queue (the edge will not come again), and the other sockets get their turn
+ * first. A short read ends the turn too (the kernel had no more), except after a hang-up or a
+ * report of urgent data: see short_read_drains.
  */
 #include "tcp_internal.h"
 
@@ -98,7 +99,8 @@ void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents) {
     zev_loop_t *loop = t->handle.loop;
     /* Remembered, not just looked at here: the report may come while reading is paused. */
     if (revents & ZEV__URGENT) t->handle.flags |= ZEV__TCP_URGENT;
-    for (int budget = ZEV__TCP_READ_BUDGET; budget > 0; budget--) {
+    size_t turn = ZEV__BUDGET_QUANTUM;
+    for (;;) {
         if (zev__tcp_closing(t)) return;
         if (!(t->handle.flags & ZEV__TCP_READING)) {
             t->handle.flags |= ZEV__TCP_READ_MISSED; /* paused, maybe mid-stream */
@@ -106,7 +108,10 @@ void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents) {
         }
         zev_slice_t slice;
         ssize_t n = read_once(t, &slice);
-        if (n == -EINTR) continue;
+        if (n == -EINTR) {
+            if (zev__budget_spend(loop, &turn, 0)) break;
+            continue;
+        }
         if (n == -EAGAIN) {
             t->handle.flags &= ~ZEV__TCP_URGENT; /* past any mark: short reads drain again */
             return;
@@ -129,9 +134,11 @@ void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents) {
             t->events->data(t, &slice);
         }
         if (slice.owner) zev__buf_read_done(loop, (size_t)n);
+        bool turn_over = zev__budget_spend(loop, &turn, (size_t)n);
         /* A short read drained the socket: a new arrival raises a new edge, so skip the read
          * that would only say EAGAIN. */
         if ((size_t)n < asked && short_read_drains(t, revents)) return;
+        if (turn_over) break;
     }
-    zev__watcher_feed(loop, &t->io, ZEV__READABLE);
+    zev__watcher_yield(loop, &t->io, ZEV__READABLE);
 }

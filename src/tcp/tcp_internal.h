@@ -55,11 +55,11 @@ enum {
     ZEV__TCP_PIPE_SRC = 1u << 23, /* t->extra->pipe_out is set */
     ZEV__TCP_USER_BUF = 1u << 24, /* t->extra->user_buf is set */
     ZEV__TCP_URGENT = 1u << 25,   /* the kernel reported urgent data: read until EAGAIN */
+    ZEV__TCP_FD_SHORT = 1u << 26, /* servers: out of descriptors since the last accept */
 };
 
-/* Fairness budgets per socket and iteration: reads (read.c); sends plus write callbacks run
- * (write.c). */
-enum { ZEV__TCP_DEFAULT_HWM = 64 * 1024, ZEV__TCP_READ_BUDGET = 32, ZEV__TCP_WRITE_BUDGET = 64 };
+/* Fairness is the loop's budget (reactor_internal.h), spent by read.c, write.c and listen.c. */
+enum { ZEV__TCP_DEFAULT_HWM = 64 * 1024 };
 
 /* Write-queue entry: one slice (or file region) still to send, or a finished write whose
  * callback is due. Exactly ZEV__SLAB_SMALL bytes. */

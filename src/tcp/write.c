@@ -267,12 +267,12 @@ static ssize_t send_file_entry(zev_tcp_t *t, struct zev__wentry *e) {
 }
 #endif
 
-/* Run callbacks of finished writes at the head, one unit of *budget each. Returns false if
- * the socket was closed or failed. */
-static bool complete_done(zev_tcp_t *t, int *budget) {
+/* Run callbacks of finished writes at the head, each an operation of the turn's budget.
+ * Returns false if the socket was closed or failed. */
+static bool complete_done(zev_tcp_t *t, size_t *turn) {
     struct zev__wentry *head;
-    while (*budget > 0 && (head = zev__tcp_wq_head(t)) && (head->flags & ZEV__WE_DONE)) {
-        (*budget)--;
+    while (*turn > 0 && (head = zev__tcp_wq_head(t)) && (head->flags & ZEV__WE_DONE)) {
+        zev__budget_spend(t->handle.loop, turn, 0);
         complete(t, entry_pop(t), 0);
         if (zev__tcp_closing(t) || t->handle.flags & ZEV__TCP_FAILED) return false;
     }
@@ -293,21 +293,20 @@ static void after_flush(zev_tcp_t *t) {
 }
 
 /* Fairness: a callback that writes again to a peer that reads fast never meets EAGAIN, so
- * each send and each write callback costs one unit of a budget per iteration; once it is
- * spent, the rest waits for the next iteration (fed: no edge will come for it), after the
- * other sockets and the timers, as reads do. */
+ * each send (its bytes and a fixed cost) and each write callback spends the loop's budget
+ * (reactor_internal.h); once the turn is over, the rest waits (yielded: no edge will come for
+ * it), after the other sockets and the timers, as reads do. */
 void zev__tcp_flush(zev_tcp_t *t) {
     if (zev__tcp_phase(t) != ZEV__TCP_CONNECTED) return;
-    int budget = ZEV__TCP_WRITE_BUDGET;
+    size_t turn = ZEV__BUDGET_QUANTUM;
     for (;;) {
-        if (!complete_done(t, &budget)) return;
+        if (!complete_done(t, &turn)) return;
         struct zev__wentry *head = zev__tcp_wq_head(t);
         if (!head) break;
-        if (budget == 0) {
-            flush_later(t);
+        if (turn == 0) {
+            zev__watcher_yield(t->handle.loop, &t->io, ZEV__WRITABLE);
             break;
         }
-        budget--;
         ssize_t r;
 #ifdef __linux__
         r = head->base ? send_queued(t) : send_file_entry(t, head);
@@ -321,6 +320,7 @@ void zev__tcp_flush(zev_tcp_t *t) {
         }
         account_written(t, (size_t)r);
         advance(t, (size_t)r);
+        zev__budget_spend(t->handle.loop, &turn, (size_t)r);
         /* A short send usually means the kernel is full, but only EAGAIN proves it (and arms
          * the next edge): go round once more rather than risk waiting for nothing. */
     }

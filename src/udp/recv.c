@@ -14,8 +14,9 @@
  * Corking: while a batch is delivered, sends from the message callbacks are queued and then
  * flushed together, so an echo server answers a batch of N datagrams with one sendmmsg.
  *
- * Fairness: a socket makes at most ZEV__UDP_RECV_CALLS receive calls per iteration, then feeds
- * itself to the pending queue so other sockets get their turn (the edge will not come again).
+ * Fairness: each receive call spends the loop's budget (the batch's bytes plus a fixed cost,
+ * reactor_internal.h); once the socket's turn is over it yields to the pending queue so other
+ * sockets get their turn (the edge will not come again).
  *
  * Errors: reported once; only an error the call hands over (an ICMP report) lets the pass read
  * on. Any other ends the pass without feeding it, so a persistent error cannot spin the loop:
@@ -203,9 +204,20 @@ static bool read_on_after(zev_udp_t *u, int err, int *seen) {
     return first && handed_over(err);
 }
 
+/* Bytes of the n datagrams of a batch as delivered (a cut one counts its slot). */
+static size_t batch_bytes(const struct rx_batch *b, unsigned n) {
+    size_t sum = 0;
+    for (unsigned i = 0; i < n; i++) {
+        sum += b->size[i] < b->iov[i].iov_len ? b->size[i] : b->iov[i].iov_len;
+    }
+    return sum;
+}
+
 void zev__udp_on_readable(zev_udp_t *u, unsigned revents) {
+    zev_loop_t *loop = u->handle.loop;
     int seen = 0;
-    for (int calls = 0; calls < ZEV__UDP_RECV_CALLS; calls++) {
+    size_t turn = ZEV__BUDGET_QUANTUM;
+    while (turn > 0) {
         if (!(u->handle.flags & ZEV__UDP_RECVING) || zev__udp_closing(u)) return;
         struct rx_batch b;
         unsigned want = take_slots(u, &b, u->batch);
@@ -219,10 +231,12 @@ void zev__udp_on_readable(zev_udp_t *u, unsigned revents) {
         int r = read_batch(u, &b, want);
         if (r < 0) {
             release_slots(&b);
+            zev__budget_spend(loop, &turn, 0);
             if (r == -EINTR) continue;
             if (r == -EAGAIN || !read_on_after(u, r, &seen)) return;
             continue;
         }
+        zev__budget_spend(loop, &turn, batch_bytes(&b, (unsigned)r));
         /* Replies sent from the callbacks queue up (the queue takes its own references) and
          * leave together: a batch of echoes costs one sendmmsg, not one sendmsg each. */
         bool was_corked = (u->handle.flags & ZEV__UDP_CORKED) != 0;
@@ -237,5 +251,5 @@ void zev__udp_on_readable(zev_udp_t *u, unsigned revents) {
          * an error event: recvmmsg may have stopped at that error, which is still to read. */
         if ((unsigned)r < want && !(revents & ZEV__ERROR)) return;
     }
-    zev__watcher_feed(u->handle.loop, &u->io, ZEV__READABLE);
+    zev__watcher_yield(loop, &u->io, ZEV__READABLE);
 }

@@ -19,7 +19,6 @@
 
 /* Send calls per flush before yielding to other handles (a callback that always sends again
  * must not keep the loop here forever). */
-#define SEND_CALLS 16
 
 static zev_slice_t *slice_at(struct zev__udp_req *r, unsigned i, struct zev__udp_more **m) {
     if (i < ZEV__UDP_REQ_SLICES) return &r->slice[i];
@@ -331,15 +330,25 @@ static void after_flush(zev_udp_t *u) {
     zev__udp_update_active(u);
 }
 
+/* Bytes of the queued datagrams from r up to (not including) end: what one call sent. */
+static size_t bytes_between(const struct zev__udp_req *r, const struct zev__udp_req *end) {
+    size_t sum = 0;
+    for (; r && r != end; r = r->next) sum += r->len;
+    return sum;
+}
+
 void zev__udp_flush(zev_udp_t *u) {
-    for (int calls = 0;; calls++) {
+    size_t turn = ZEV__BUDGET_QUANTUM;
+    for (;;) {
         if (!complete_done(u)) return;
         if (!u->q_unsent) break;
-        if (calls == SEND_CALLS) {
-            zev__watcher_feed(u->handle.loop, &u->io, ZEV__WRITABLE);
+        if (turn == 0) {
+            zev__watcher_yield(u->handle.loop, &u->io, ZEV__WRITABLE);
             break;
         }
+        struct zev__udp_req *first = u->q_unsent;
         int r = send_some(u);
+        zev__budget_spend(u->handle.loop, &turn, r > 0 ? bytes_between(first, u->q_unsent) : 0);
         if (r == -EINTR) continue;
         if (r == -EAGAIN) break;    /* the kernel is full; its next writable edge resumes us */
         if (r < 0) mark_done(u, r); /* this datagram failed; the ones behind it go on */

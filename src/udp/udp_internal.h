@@ -23,7 +23,6 @@ enum {
 enum {
     ZEV__UDP_DEFAULT_HWM = 64 * 1024,
     ZEV__UDP_MAX_HWM = 1 << 30,
-    ZEV__UDP_RECV_CALLS = 16, /* receive calls per socket per iteration (fairness) */
     ZEV__UDP_FLUSH_IOV = 256, /* iovecs gathered by one sendmmsg */
     ZEV__UDP_REQ_SLICES = 2,  /* slices kept in a request entry */
     ZEV__UDP_MORE_SLICES = 5, /* slices kept in each continuation entry */
