@@ -11,8 +11,6 @@
 #include <errno.h>
 #include <stdint.h>
 
-#define HEADER_SIZE ((sizeof(zev_buf_t) + 63u) & ~(size_t)63u)
-
 void zev__buf_pool_init(zev_loop_t *loop, size_t chunk_size) {
     zev_buf_pool_t *pool = &loop->pool;
     *pool = (zev_buf_pool_t){0};
@@ -22,10 +20,10 @@ void zev__buf_pool_init(zev_loop_t *loop, size_t chunk_size) {
 
 static zev_buf_t *chunk_new(zev_buf_pool_t *pool) {
     size_t size = pool->stats.chunk_size;
-    char *mem = pool->allocator->alloc(pool->allocator->ctx, HEADER_SIZE + size);
+    char *mem = pool->allocator->alloc(pool->allocator->ctx, ZEV__BUF_HEADER + size);
     if (!mem) return NULL;
     zev_buf_t *b = (zev_buf_t *)mem;
-    b->base = mem + HEADER_SIZE;
+    b->base = mem + ZEV__BUF_HEADER;
     b->size = size;
     b->pool = pool;
     b->next_free = NULL;
@@ -97,7 +95,7 @@ int zev__buf_pool_close(zev_loop_t *loop) {
         pool->free_list = b->next_free;
         pool->live--;
         zev__debug_unpoison(b->base, b->size); /* the allocator may reuse it unseen */
-        pool->allocator->free(pool->allocator->ctx, b, HEADER_SIZE + b->size);
+        pool->allocator->free(pool->allocator->ctx, b, zev__buf_footprint(b));
     }
     return 0;
 }

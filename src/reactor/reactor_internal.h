@@ -208,6 +208,14 @@ void zev__async_dispatch(zev_loop_t *loop);
 
 /* ---- buffer pool (buf.c) ---- */
 
+/* A chunk is one allocation: its header, padded to a cache line, then its payload. */
+#define ZEV__BUF_HEADER ((sizeof(zev_buf_t) + 63u) & ~(size_t)63u)
+
+/* The bytes a chunk holds from the allocator: what a reference to any slice of it keeps. */
+static inline size_t zev__buf_footprint(const zev_buf_t *b) {
+    return ZEV__BUF_HEADER + b->size;
+}
+
 void zev__buf_pool_init(zev_loop_t *loop, size_t chunk_size);
 /* Returns the pool's free chunks to the allocator; -EBUSY if chunks are still referenced. */
 int zev__buf_pool_close(zev_loop_t *loop);
