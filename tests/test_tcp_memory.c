@@ -219,3 +219,38 @@ Test(tcp_memory, consecutive_slices_of_one_chunk_count_it_once_and_the_count_bal
     cr_assert_eq(zev_tcp_write_queue_size(&a), 0);
     close_both(&a, &b);
 }
+
+/* ---- giving memory back after a burst ----------------------------------------------------- */
+
+/* Slab blocks and pool chunks went back to the allocator only at zev_loop_close, so a server
+ * stayed at its peak after a burst of never-reading clients had left. Once the queue drained
+ * and an idle interval passed (1 ms here), the loop keeps at most its floors: 1 MiB of idle
+ * chunks, 8 blocks of 8 KiB per slab. */
+Test(tcp_memory, after_a_burst_of_queued_writes_the_slab_and_pool_give_memory_back) {
+    zt_loop_counting();
+    zev_tcp_t a, b;
+    struct side sa = {0}, sb = {0};
+    side_pair(&a, &b, &sa, &sb);
+    long long base = zt_allocs.live;
+    size_t total = fill_kernel(&a, &b);
+    enum { TINY = 20000, CHUNKS = 40 };
+    for (int i = 0; i < TINY; i++) {
+        zev_slice_t s = zev_slice(filler, 1);
+        cr_assert_geq(zev_tcp_write(&a, &s, 1, NULL, NULL), 0);
+    }
+    for (int i = 0; i < CHUNKS; i++) {
+        zev_buf_t *c = zev_buf_get(&zt_loop);
+        zev_slice_t s = {c->base, 16, c};
+        cr_assert_geq(zev_tcp_write(&a, &s, 1, NULL, NULL), 0);
+        zev_buf_unref(c);
+    }
+    long long peak = zt_allocs.live - base;
+    cr_assert_gt(peak, TINY * 64 + CHUNKS * 64 * 1024, "the burst really held memory");
+    read_all(&b, &sb, total + TINY + CHUNKS * 16);
+    for (int i = 0; i < 100000 && zt_loop.slab.in_use > 0; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(zt_loop.slab.in_use, 0, "every queue entry was freed");
+    long long floors = (1 << 20) + 2 * 8 * 8192;
+    cr_assert(zt_run_until_live_at_most(base, floors, 10000), "%lld of %lld bytes kept",
+              zt_allocs.live - base, peak);
+    close_both(&a, &b);
+}

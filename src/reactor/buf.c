@@ -2,9 +2,11 @@
  *
  * A chunk is one allocation: a zev_buf_t header, padded to a cache line, then `size` bytes of
  * payload. The pool grows on demand and keeps released chunks on a free list, so in steady
- * state getting and releasing a chunk is a pointer swap: no allocation per message. Chunks go
- * back to the allocator only at zev_loop_close. Refcounts are plain integers: a loop and its
- * buffers belong to one thread (docs/design.md, "Threads and scale").
+ * state getting and releasing a chunk is a pointer swap: no allocation per message. Chunks that
+ * stayed idle for a whole interval go back to the allocator past a floor (zev__buf_pool_trim,
+ * run by trim.c), so a burst's memory is returned once the burst is over; the rest goes at
+ * zev_loop_close. Refcounts are plain integers: a loop and its buffers belong to one thread
+ * (docs/design.md, "Threads and scale").
  */
 #include "reactor_internal.h"
 
@@ -16,6 +18,8 @@ void zev__buf_pool_init(zev_loop_t *loop, size_t chunk_size) {
     *pool = (zev_buf_pool_t){0};
     pool->stats.chunk_size = chunk_size;
     pool->allocator = &loop->allocator;
+    size_t keep = ZEV__POOL_IDLE_BYTES / (ZEV__BUF_HEADER + chunk_size);
+    pool->idle_base = keep > 2 ? keep : 2;
 }
 
 static zev_buf_t *chunk_new(zev_buf_pool_t *pool) {
@@ -38,6 +42,7 @@ zev_buf_t *zev_buf_get(zev_loop_t *loop) {
     zev_buf_t *b = pool->free_list;
     if (b) {
         pool->free_list = b->next_free;
+        if (--pool->stats.idle < pool->idle_min) pool->idle_min = pool->stats.idle;
         b->next_free = NULL;
         zev__debug_unpoison(b->base, b->size);
     } else {
@@ -66,7 +71,35 @@ int zev_buf_unref(zev_buf_t *b) {
     b->next_free = pool->free_list;
     pool->free_list = b;
     zev__debug_poison(b->base, b->size);
+    /* Above the floor: make sure a trim will look at it. Not a loop call: the pool is always
+     * its loop's member. */
+    if (++pool->stats.idle > pool->idle_base)
+        zev__trim_arm(zev__container_of(pool, zev_loop_t, pool));
     return 0;
+}
+
+static void chunk_free(zev_buf_pool_t *pool, zev_buf_t *b) {
+    pool->live--;
+    zev__debug_unpoison(b->base, b->size); /* the allocator may reuse it unseen */
+    pool->allocator->free(pool->allocator->ctx, b, zev__buf_footprint(b));
+}
+
+/* Chunks that were idle through the whole interval (the fewest idle seen) were not needed:
+ * give back those above the floor. A use that swings, however widely, within an interval
+ * never dips into them, so steady state never reaches the allocator. O(chunks freed). */
+bool zev__buf_pool_trim(zev_loop_t *loop) {
+    zev_buf_pool_t *pool = &loop->pool;
+    size_t unneeded = pool->idle_min;
+    while (unneeded > pool->idle_base && pool->free_list) {
+        zev_buf_t *b = pool->free_list;
+        pool->free_list = b->next_free;
+        pool->stats.idle--;
+        pool->stats.released++;
+        unneeded--;
+        chunk_free(pool, b);
+    }
+    pool->idle_min = pool->stats.idle;
+    return pool->stats.idle > pool->idle_base;
 }
 
 /* An internal reference (the read area's) is released exactly once: 0 here is a bug in zev,
@@ -93,10 +126,10 @@ int zev__buf_pool_close(zev_loop_t *loop) {
     while (pool->free_list) {
         zev_buf_t *b = pool->free_list;
         pool->free_list = b->next_free;
-        pool->live--;
-        zev__debug_unpoison(b->base, b->size); /* the allocator may reuse it unseen */
-        pool->allocator->free(pool->allocator->ctx, b, zev__buf_footprint(b));
+        pool->stats.idle--;
+        chunk_free(pool, b);
     }
+    pool->idle_min = 0;
     return 0;
 }
 

@@ -216,7 +216,13 @@ static inline size_t zev__buf_footprint(const zev_buf_t *b) {
     return ZEV__BUF_HEADER + b->size;
 }
 
+/* Idle chunks the pool keeps however long they stay unused (at least two chunks). */
+enum { ZEV__POOL_IDLE_BYTES = 1 << 20 };
+
 void zev__buf_pool_init(zev_loop_t *loop, size_t chunk_size);
+/* Give back the chunks that stayed idle since the last trim, down to the floor. Returns true
+ * while idle chunks remain above the floor (trim.c). */
+bool zev__buf_pool_trim(zev_loop_t *loop);
 /* Returns the pool's free chunks to the allocator; -EBUSY if chunks are still referenced. */
 int zev__buf_pool_close(zev_loop_t *loop);
 
@@ -250,6 +256,8 @@ static inline int zev__addr_port(const zev_sockaddr_t *a) {
 /* ---- slab (slab.c): fixed-size objects, reused without allocation in steady state ---- */
 
 enum { ZEV__SLAB_SMALL = 64, ZEV__SLAB_LARGE = 128 };
+/* Blocks (8 KiB each) a slab keeps however little it uses. */
+enum { ZEV__SLAB_KEEP_BLOCKS = 8 };
 
 void zev__slab_init(struct zev__slab *slab, size_t obj_size);
 /* One object of slab->obj_size bytes, uninitialised; NULL if memory is exhausted. */
@@ -257,5 +265,17 @@ void *zev__slab_get(zev_loop_t *loop, struct zev__slab *slab);
 void zev__slab_put(struct zev__slab *slab, void *obj);
 /* Release every block; -EBUSY if objects are still in use. */
 int zev__slab_close(zev_loop_t *loop, struct zev__slab *slab);
+/* Give back wholly free blocks if use stayed under a quarter of the capacity since the last
+ * trim, down to the keep. Returns true while the slab has more blocks than its keep. */
+bool zev__slab_trim(struct zev__slab *slab);
+
+/* ---- giving idle memory back (trim.c) ---- */
+
+enum { ZEV__TRIM_MS = 1000 }; /* the default zev_loop_options_t.idle_ms */
+
+void zev__trim_init(zev_loop_t *loop, unsigned idle_ms);
+/* Make sure a trim runs within the interval (something rose above its floor). O(1) when
+ * already armed, O(log timers) otherwise. */
+void zev__trim_arm(zev_loop_t *loop);
 
 #endif /* ZEV_REACTOR_INTERNAL_H */
