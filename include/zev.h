@@ -133,8 +133,8 @@ struct zev__wake {
 
 /* Where the loop gets memory: the backend's event array at init; buffer-pool chunks and slab
  * blocks (write-queue entries, sockets' extra state) lazily, when first needed, then reused.
- * What stays unused for zev_loop_options_t.idle_ms goes back, past a floor; the rest at
- * zev_loop_close. Never per message in steady state. Defaults to malloc/free. */
+ * What stays unused for zev_loop_options_t.idle_ms goes back (the pool keeps 1 MiB); the
+ * rest at zev_loop_close. Never per message in steady state. Defaults to malloc/free. */
 typedef struct {
     void *(*alloc)(void *ctx, size_t size);
     void (*free)(void *ctx, void *ptr, size_t size);
@@ -168,7 +168,7 @@ typedef struct {
     unsigned max_events;          /* events fetched per poll; 0: 1024 */
     size_t buf_size;              /* bytes per pool chunk, 256..ZEV_BUF_SIZE_MAX; 0: 64 KiB */
     unsigned idle_ms;             /* pool chunks and slab blocks left unused this long go back
-                                     to the allocator, past a floor (docs/internals.md); 0: 1000 */
+                                     to the allocator (past 1 MiB of chunks); 0: 1000 */
 } zev_loop_options_t;
 
 /* private: an entry of the loop's timer heap. Timers and the loop itself (to give idle memory
@@ -186,8 +186,8 @@ struct zev__timer_node {
 struct zev__backend;
 
 /* private: a pool of fixed-size objects (write-queue entries, timeout nodes), grown in blocks
- * through the allocator and reused; blocks idle for an interval go back past a floor
- * (src/reactor/slab.c, trim.c), the rest at zev_loop_close. */
+ * through the allocator and reused; blocks idle for an interval go back (src/reactor/slab.c,
+ * trim.c), the rest at zev_loop_close. */
 struct zev__slab {
     void *free_list;
     void *blocks;
@@ -195,7 +195,7 @@ struct zev__slab {
     size_t in_use;
     size_t n_blocks;
     size_t peak;        /* most objects in use since the last trim */
-    size_t sweep_below; /* a sweep that freed nothing waits until peak falls under this */
+    size_t sweep_below; /* use under this asks for a trim and lets it sweep (slab.c) */
     zev_loop_t *loop;   /* whose allocator the blocks came from (set by the first block) */
 };
 

@@ -84,19 +84,40 @@ static void chunk_free(zev_buf_pool_t *pool, zev_buf_t *b) {
     pool->allocator->free(pool->allocator->ctx, b, zev__buf_footprint(b));
 }
 
+static void release_internal(zev_buf_t *b);
+
 /* Chunks that were idle through the whole interval (the fewest idle seen) were not needed:
  * give back those above the floor. A use that swings, however widely, within an interval
- * never dips into them, so steady state never reaches the allocator. O(chunks freed). */
+ * never dips into them, so steady state never reaches the allocator. The highest chunks go
+ * and the free list is left lowest first, so that what stays, and what is taken next, sits
+ * low in malloc's heap and its top can be returned to the system. For the same reason the
+ * read area lets go of its chunk if nobody holds a slice of it (the next read takes the
+ * lowest idle one: a pointer swap). O(n log n) for n idle chunks, once per interval. */
 bool zev__buf_pool_trim(zev_loop_t *loop) {
     zev_buf_pool_t *pool = &loop->pool;
     size_t unneeded = pool->idle_min;
-    while (unneeded > pool->idle_base && pool->free_list) {
-        zev_buf_t *b = pool->free_list;
-        pool->free_list = b->next_free;
-        pool->stats.idle--;
-        pool->stats.released++;
-        unneeded--;
-        chunk_free(pool, b);
+    if (unneeded > pool->idle_base) {
+        if (loop->read_chunk && loop->read_chunk->refs == 1) {
+            release_internal(loop->read_chunk);
+            loop->read_chunk = NULL;
+            unneeded++;
+        }
+        zev_buf_t *high = zev__sort_by_address(pool->free_list, offsetof(zev_buf_t, next_free));
+        while (unneeded > pool->idle_base && high) {
+            zev_buf_t *b = high;
+            high = b->next_free;
+            pool->stats.idle--;
+            pool->stats.released++;
+            unneeded--;
+            chunk_free(pool, b);
+        }
+        pool->free_list = NULL; /* reverse what is left: lowest first */
+        while (high) {
+            zev_buf_t *b = high;
+            high = b->next_free;
+            b->next_free = pool->free_list;
+            pool->free_list = b;
+        }
     }
     pool->idle_min = pool->stats.idle;
     return pool->stats.idle > pool->idle_base;

@@ -256,20 +256,25 @@ static inline int zev__addr_port(const zev_sockaddr_t *a) {
 /* ---- slab (slab.c): fixed-size objects, reused without allocation in steady state ---- */
 
 enum { ZEV__SLAB_SMALL = 64, ZEV__SLAB_LARGE = 128 };
-/* Blocks (8 KiB each) a slab keeps however little it uses. */
-enum { ZEV__SLAB_KEEP_BLOCKS = 8 };
 
 void zev__slab_init(struct zev__slab *slab, size_t obj_size);
 /* One object of slab->obj_size bytes, uninitialised; NULL if memory is exhausted. */
 void *zev__slab_get(zev_loop_t *loop, struct zev__slab *slab);
+/* Put an object back. O(1); asks for a trim when use falls under a quarter of the capacity. */
 void zev__slab_put(struct zev__slab *slab, void *obj);
 /* Release every block; -EBUSY if objects are still in use. */
 int zev__slab_close(zev_loop_t *loop, struct zev__slab *slab);
 /* Give back wholly free blocks if use stayed under a quarter of the capacity since the last
- * trim, down to the keep. Returns true while the slab has more blocks than its keep. */
+ * trim, keeping room for twice that use. Returns true if it should look again next interval
+ * (use is still low). */
 bool zev__slab_trim(struct zev__slab *slab);
 
 /* ---- giving idle memory back (trim.c) ---- */
+
+/* Sort a NULL-terminated singly linked list (its link at link_off in each node) by address,
+ * highest first; returns the new head. Freeing from the top keeps the low memory, which lets
+ * malloc shrink its heap. O(n log n), no memory (slab.c). */
+void *zev__sort_by_address(void *list, size_t link_off);
 
 enum { ZEV__TRIM_MS = 1000 }; /* the default zev_loop_options_t.idle_ms */
 

@@ -4,15 +4,16 @@
  * Taking them from a free list keeps malloc off that path: blocks of objects are allocated
  * through the loop's allocator when the list runs dry and reused afterwards. O(1) get and put.
  *
- * Giving memory back (zev__slab_trim, run once per interval by trim.c): an object does not
+ * Giving memory back (zev__slab_trim, run by trim.c once per interval): an object does not
  * know its block (a write-queue entry fills all of its 64 bytes), so put cannot tell when a
- * block has emptied. Instead, when use stayed under a quarter of the capacity for a whole
- * interval, a sweep sorts the free list and the blocks by address, counts the free objects of
- * each block and frees the blocks that are wholly free: O(F log F) for F free objects, once
- * per interval at most, and only when three quarters of the objects are free. With nothing in
- * use it just keeps some blocks and rebuilds their free list. A sweep keeps
- * ZEV__SLAB_KEEP_BLOCKS blocks and room for twice the interval's peak; one that freed nothing
- * (objects scattered over many blocks) waits until the peak halves before trying again.
+ * block has emptied. Put only notices that use fell under a quarter of the capacity and asks
+ * for a trim (one compare). If use then stayed that low for a whole interval, a sweep sorts
+ * the free list and the blocks by address, counts the free objects of each block and frees
+ * the blocks that are wholly free, highest first: O(F log F) for F free objects, at most once
+ * per interval. With nothing in use it just keeps the blocks it needs and rebuilds their free
+ * list. A sweep leaves room for twice the interval's peak and no fixed floor: a kept block
+ * high in malloc's heap would stop the heap from shrinking. One that freed nothing (objects
+ * scattered over many blocks) waits until use halves before it is asked for again.
  */
 #include "reactor_internal.h"
 
@@ -66,9 +67,8 @@ static int slab_grow(zev_loop_t *loop, struct zev__slab *slab) {
     slab->blocks = b;
     slab->loop = loop;
     slab->n_blocks++;
-    slab->sweep_below = SIZE_MAX; /* use grew: a sweep may be worth trying again */
+    slab->sweep_below = slab->n_blocks * per_block(slab) / 4 + 1;
     block_carve(slab, b);
-    if (slab->n_blocks > ZEV__SLAB_KEEP_BLOCKS) zev__trim_arm(loop);
     return 0;
 }
 
@@ -83,36 +83,35 @@ void *zev__slab_get(zev_loop_t *loop, struct zev__slab *slab) {
 
 /* ---- the sweep ---- */
 
-/* Sort a NULL-terminated list by address, highest first: bottom-up merge sort, O(n log n), no
- * memory. Freeing from the top keeps the low blocks, which lets malloc shrink its heap. */
-static struct slab_link *sort_by_address(struct slab_link *list) {
+/* Bottom-up merge sort on the list's own links: O(n log n), no memory. */
+void *zev__sort_by_address(void *list, size_t link_off) {
     for (size_t width = 1;; width *= 2) {
-        struct slab_link *head = NULL;
-        struct slab_link **tail = &head;
+        char *head = NULL;
+        char **tail = &head;
         size_t merges = 0;
-        struct slab_link *p = list;
+        char *p = list;
         while (p) {
             merges++;
-            struct slab_link *q = p;
+            char *q = p;
             size_t p_len = 0;
             while (q && p_len < width) {
-                q = q->next;
+                q = *(char **)(q + link_off);
                 p_len++;
             }
             size_t q_len = width;
             while (p_len > 0 || (q_len > 0 && q)) {
-                struct slab_link *take;
+                char *take;
                 if (p_len == 0 || (q_len > 0 && q && (uintptr_t)q > (uintptr_t)p)) {
                     take = q;
-                    q = q->next;
+                    q = *(char **)(q + link_off);
                     q_len--;
                 } else {
                     take = p;
-                    p = p->next;
+                    p = *(char **)(p + link_off);
                     p_len--;
                 }
                 *tail = take;
-                tail = &take->next;
+                tail = (char **)(take + link_off);
             }
             p = q;
         }
@@ -122,10 +121,13 @@ static struct slab_link *sort_by_address(struct slab_link *list) {
     }
 }
 
-/* Whether one more wholly free block may go: the keep, and room for twice the peak, stay. */
+static struct slab_link *sort_by_address(struct slab_link *list) {
+    return zev__sort_by_address(list, offsetof(struct slab_link, next));
+}
+
+/* Whether one more wholly free block may go: room for twice the interval's peak stays. */
 static bool may_free_block(const struct zev__slab *slab) {
-    return slab->n_blocks > ZEV__SLAB_KEEP_BLOCKS &&
-           (slab->n_blocks - 1) * per_block(slab) >= 2 * slab->peak;
+    return slab->n_blocks > 0 && (slab->n_blocks - 1) * per_block(slab) >= 2 * slab->peak;
 }
 
 /* Nothing in use: keep the lowest blocks (the keep), free the others, rebuild the free list.
@@ -189,21 +191,21 @@ static void sweep_sorted(struct zev__slab *slab) {
 }
 
 bool zev__slab_trim(struct zev__slab *slab) {
-    size_t capacity = slab->n_blocks * per_block(slab);
-    if (slab->n_blocks > ZEV__SLAB_KEEP_BLOCKS && slab->peak <= capacity / 4 &&
-        slab->peak < slab->sweep_below) {
+    if (slab->n_blocks > 0 && slab->peak < slab->sweep_below) {
         size_t before = slab->n_blocks;
         if (slab->in_use == 0) {
             sweep_idle(slab);
         } else {
             sweep_sorted(slab);
         }
-        /* Objects scattered over many blocks can leave nothing to free: try again only once
-         * the peak has halved, not every interval. */
-        slab->sweep_below = slab->n_blocks < before ? SIZE_MAX : slab->peak / 2;
+        /* Objects scattered over many blocks can leave nothing to free: ask again only once
+         * use has halved, not every interval. */
+        size_t quarter = slab->n_blocks * per_block(slab) / 4 + 1;
+        slab->sweep_below = slab->n_blocks < before ? quarter : slab->peak / 2;
     }
     slab->peak = slab->in_use;
-    return slab->n_blocks > ZEV__SLAB_KEEP_BLOCKS;
+    /* Look again next interval while use is low: it may stay low for the whole of it. */
+    return slab->n_blocks > 0 && slab->in_use < slab->sweep_below;
 }
 
 /* Debug builds with ASan poison all of a free object but its free-list link. */
@@ -214,6 +216,7 @@ void zev__slab_put(struct zev__slab *slab, void *obj) {
     slab->free_list = f;
     slab->in_use--;
     zev__debug_poison((char *)obj + sizeof(*f), slab->obj_size - sizeof(*f));
+    if (slab->in_use < slab->sweep_below) zev__trim_arm(slab->loop);
 }
 
 int zev__slab_close(zev_loop_t *loop, struct zev__slab *slab) {
@@ -228,5 +231,6 @@ int zev__slab_close(zev_loop_t *loop, struct zev__slab *slab) {
     slab->blocks = NULL;
     slab->free_list = NULL;
     slab->peak = 0;
+    slab->sweep_below = 0;
     return 0;
 }

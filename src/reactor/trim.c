@@ -8,12 +8,13 @@
  * (zev_loop_options_t.idle_ms, 1 s by default) the loop looks at what was never needed during
  * it: chunks that stayed idle the whole interval go back, down to a floor of 1 MiB of chunks
  * (buf.c); a slab whose use stayed under a quarter of its capacity frees its wholly free
- * blocks, down to 8 blocks and room for twice its peak (slab.c). That is the hysteresis: use
- * that comes back within an interval finds its memory still there, and only memory unused
- * for a full interval costs an allocation when it is wanted again.
+ * blocks, keeping room for twice its peak (slab.c). That is the hysteresis: use that comes
+ * back within an interval finds its memory still there, and only memory unused for a full
+ * interval costs an allocation when it is wanted again.
  *
- * The timer is a bare heap node: armed only while something is above its floor, it never
- * keeps zev_run going, and a quiet loop wakes a few times after a burst, then sleeps.
+ * The timer is a bare heap node, armed when idle chunks pass the floor or a slab's use falls
+ * under a quarter of its capacity, and again after a trim only while that still holds. It
+ * never keeps zev_run going; a quiet loop wakes a few times after a burst, then sleeps.
  */
 #include "reactor_internal.h"
 
