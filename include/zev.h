@@ -145,8 +145,9 @@ struct zev__wake {
 /* ---- allocator hook ------------------------------------------------------------------------ */
 
 /* Where the loop gets memory: the backend's event array at init; buffer-pool chunks and slab
- * blocks (write-queue entries, sockets' extra state) lazily, when first needed, then reused
- * until zev_loop_close. Never per message in steady state. Defaults to malloc/free. */
+ * blocks (write-queue entries, sockets' extra state) lazily, when first needed, then reused.
+ * What stays unused for zev_loop_options_t.idle_ms goes back (the pool keeps 1 MiB); the
+ * rest at zev_loop_close. Never per message in steady state. Defaults to malloc/free. */
 typedef struct {
     void *(*alloc)(void *ctx, size_t size);
     void (*free)(void *ctx, void *ptr, size_t size);
@@ -179,19 +180,37 @@ typedef struct {
     zev_allocator_t allocator;    /* zeroed: malloc/free */
     unsigned max_events;          /* events fetched per poll; 0: 1024 */
     size_t buf_size;              /* bytes per pool chunk, 256..ZEV_BUF_SIZE_MAX; 0: 64 KiB */
+    unsigned idle_ms;             /* pool chunks and slab blocks left unused this long go back
+                                     to the allocator (past 1 MiB of chunks); 0: 1000 */
 } zev_loop_options_t;
 
-struct zev__timer_node;
+/* private: an entry of the loop's timer heap. Timers and the loop itself (to give idle memory
+ * back) embed one; sockets borrow one from the loop's slab for their idle and connect
+ * timeouts. */
+struct zev__timer_node {
+    uint64_t deadline_ms;
+    uint64_t start_seq;
+    struct zev__timer_node *child; /* pairing heap links (src/reactor/heap.c) */
+    struct zev__timer_node *next;
+    struct zev__timer_node *prev;  /* previous sibling, or the parent for a first child */
+    void (*fire)(zev_loop_t *loop, struct zev__timer_node *node);
+};
+
 struct zev__backend;
 struct zev__resolver;
 
 /* private: a pool of fixed-size objects (write-queue entries, timeout nodes), grown in blocks
- * through the allocator and reused; returned to the allocator at zev_loop_close. */
+ * through the allocator and reused; blocks idle for an interval go back (src/reactor/slab.c,
+ * trim.c), the rest at zev_loop_close. */
 struct zev__slab {
     void *free_list;
     void *blocks;
     size_t obj_size;
     size_t in_use;
+    size_t n_blocks;
+    size_t peak;        /* most objects in use since the last trim */
+    size_t sweep_below; /* use under this asks for a trim and lets it sweep (slab.c) */
+    zev_loop_t *loop;   /* whose allocator the blocks came from (set by the first block) */
 };
 
 /* private: the fairness budget of the phase being run (src/reactor/budget.c). */
@@ -241,6 +260,8 @@ struct zev_loop_s {
     unsigned signal_pass;            /* dispatch passes run (signal.c) */
     zev_loop_t *signal_next;         /* in the process-wide list of loops with signals */
     struct zev__wake signal_io;      /* kqueue: where EVFILT_SIGNAL events arrive */
+    struct zev__timer_node trim_node; /* gives idle memory back (src/reactor/trim.c) */
+    unsigned trim_ms;                /* its interval: zev_loop_options_t.idle_ms */
 };
 
 /* Initialise a loop in memory the caller owns. -EINVAL if loop is NULL, -EBUSY if it holds a
@@ -305,17 +326,6 @@ ZEV_EXPORT void zev_free_on_close(zev_handle_t *handle);
 
 typedef struct zev_timer_s zev_timer_t;
 typedef void (*zev_timer_cb)(zev_timer_t *timer);
-
-/* private: an entry of the loop's timer heap. Timers embed one; sockets borrow one from the
- * loop's slab for their idle and connect timeouts. */
-struct zev__timer_node {
-    uint64_t deadline_ms;
-    uint64_t start_seq;
-    struct zev__timer_node *child; /* pairing heap links (src/reactor/heap.c) */
-    struct zev__timer_node *next;
-    struct zev__timer_node *prev;  /* previous sibling, or the parent for a first child */
-    void (*fire)(zev_loop_t *loop, struct zev__timer_node *node);
-};
 
 struct zev_timer_s {
     zev_handle_t handle;

@@ -2,9 +2,11 @@
  * per-message state is inline; rare state (timeouts, pipes, connect callback, user read buffer,
  * a non-default high-water mark) is one large-slab object taken on first use and returned at
  * close, and the calls that take it fail with -ENOMEM, cleanly, when it cannot be had. */
+#include "tcp_pair.h"
 #include "zt.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 
 TestSuite(tcp_memory, .init = zt_setup, .fini = zt_teardown, .timeout = 20);
 
@@ -84,4 +86,170 @@ Test(tcp_memory, calls_that_need_rare_state_fail_with_enomem_and_change_nothing)
     zev_close(&b.handle, NULL);
     zt_run();
     cr_assert_eq(extras_in_use(), 0);
+}
+
+/* ---- the write queue's accounting: what a queued write really holds ------------------------ */
+
+struct side {
+    size_t n_got;
+    int drains;
+};
+
+static void side_data(zev_tcp_t *t, const zev_slice_t *s) {
+    ((struct side *)t->handle.data)->n_got += s->len;
+}
+
+static void side_drain(zev_tcp_t *t) {
+    ((struct side *)t->handle.data)->drains++;
+}
+
+static const zev_tcp_events_t side_events = {.data = side_data, .drain = side_drain};
+
+static void side_pair(zev_tcp_t *a, zev_tcp_t *b, struct side *sa, struct side *sb) {
+    zt_tcp_pair(a, b);
+    a->handle.data = sa;
+    b->handle.data = sb;
+    zev_tcp_set_events(a, &side_events);
+    zev_tcp_set_events(b, &side_events);
+}
+
+static char filler[1024]; /* raw memory that outlives every write of it */
+
+/* b does not read and both kernel buffers are small: write raw 1 KiB slices until one had to be
+ * queued, so that everything written after it queues too. Returns the bytes written. */
+static size_t fill_kernel(zev_tcp_t *a, zev_tcp_t *b) {
+    int small = 4096;
+    setsockopt(zev_tcp_fileno(a), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    setsockopt(zev_tcp_fileno(b), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    size_t total = 0;
+    for (int i = 0; i < 100000 && zev_tcp_write_queue_size(a) == 0; i++) {
+        zev_slice_t s = zev_slice(filler, sizeof(filler));
+        cr_assert_eq(zev_tcp_write(a, &s, 1, NULL, NULL), 0, "1 KiB is far under the mark");
+        total += sizeof(filler);
+    }
+    cr_assert_gt(zev_tcp_write_queue_size(a), 0, "the kernel filled up");
+    return total;
+}
+
+static void close_both(zev_tcp_t *a, zev_tcp_t *b) {
+    zev_close(&a->handle, NULL);
+    zev_close(&b->handle, NULL);
+    zt_run();
+}
+
+/* Read everything on b. */
+static void read_all(zev_tcp_t *b, struct side *sb, size_t total) {
+    zev_tcp_read_start(b);
+    for (int i = 0; i < 1000000 && sb->n_got < total; i++) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert_eq(sb->n_got, total);
+}
+
+/* 300 never-reading clients took a server to 162 MB: the mark counted only unsent bytes, while
+ * a queued 16-byte slice of a 64 KiB chunk keeps all of the chunk alive. The mark counts the
+ * chunk, so this write reports 1 and the drain follows once the chunk is let go. */
+Test(tcp_memory, a_queued_slice_of_a_chunk_counts_the_whole_chunk_toward_the_mark) {
+    zev_tcp_t a, b;
+    struct side sa = {0}, sb = {0};
+    side_pair(&a, &b, &sa, &sb);
+    size_t total = fill_kernel(&a, &b);
+    zev_buf_t *c = zev_buf_get(&zt_loop);
+    cr_assert_not_null(c);
+    for (int i = 0; i < 16; i++) c->base[i] = 'p';
+    zev_slice_t s = {c->base, 16, c};
+    cr_assert_eq(zev_tcp_write(&a, &s, 1, NULL, NULL), 1, "16 bytes that hold a 64 KiB chunk");
+    zev_buf_unref(c); /* the queue's reference keeps it now */
+    cr_assert_eq(sa.drains, 0);
+    read_all(&b, &sb, total + 16);
+    for (int i = 0; i < 100 && sa.drains == 0; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(sa.drains, 1, "one drain, once the chunk was sent and released");
+    close_both(&a, &b);
+}
+
+/* Each queued write of raw memory also holds a 64-byte queue entry: 1-byte writes to a peer
+ * that does not read used to queue 64 Ki entries (4 MiB) before the 64 KiB mark was reached. */
+Test(tcp_memory, a_queue_of_tiny_writes_counts_its_entries_toward_the_mark) {
+    zev_tcp_t a, b;
+    struct side sa = {0}, sb = {0};
+    side_pair(&a, &b, &sa, &sb);
+    size_t total = fill_kernel(&a, &b);
+    int r = 0;
+    int writes = 0;
+    while (r == 0 && writes < 200000) {
+        zev_slice_t s = zev_slice(filler, 1);
+        r = zev_tcp_write(&a, &s, 1, NULL, NULL);
+        writes++;
+    }
+    cr_assert_eq(r, 1);
+    cr_assert_leq(writes, 64 * 1024 / 65 + 1, "%d one-byte writes queued before the mark",
+                  writes);
+    read_all(&b, &sb, total + (size_t)writes);
+    for (int i = 0; i < 100 && sa.drains == 0; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(sa.drains, 1);
+    close_both(&a, &b);
+}
+
+/* Slices of one chunk queued one after another pin it once; the charge passes from entry to
+ * entry as they are sent, and the figure is back at 0 once everything went out. */
+Test(tcp_memory, consecutive_slices_of_one_chunk_count_it_once_and_the_count_balances) {
+    zev_tcp_t a, b;
+    struct side sa = {0}, sb = {0};
+    side_pair(&a, &b, &sa, &sb);
+    size_t total = fill_kernel(&a, &b);
+    zev_buf_t *c = zev_buf_get(&zt_loop);
+    for (int i = 0; i < 48; i++) c->base[i] = 'q';
+    zev_slice_t s[3] = {{c->base, 16, c}, {c->base + 16, 16, c}, {c->base + 32, 16, c}};
+    size_t m0 = zev_tcp_write_queue_memory(&a);
+    cr_assert_eq(zev_tcp_write(&a, s, 3, NULL, NULL), 1);
+    size_t m1 = zev_tcp_write_queue_memory(&a);
+    cr_assert_geq(m1 - m0, c->size + 3 * 64, "the chunk and three entries");
+    cr_assert_lt(m1 - m0, 2 * c->size, "the chunk counted once, not per slice");
+    cr_assert_eq(zev_tcp_write_queue_size(&a), m0 - 64 + 48, "unsent bytes: filler and slices");
+    /* After another chunk's slice, the same chunk is counted again: the conservative rule. */
+    zev_buf_t *d = zev_buf_get(&zt_loop);
+    d->base[0] = 'r';
+    zev_slice_t more[2] = {{d->base, 1, d}, {c->base, 1, c}};
+    cr_assert_eq(zev_tcp_write(&a, more, 2, NULL, NULL), 1);
+    cr_assert_geq(zev_tcp_write_queue_memory(&a) - m1, 2 * c->size);
+    zev_buf_unref(c);
+    zev_buf_unref(d);
+    read_all(&b, &sb, total + 48 + 2);
+    for (int i = 0; i < 100 && sa.drains == 0; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(sa.drains, 1);
+    cr_assert_eq(zev_tcp_write_queue_memory(&a), 0);
+    cr_assert_eq(zev_tcp_write_queue_size(&a), 0);
+    close_both(&a, &b);
+}
+
+/* ---- giving memory back after a burst ----------------------------------------------------- */
+
+/* Slab blocks and pool chunks went back to the allocator only at zev_loop_close, so a server
+ * stayed at its peak after a burst of never-reading clients had left. Once the queue drained
+ * and an idle interval passed (1 ms here), the loop keeps at most its floor: 1 MiB of idle
+ * chunks. */
+Test(tcp_memory, after_a_burst_of_queued_writes_the_slab_and_pool_give_memory_back) {
+    zt_loop_counting();
+    zev_tcp_t a, b;
+    struct side sa = {0}, sb = {0};
+    side_pair(&a, &b, &sa, &sb);
+    long long base = zt_allocs.live;
+    size_t total = fill_kernel(&a, &b);
+    enum { TINY = 20000, CHUNKS = 40 };
+    for (int i = 0; i < TINY; i++) {
+        zev_slice_t s = zev_slice(filler, 1);
+        cr_assert_geq(zev_tcp_write(&a, &s, 1, NULL, NULL), 0);
+    }
+    for (int i = 0; i < CHUNKS; i++) {
+        zev_buf_t *c = zev_buf_get(&zt_loop);
+        zev_slice_t s = {c->base, 16, c};
+        cr_assert_geq(zev_tcp_write(&a, &s, 1, NULL, NULL), 0);
+        zev_buf_unref(c);
+    }
+    long long peak = zt_allocs.live - base;
+    cr_assert_gt(peak, TINY * 64 + CHUNKS * 64 * 1024, "the burst really held memory");
+    read_all(&b, &sb, total + TINY + CHUNKS * 16);
+    for (int i = 0; i < 100000 && zt_loop.slab.in_use > 0; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(zt_loop.slab.in_use, 0, "every queue entry was freed");
+    cr_assert(zt_run_until_live_at_most(base, 1 << 20, 10000), "%lld of %lld bytes kept",
+              zt_allocs.live - base, peak);
+    close_both(&a, &b);
 }

@@ -42,6 +42,8 @@ typedef struct {
     uint64_t allocated;  /* chunks obtained from the allocator so far */
     uint64_t in_use;     /* chunks with at least one reference */
     uint64_t peak;       /* most chunks in use at once */
+    uint64_t idle;       /* chunks kept unreferenced for reuse */
+    uint64_t released;   /* idle chunks given back to the allocator before zev_loop_close */
 } zev_buf_pool_stats_t;
 
 struct zev_buf_pool_s {
@@ -49,7 +51,9 @@ struct zev_buf_pool_s {
     zev_buf_pool_stats_t stats;
     zev_buf_t *free_list;
     const zev_allocator_t *allocator;
-    size_t live; /* allocated minus returned to the allocator; for leak checks at close */
+    size_t live;      /* allocated minus returned to the allocator; for leak checks at close */
+    size_t idle_base; /* idle chunks always kept: ZEV__POOL_IDLE_BYTES' worth */
+    size_t idle_min;  /* fewest idle chunks since the last trim: those nobody needed */
 };
 
 /* Take a chunk from the loop's pool with one reference; NULL if memory is exhausted. */
@@ -57,8 +61,9 @@ ZEV_EXPORT zev_buf_t *zev_buf_get(struct zev_loop_s *loop);
 /* Take one more reference; returns buf. NULL (and nothing changes) if buf is NULL, already
  * released (count 0: the pool may have handed the chunk to someone else), or at UINT32_MAX. */
 ZEV_EXPORT zev_buf_t *zev_buf_ref(zev_buf_t *buf);
-/* Drop a reference; the last one returns the chunk to its pool. 0, also for NULL; -EINVAL if
- * the count is already 0 (one unref too many), changing nothing. */
+/* Drop a reference; the last one returns the chunk to its pool, which keeps it for reuse (or
+ * gives it back to the allocator once idle for zev_loop_options_t.idle_ms, past a floor). 0,
+ * also for NULL; -EINVAL if the count is already 0 (one unref too many), changing nothing. */
 ZEV_EXPORT int zev_buf_unref(zev_buf_t *buf);
 /* Pool counters. -EINVAL on NULL. */
 ZEV_EXPORT int zev_buf_pool_stats(const struct zev_loop_s *loop, zev_buf_pool_stats_t *out);

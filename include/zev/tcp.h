@@ -121,7 +121,7 @@ struct zev_tcp_s {
     const zev_tcp_events_t *events;
     zev_tcp_server_t *server;         /* the listener it came from, for its connection count */
     struct zev__wentry *wq_tail;      /* write queue, circular: wq_tail->next is its head */
-    size_t wq_bytes;                  /* bytes queued, not yet written */
+    size_t wq_held;                   /* memory held by unsent entries (src/tcp/write.c) */
     uint32_t wq_writes;               /* writes whose callback is still due */
     int err;                          /* the failure being (or that was) reported */
     uint64_t bytes_read;
@@ -165,13 +165,15 @@ ZEV_EXPORT int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len);
 /* Write n slices in order. Raw slices (owner NULL) must stay valid until cb; refcounted ones
  * are held by the queue until sent. Tries the kernel at once; queues what remains by
  * reference. cb (may be NULL) always runs later from the loop. Returns 0, or 1 when the
- * queue is above the high-water mark (wait for the drain event); -EPIPE after end, -EBADF if
- * closed, -EINVAL on bad args, -ENOMEM if no queue entry could be had. Failures of the
+ * memory the queue holds (zev_tcp_write_queue_memory: entries, unsent raw bytes, whole pinned
+ * chunks) is above the high-water mark (wait for the drain event); -EPIPE after end, -EBADF
+ * if closed, -EINVAL on bad args, -ENOMEM if no queue entry could be had. Failures of the
  * connection arrive in cb and the error event. */
 ZEV_EXPORT int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n,
                              zev_tcp_write_cb cb, void *arg);
 /* Queue len bytes of file fd from offset, sent with sendfile in order with other writes;
- * the caller keeps fd open until cb. -ENOSYS where sendfile is unavailable. */
+ * the caller keeps fd open until cb. Counts as one queue entry toward the high-water mark (the
+ * file's bytes are not in memory). -ENOSYS where sendfile is unavailable. */
 ZEV_EXPORT int zev_tcp_sendfile(zev_tcp_t *t, int fd, off_t offset, size_t len,
                                 zev_tcp_write_cb cb, void *arg);
 /* Half-close: shut down our side once every queued byte is written (Node's end()). Later
@@ -185,9 +187,9 @@ ZEV_EXPORT int zev_tcp_close_reset(zev_tcp_t *t, zev_close_cb cb);
 
 /* Node's allowHalfOpen: 1 keeps our side open after the peer's EOF (default 0). */
 ZEV_EXPORT int zev_tcp_set_allow_half_open(zev_tcp_t *t, int enable);
-/* Write-queue high-water mark in bytes (default 64 KiB). -EINVAL if 0 or above 1 GiB, -EBADF
- * if closed, -ENOMEM for a value other than the default (setting the default allocates
- * nothing). */
+/* Write-queue high-water mark in bytes of memory held (default 64 KiB; docs/tcp.md,
+ * "Backpressure"). -EINVAL if 0 or above 1 GiB, -EBADF if closed, -ENOMEM for a value other
+ * than the default (setting the default allocates nothing). */
 ZEV_EXPORT int zev_tcp_set_high_water_mark(zev_tcp_t *t, size_t bytes);
 /* Idle timeout (Node's setTimeout): the timeout event after ms without I/O; 0 disables.
  * Costs no heap operation per read or write. -EINVAL on negative, -EBADF if closed, -ENOMEM
@@ -201,11 +203,15 @@ ZEV_EXPORT int zev_tcp_set_keepalive(zev_tcp_t *t, int enable, unsigned delay_s)
 /* Local and peer address (Node's address(), remoteAddress/remotePort/remoteFamily). */
 ZEV_EXPORT int zev_tcp_local_address(const zev_tcp_t *t, zev_addr_info_t *out);
 ZEV_EXPORT int zev_tcp_remote_address(const zev_tcp_t *t, zev_addr_info_t *out);
-/* Counters: Node's bytesRead, bytesWritten, writableLength; writes still pending. */
+/* Counters: Node's bytesRead, bytesWritten, writableLength (bytes queued, not yet written;
+ * O(queued entries)); writes still pending. */
 ZEV_EXPORT uint64_t zev_tcp_bytes_read(const zev_tcp_t *t);
 ZEV_EXPORT uint64_t zev_tcp_bytes_written(const zev_tcp_t *t);
 ZEV_EXPORT size_t zev_tcp_write_queue_size(const zev_tcp_t *t);
 ZEV_EXPORT unsigned zev_tcp_write_queue_count(const zev_tcp_t *t);
+/* What the high-water mark compares: bytes of memory the write queue holds, 64 per entry plus
+ * unsent raw bytes plus every pool chunk a queued slice pins, whole. O(1); 0 on NULL. */
+ZEV_EXPORT size_t zev_tcp_write_queue_memory(const zev_tcp_t *t);
 /* The file descriptor, or -EBADF. For options zev does not wrap; do not read or write it. */
 ZEV_EXPORT int zev_tcp_fileno(const zev_tcp_t *t);
 

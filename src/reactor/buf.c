@@ -2,30 +2,32 @@
  *
  * A chunk is one allocation: a zev_buf_t header, padded to a cache line, then `size` bytes of
  * payload. The pool grows on demand and keeps released chunks on a free list, so in steady
- * state getting and releasing a chunk is a pointer swap: no allocation per message. Chunks go
- * back to the allocator only at zev_loop_close. Refcounts are plain integers: a loop and its
- * buffers belong to one thread (docs/design.md, "Threads and scale").
+ * state getting and releasing a chunk is a pointer swap: no allocation per message. Chunks that
+ * stayed idle for a whole interval go back to the allocator past a floor (zev__buf_pool_trim,
+ * run by trim.c), so a burst's memory is returned once the burst is over; the rest goes at
+ * zev_loop_close. Refcounts are plain integers: a loop and its buffers belong to one thread
+ * (docs/design.md, "Threads and scale").
  */
 #include "reactor_internal.h"
 
 #include <errno.h>
 #include <stdint.h>
 
-#define HEADER_SIZE ((sizeof(zev_buf_t) + 63u) & ~(size_t)63u)
-
 void zev__buf_pool_init(zev_loop_t *loop, size_t chunk_size) {
     zev_buf_pool_t *pool = &loop->pool;
     *pool = (zev_buf_pool_t){0};
     pool->stats.chunk_size = chunk_size;
     pool->allocator = &loop->allocator;
+    size_t keep = ZEV__POOL_IDLE_BYTES / (ZEV__BUF_HEADER + chunk_size);
+    pool->idle_base = keep > 2 ? keep : 2;
 }
 
 static zev_buf_t *chunk_new(zev_buf_pool_t *pool) {
     size_t size = pool->stats.chunk_size;
-    char *mem = pool->allocator->alloc(pool->allocator->ctx, HEADER_SIZE + size);
+    char *mem = pool->allocator->alloc(pool->allocator->ctx, ZEV__BUF_HEADER + size);
     if (!mem) return NULL;
     zev_buf_t *b = (zev_buf_t *)mem;
-    b->base = mem + HEADER_SIZE;
+    b->base = mem + ZEV__BUF_HEADER;
     b->size = size;
     b->pool = pool;
     b->next_free = NULL;
@@ -40,6 +42,7 @@ zev_buf_t *zev_buf_get(zev_loop_t *loop) {
     zev_buf_t *b = pool->free_list;
     if (b) {
         pool->free_list = b->next_free;
+        if (--pool->stats.idle < pool->idle_min) pool->idle_min = pool->stats.idle;
         b->next_free = NULL;
         zev__debug_unpoison(b->base, b->size);
     } else {
@@ -68,7 +71,56 @@ int zev_buf_unref(zev_buf_t *b) {
     b->next_free = pool->free_list;
     pool->free_list = b;
     zev__debug_poison(b->base, b->size);
+    /* Above the floor: make sure a trim will look at it. Not a loop call: the pool is always
+     * its loop's member. */
+    if (++pool->stats.idle > pool->idle_base)
+        zev__trim_arm(zev__container_of(pool, zev_loop_t, pool));
     return 0;
+}
+
+static void chunk_free(zev_buf_pool_t *pool, zev_buf_t *b) {
+    pool->live--;
+    zev__debug_unpoison(b->base, b->size); /* the allocator may reuse it unseen */
+    pool->allocator->free(pool->allocator->ctx, b, zev__buf_footprint(b));
+}
+
+static void release_internal(zev_buf_t *b);
+
+/* Chunks that were idle through the whole interval (the fewest idle seen) were not needed:
+ * give back those above the floor. A use that swings, however widely, within an interval
+ * never dips into them, so steady state never reaches the allocator. The highest chunks go
+ * and the free list is left lowest first, so that what stays, and what is taken next, sits
+ * low in malloc's heap and its top can be returned to the system. For the same reason the
+ * read area lets go of its chunk if nobody holds a slice of it (the next read takes the
+ * lowest idle one: a pointer swap). O(n log n) for n idle chunks, once per interval. */
+bool zev__buf_pool_trim(zev_loop_t *loop) {
+    zev_buf_pool_t *pool = &loop->pool;
+    size_t unneeded = pool->idle_min;
+    if (unneeded > pool->idle_base) {
+        if (loop->read_chunk && loop->read_chunk->refs == 1) {
+            release_internal(loop->read_chunk);
+            loop->read_chunk = NULL;
+            unneeded++;
+        }
+        zev_buf_t *high = zev__sort_by_address(pool->free_list, offsetof(zev_buf_t, next_free));
+        while (unneeded > pool->idle_base && high) {
+            zev_buf_t *b = high;
+            high = b->next_free;
+            pool->stats.idle--;
+            pool->stats.released++;
+            unneeded--;
+            chunk_free(pool, b);
+        }
+        pool->free_list = NULL; /* reverse what is left: lowest first */
+        while (high) {
+            zev_buf_t *b = high;
+            high = b->next_free;
+            b->next_free = pool->free_list;
+            pool->free_list = b;
+        }
+    }
+    pool->idle_min = pool->stats.idle;
+    return pool->stats.idle > pool->idle_base;
 }
 
 /* An internal reference (the read area's) is released exactly once: 0 here is a bug in zev,
@@ -95,10 +147,10 @@ int zev__buf_pool_close(zev_loop_t *loop) {
     while (pool->free_list) {
         zev_buf_t *b = pool->free_list;
         pool->free_list = b->next_free;
-        pool->live--;
-        zev__debug_unpoison(b->base, b->size); /* the allocator may reuse it unseen */
-        pool->allocator->free(pool->allocator->ctx, b, HEADER_SIZE + b->size);
+        pool->stats.idle--;
+        chunk_free(pool, b);
     }
+    pool->idle_min = 0;
     return 0;
 }
 

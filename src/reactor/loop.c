@@ -83,6 +83,7 @@ int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts) {
     zev__buf_pool_init(loop, o.buf_size ? o.buf_size : DEFAULT_BUF_SIZE);
     zev__slab_init(&loop->slab, ZEV__SLAB_SMALL);
     zev__slab_init(&loop->slab_large, ZEV__SLAB_LARGE);
+    zev__trim_init(loop, o.idle_ms);
     zev_update_time(loop);
 
     int err = zev__backend_open(loop, o.max_events ? o.max_events : DEFAULT_MAX_EVENTS);

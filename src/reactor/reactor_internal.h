@@ -301,7 +301,21 @@ void zev__signal_dispatch(zev_loop_t *loop);
 
 /* ---- buffer pool (buf.c) ---- */
 
+/* A chunk is one allocation: its header, padded to a cache line, then its payload. */
+#define ZEV__BUF_HEADER ((sizeof(zev_buf_t) + 63u) & ~(size_t)63u)
+
+/* The bytes a chunk holds from the allocator: what a reference to any slice of it keeps. */
+static inline size_t zev__buf_footprint(const zev_buf_t *b) {
+    return ZEV__BUF_HEADER + b->size;
+}
+
+/* Idle chunks the pool keeps however long they stay unused (at least two chunks). */
+enum { ZEV__POOL_IDLE_BYTES = 1 << 20 };
+
 void zev__buf_pool_init(zev_loop_t *loop, size_t chunk_size);
+/* Give back the chunks that stayed idle since the last trim, down to the floor. Returns true
+ * while idle chunks remain above the floor (trim.c). */
+bool zev__buf_pool_trim(zev_loop_t *loop);
 /* Returns the pool's free chunks to the allocator; -EBUSY if chunks are still referenced. */
 int zev__buf_pool_close(zev_loop_t *loop);
 
@@ -339,8 +353,27 @@ enum { ZEV__SLAB_SMALL = 64, ZEV__SLAB_LARGE = 128 };
 void zev__slab_init(struct zev__slab *slab, size_t obj_size);
 /* One object of slab->obj_size bytes, uninitialised; NULL if memory is exhausted. */
 void *zev__slab_get(zev_loop_t *loop, struct zev__slab *slab);
+/* Put an object back. O(1); asks for a trim when use falls under a quarter of the capacity. */
 void zev__slab_put(struct zev__slab *slab, void *obj);
 /* Release every block; -EBUSY if objects are still in use. */
 int zev__slab_close(zev_loop_t *loop, struct zev__slab *slab);
+/* Give back wholly free blocks if use stayed under a quarter of the capacity since the last
+ * trim, keeping room for twice that use. Returns true if it should look again next interval
+ * (use is still low). */
+bool zev__slab_trim(struct zev__slab *slab);
+
+/* ---- giving idle memory back (trim.c) ---- */
+
+/* Sort a NULL-terminated singly linked list (its link at link_off in each node) by address,
+ * highest first; returns the new head. Freeing from the top keeps the low memory, which lets
+ * malloc shrink its heap. O(n log n), no memory (slab.c). */
+void *zev__sort_by_address(void *list, size_t link_off);
+
+enum { ZEV__TRIM_MS = 1000 }; /* the default zev_loop_options_t.idle_ms */
+
+void zev__trim_init(zev_loop_t *loop, unsigned idle_ms);
+/* Make sure a trim runs within the interval (something rose above its floor). O(1) when
+ * already armed, O(log timers) otherwise. */
+void zev__trim_arm(zev_loop_t *loop);
 
 #endif /* ZEV_REACTOR_INTERNAL_H */

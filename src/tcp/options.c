@@ -83,10 +83,6 @@ uint64_t zev_tcp_bytes_written(const zev_tcp_t *t) {
     return t ? t->bytes_written : 0;
 }
 
-size_t zev_tcp_write_queue_size(const zev_tcp_t *t) {
-    return t ? t->wq_bytes : 0;
-}
-
 unsigned zev_tcp_write_queue_count(const zev_tcp_t *t) {
     return t ? t->wq_writes : 0;
 }

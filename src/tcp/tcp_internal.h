@@ -78,6 +78,8 @@ struct zev__wentry {
 enum {
     ZEV__WE_LAST = 1u << 0, /* the last entry of its write: completing it completes the write */
     ZEV__WE_DONE = 1u << 1, /* fully written; only the callback is left */
+    ZEV__WE_PIN = 1u << 2,  /* counts its owner chunk in wq_held for the run of entries after
+                               it that share that chunk (write.c) */
 };
 
 /* A socket's rare state: one object from the loop's large slab, taken on first need
@@ -113,6 +115,13 @@ static inline size_t zev__tcp_hwm(const zev_tcp_t *t) {
 }
 
 /* ---- the write queue: circular through its tail, so one pointer reaches both ends ---- */
+
+/* The memory the queue holds, as the high-water mark counts it: wq_held (unsent entries with
+ * their raw bytes or pinned chunks) plus one entry per write whose callback is still due, the
+ * entries of finished writes included. O(1). */
+static inline size_t zev__tcp_wq_held(const zev_tcp_t *t) {
+    return t->wq_held + (size_t)t->wq_writes * sizeof(struct zev__wentry);
+}
 
 static inline struct zev__wentry *zev__tcp_wq_head(const zev_tcp_t *t) {
     return t->wq_tail ? t->wq_tail->next : NULL;

@@ -7,6 +7,10 @@
  * entries forward exactly. A write callback always runs from the loop, so an entry marked DONE
  * stays in the queue until then. docs/internals.md draws the queue's states.
  *
+ * Accounting: the high-water mark compares the memory the queue holds (t->wq_held, see
+ * entry_charge), not only its unsent bytes, so that a peer that never reads costs a bounded
+ * amount however the writer slices its data.
+ *
  * While the socket connects, writes, end and sendfile only queue: nothing is sent and nothing
  * is fed, since a fed event must never pass for the kernel's answer to the connect
  * (connect.c). The first flush runs once connected, after the connect callback.
@@ -46,6 +50,29 @@ static void entry_append(zev_tcp_t *t, struct zev__wentry *e) {
 static void flush_later(zev_tcp_t *t) {
     if (zev__tcp_phase(t) == ZEV__TCP_CONNECTED)
         zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
+}
+
+/* What an unsent entry holds: itself, plus the unsent bytes of raw memory (the caller keeps
+ * them alive for us), or, for a pool slice, the whole chunk, since any slice of it keeps all
+ * of it. A chunk is counted once for a run of consecutive entries that share it (PIN on the
+ * first; passed on as entries finish): cheap, and it is how slices of one read queue up. The
+ * same chunk queued again after another owner's slice is counted again: conservative. A file
+ * region holds only its entry. O(1). */
+static size_t entry_charge(const struct zev__wentry *e) {
+    size_t held = sizeof(*e);
+    if (e->owner) {
+        if (e->flags & ZEV__WE_PIN) held += zev__buf_footprint(e->owner);
+    } else if (e->base) {
+        held += e->len;
+    }
+    return held;
+}
+
+/* Charge a new unsent entry, about to be appended: it pins its chunk unless the tail (the
+ * entry before it) already holds the same one. */
+static void entry_charge_new(zev_tcp_t *t, struct zev__wentry *e) {
+    if (e->owner && (!t->wq_tail || t->wq_tail->owner != e->owner)) e->flags |= ZEV__WE_PIN;
+    t->wq_held += entry_charge(e);
 }
 
 static void entry_free(zev_tcp_t *t, struct zev__wentry *e) {
@@ -104,7 +131,7 @@ static int queue_rest(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, size_
         e->len = slices[i].len - skip;
         e->owner = zev_buf_ref(slices[i].owner);
         skip = 0;
-        t->wq_bytes += e->len;
+        entry_charge_new(t, e);
         entry_append(t, e);
         last = e;
     }
@@ -136,7 +163,8 @@ static int check_writable(const zev_tcp_t *t) {
 static int after_queueing(zev_tcp_t *t) {
     zev__tcp_update_active(t);
     /* Most writes leave nothing queued: only then is the mark (maybe in t->extra) looked at. */
-    if (t->wq_bytes > 0 && t->wq_bytes > zev__tcp_hwm(t)) {
+    size_t held = zev__tcp_wq_held(t);
+    if (held > 0 && held > zev__tcp_hwm(t)) {
         t->handle.flags |= ZEV__TCP_NEED_DRAIN;
         return 1;
     }
@@ -154,7 +182,8 @@ int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, zev_tcp_w
     }
 
     size_t sent = 0;
-    if (t->wq_bytes == 0 && zev__tcp_phase(t) == ZEV__TCP_CONNECTED && n > 0) {
+    /* wq_held is 0 exactly when nothing is left unsent (finished entries are not in it). */
+    if (t->wq_held == 0 && zev__tcp_phase(t) == ZEV__TCP_CONNECTED && n > 0) {
         struct iovec iov[64];
         int n_iov = 0;
         size_t total = 0;
@@ -199,7 +228,7 @@ int zev_tcp_sendfile(zev_tcp_t *t, int fd, off_t offset, size_t len, zev_tcp_wri
     e->cb = cb;
     e->arg = arg;
     if (cb) t->wq_writes++;
-    t->wq_bytes += len;
+    if (len > 0) entry_charge_new(t, e);
     entry_append(t, e);
     /* Ordered behind everything queued: the flush sends it when its turn comes. */
     flush_later(t);
@@ -221,9 +250,22 @@ static void complete(zev_tcp_t *t, struct zev__wentry *e, int status) {
     }
 }
 
+/* A sent entry lets go of its charge and its chunk; the chunk's charge passes to the next
+ * entry if that one holds the same chunk. */
+static void entry_sent(zev_tcp_t *t, struct zev__wentry *e) {
+    struct zev__wentry *next = entry_next(t, e);
+    if ((e->flags & ZEV__WE_PIN) && next && next->owner == e->owner) {
+        e->flags &= ~ZEV__WE_PIN;
+        next->flags |= ZEV__WE_PIN;
+    }
+    t->wq_held -= entry_charge(e);
+    e->flags |= ZEV__WE_DONE;
+    zev_buf_unref(e->owner); /* sent: the bytes are no longer needed */
+    e->owner = NULL;
+}
+
 /* Mark fully sent entries; a write's last entry stays (DONE) until its callback runs. */
 static void advance(zev_tcp_t *t, size_t n) {
-    t->wq_bytes -= n;
     struct zev__wentry *e = zev__tcp_wq_head(t);
     while (e && n > 0) {
         if (e->flags & ZEV__WE_DONE) {
@@ -231,14 +273,11 @@ static void advance(zev_tcp_t *t, size_t n) {
             continue;
         }
         size_t take = n < e->len ? n : e->len;
+        if (!e->owner && e->base) t->wq_held -= take; /* raw bytes are charged as they are */
         e->len -= take;
         if (e->base) e->base += take;
         n -= take;
-        if (e->len == 0) {
-            e->flags |= ZEV__WE_DONE;
-            zev_buf_unref(e->owner); /* sent: the bytes are no longer needed */
-            e->owner = NULL;
-        }
+        if (e->len == 0) entry_sent(t, e);
         e = entry_next(t, e);
     }
 }
@@ -284,7 +323,7 @@ static void maybe_shutdown(zev_tcp_t *t);
 static void after_flush(zev_tcp_t *t) {
     maybe_shutdown(t);
     if (zev__tcp_closing(t)) return;
-    if ((t->handle.flags & ZEV__TCP_NEED_DRAIN) && t->wq_bytes <= zev__tcp_hwm(t)) {
+    if ((t->handle.flags & ZEV__TCP_NEED_DRAIN) && zev__tcp_wq_held(t) <= zev__tcp_hwm(t)) {
         t->handle.flags &= ~ZEV__TCP_NEED_DRAIN;
         if (t->extra && t->extra->pipe_in) zev__tcp_pipe_drain(t);
         if (!zev__tcp_closing(t) && t->events && t->events->drain) t->events->drain(t);
@@ -331,7 +370,7 @@ void zev__tcp_cancel_writes(zev_tcp_t *t, int err) {
     /* Detach first: a callback may write again (and fail fast) while we walk. */
     struct zev__wentry *tail = t->wq_tail;
     t->wq_tail = NULL;
-    t->wq_bytes = 0;
+    t->wq_held = 0;
     if (!tail) return;
     struct zev__wentry *e = tail->next;
     tail->next = NULL; /* open the circle: walk from the head to the tail */
@@ -373,4 +412,17 @@ int zev_tcp_end(zev_tcp_t *t) {
     flush_later(t);
     zev__tcp_update_active(t);
     return 0;
+}
+
+size_t zev_tcp_write_queue_size(const zev_tcp_t *t) {
+    if (!t) return 0;
+    size_t unsent = 0;
+    for (const struct zev__wentry *e = zev__tcp_wq_head(t); e; e = entry_next(t, e)) {
+        if (!(e->flags & ZEV__WE_DONE)) unsent += e->len;
+    }
+    return unsent;
+}
+
+size_t zev_tcp_write_queue_memory(const zev_tcp_t *t) {
+    return t ? zev__tcp_wq_held(t) : 0;
 }

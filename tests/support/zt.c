@@ -78,3 +78,39 @@ void zt_use_picky_allocator(void) {
     zt_loop.allocator = (zev_allocator_t){picky_alloc, picky_free, NULL};
     zt_alloc_refuse = 1;
 }
+
+zt_alloc_count_t zt_allocs;
+
+static void *counting_alloc(void *ctx, size_t size) {
+    (void)ctx;
+    void *p = malloc(size);
+    if (p) {
+        zt_allocs.live += (long long)size;
+        zt_allocs.allocs++;
+    }
+    return p;
+}
+
+static void counting_free(void *ctx, void *p, size_t size) {
+    (void)ctx;
+    zt_allocs.live -= (long long)size;
+    zt_allocs.frees++;
+    free(p);
+}
+
+void zt_loop_counting(void) {
+    cr_assert_eq(zev_loop_close(&zt_loop), 0, "zt_loop_counting wants a fresh loop");
+    zt_allocs = (zt_alloc_count_t){0};
+    zev_loop_options_t o = {.allocator = {counting_alloc, counting_free, NULL}, .idle_ms = 1};
+    cr_assert_eq(zev_loop_init_ex(&zt_loop, &o), 0);
+}
+
+int zt_run_until_live_at_most(long long base, long long bytes, int rounds) {
+    zev_timer_t tick; /* keeps each round short while the loop has nothing else to do */
+    cr_assert_eq(zev_timer_init(&zt_loop, &tick), 0);
+    zev_timer_start(&tick, on_deadline, 1, 1);
+    for (int i = 0; i < rounds && zt_allocs.live - base > bytes; i++) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    zev_close(&tick.handle, NULL);
+    zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    return zt_allocs.live - base <= bytes;
+}

@@ -31,5 +31,19 @@ void zt_count_close(zev_handle_t *h);
  * and set it. The loop's earlier blocks came from malloc, which this allocator's free suits. */
 extern int zt_alloc_refuse;
 void zt_use_picky_allocator(void);
+/* Bytes the loop holds from its allocator, and calls, counted by the allocator that
+ * zt_loop_counting() gives zt_loop (malloc/free underneath). */
+typedef struct {
+    long long live;
+    unsigned long allocs;
+    unsigned long frees;
+} zt_alloc_count_t;
+extern zt_alloc_count_t zt_allocs;
+/* Re-initialise the (fresh) zt_loop through zev_loop_init_ex with that counting allocator,
+ * and idle memory given back after 1 ms (zev_loop_options_t.idle_ms). */
+void zt_loop_counting(void);
+/* Run zt_loop (ONCE at a time, at most `rounds` times) until it holds at most `bytes` more
+ * than `base` from the counting allocator. Returns 1 if it did. */
+int zt_run_until_live_at_most(long long base, long long bytes, int rounds);
 
 #endif
