@@ -370,7 +370,9 @@ static short draw_filter(struct fuzz_in *in) {
     case 6:
         return EVFILT_USER;
     default:
-        return (short)((int)fuzz_u8(in) - 128); /* mostly no filter at all */
+        /* Every kqueue filter is negative: a positive number is none, whatever filters the
+         * emulation learns later (0 is left out: FreeBSD skips such a change silently). */
+        return (short)(1 + fuzz_u8(in) % 127);
     }
 }
 

@@ -16,13 +16,11 @@
  *   events are collected; nevents == 0 never waits; timeout NULL waits forever; a signal
  *   returns -1/EINTR with the changes applied.
  * - READ: data is FIONREAD, or the accept queue length of a TCP listener (TCP_INFO; 1 for other
- *   listeners); EV_EOF when the peer shut down (EPOLLRDHUP/EPOLLHUP) and on EPOLLERR of a pipe
- *   (a write end whose reader has gone); EV_OOBAND while TCP urgent data is pending (POLLPRI:
- *   macOS's report, which FreeBSD lacks, so that the backend's use of it is tested).
- *   WRITE: data is the free send-buffer or pipe space (never below 1); EV_EOF on EPOLLHUP, or
- *   EPOLLERR on a pipe whose reader has gone. USER: NOTE_TRIGGER, the NOTE_FF* operations on
- *   the low 24 fflags bits, data passed through, EV_CLEAR untriggers after delivery (or when
- *   given in a change).
+ *   listeners); EV_EOF when the peer shut down (EPOLLRDHUP/EPOLLHUP); EV_OOBAND while TCP
+ *   urgent data is pending (POLLPRI: macOS's report, which FreeBSD lacks, so that the
+ *   backend's use of it is tested). WRITE: data is the free send-buffer or pipe space (never
+ *   below 1); EV_EOF on EPOLLHUP, or EPOLLERR on a pipe whose reader has gone. USER: NOTE_TRIGGER, the NOTE_FF* operations on the low 24 fflags bits,
+ *   data passed through, EV_CLEAR untriggers after delivery (or when given in a change).
  * - Closing a descriptor drops its knotes: each knote remembers the file (st_dev, st_ino) it
  *   was added for, and a knote whose descriptor is closed or now names another file is
  *   discarded when next seen, never reported.
