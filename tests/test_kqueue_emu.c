@@ -500,6 +500,24 @@ Test(kqueue_emu, write_eof_when_the_reader_is_gone) {
     close(kq);
 }
 
+/* Found by fuzz/fuzz_kqueue_emu: Linux reports POLLERR, not POLLIN, to a reader of a pipe's
+ * write end once the read end is closed; the read filter took that as readable with 0 bytes and
+ * no EV_EOF, a report FreeBSD never makes (its filt_piperead says EV_EOF). */
+Test(kqueue_emu, read_on_a_pipe_write_end_whose_reader_closed_is_eof) {
+    int kq = new_kq();
+    int p[2];
+    make_pipe(p);
+    cr_assert_eq(change(kq, p[1], EVFILT_READ, EV_ADD, 0, NULL), 0);
+    struct kevent ev;
+    cr_assert_eq(poll_now(kq, &ev, 1), 0, "nothing to read on a write end");
+    close(p[0]);
+    cr_assert_eq(poll_now(kq, &ev, 1), 1);
+    cr_assert_eq(ev.filter, EVFILT_READ);
+    cr_assert(ev.flags & EV_EOF, "readable with %lld bytes and no EV_EOF", (long long)ev.data);
+    close(p[1]);
+    close(kq);
+}
+
 Test(kqueue_emu, refused_connect_is_eof_with_fflags_and_so_error_stays_readable) {
     int kq = new_kq();
     struct sockaddr_in sa;

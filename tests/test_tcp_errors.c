@@ -204,6 +204,17 @@ Test(tcp_errors, ipv6_scopes_must_be_an_index_or_a_name) {
     cr_assert_eq(zev_ip_family("fe80::1%eth0"), 6);
 }
 
+/* Found by fuzz/fuzz_addr: Linux's SIOCGIFINDEX cuts a name at ':' (the old "eth0:1" alias
+ * syntax), so if_nametoindex("lo::1%lo") is lo's index, and zev_addr_parse took text that
+ * zev_ip_family says is no address as an IPv6 address scoped to lo. */
+Test(tcp_errors, ipv6_scope_with_a_colon_is_not_the_interface_before_it) {
+    zev_sockaddr_t a;
+    cr_assert_eq(zev_ip_family("::1%lo::1%lo"), 0);
+    cr_assert_eq(zev_addr_parse(&a, "::1%lo::1%lo", 80), -EINVAL, "the fuzzer's input");
+    cr_assert_eq(zev_addr_parse(&a, "fe80::1%lo:1", 80), -EINVAL);
+    cr_assert_eq(zev_addr_parse(&a, "fe80::1%lo", 80), 0, "the interface itself still is");
+}
+
 static int sendfile_status;
 static int sendfile_calls;
 

@@ -37,6 +37,9 @@ static int parse_scope(const char *scope, uint32_t *out) {
         *out = (uint32_t)v;
         return 0;
     }
+    /* No interface name has a ':', but Linux's lookup cuts a name there (the old "eth0:1"
+     * alias syntax): "lo:junk" would resolve to lo. */
+    if (strchr(scope, ':')) return -EINVAL;
     unsigned idx = if_nametoindex(scope);
     if (idx == 0) return -EINVAL;
     *out = idx;

@@ -646,7 +646,8 @@ static bool run_fd_filter(struct kq *kq, struct knote *kn, struct kevent *ev) {
     ev->fflags = 0;
     if (rd) {
         if (!(r & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) return false;
-        eof = (r & (POLLRDHUP | POLLHUP)) != 0;
+        /* A pipe's write end whose reader has gone polls POLLERR alone: FreeBSD says EOF. */
+        eof = (r & (POLLRDHUP | POLLHUP)) || ((r & POLLERR) && !S_ISSOCK(st.st_mode));
         ev->data = read_data(fd);
         if (r & POLLPRI) ev->flags |= EV_OOBAND;
     } else {
