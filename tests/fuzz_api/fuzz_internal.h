@@ -36,7 +36,8 @@ struct fz_stream {
     enum fz_phase phase;
     enum fz_target target;
     int family;     /* 4 or 6 */
-    int local_port; /* clients: to match the accepted side */
+    int local_port; /* clients: with server_port, to match the accepted side */
+    int server_port; /* clients: the listener's port they connected to */
     int pins;       /* relayed raw writes still reading ubuf: the slot is not reused */
     uint64_t ncb;   /* callbacks so far: feeds the callbacks' own random choices */
 

@@ -703,6 +703,7 @@ static int connect_to(struct fz *fz, enum fz_target target) {
     s->connect_due = true;
     zev_addr_info_t local;
     if (zev_tcp_local_address(&s->tcp, &local) == 0) s->local_port = local.port;
+    s->server_port = port;
     /* Node users often write or end at once, before the connect completes. */
     for (unsigned n = fz_below(fz, 3) ? 0 : 1 + fz_below(fz, 3); n > 0; n--) {
         unsigned now = fz_below(fz, 100);
@@ -745,12 +746,14 @@ void fz_server_close(struct fz_server *sv, const char *why) {
     sv->phase = FZ_CLOSING;
 }
 
-/* The client stream whose local port is the accepted socket's peer port. */
-static struct fz_stream *match_client(struct fz *fz, int family, int port) {
+/* The client stream whose local port is the accepted socket's peer port and that connected
+ * to this listener: the kernel may give one ephemeral port to two connections that go to
+ * different listeners, so the local port alone does not name the client. */
+static struct fz_stream *match_client(struct fz *fz, int family, int port, int server_port) {
     for (int i = 0; i < FZ_STREAMS; i++) {
         struct fz_stream *c = &fz->streams[i];
         if (c->phase != FZ_FREE && c->target == FZ_TG_SERVER && c->family == family &&
-            c->local_port == port && !c->peer)
+            c->local_port == port && c->server_port == server_port && !c->peer)
             return c;
     }
     return NULL;
@@ -771,7 +774,7 @@ static void on_connection(zev_tcp_server_t *srv, int status) {
     s->family = sv->family;
     zev_addr_info_t peer;
     struct fz_stream *c = NULL;
-    if (zev_tcp_remote_address(&s->tcp, &peer) == 0) c = match_client(fz, sv->family, peer.port);
+    if (zev_tcp_remote_address(&s->tcp, &peer) == 0) c = match_client(fz, sv->family, peer.port, sv->port);
     if (c) {
         c->peer = s;
         s->peer = c;
