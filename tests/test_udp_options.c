@@ -1,12 +1,13 @@
 /* tests/test_udp_options.c: UDP socket options on loopback: TTL and hop limit (checked on the
  * wire with IP_RECVTTL / IPV6_RECVHOPLIMIT), broadcast, multicast TTL, loopback and interface
  * (read back from the kernel), buffer sizes, batch size, and the validation of membership
- * arguments. Nothing here joins a group: memberships and multicast traffic are tested inside
+ * arguments, and adopting a datagram socket opened elsewhere (zev_udp_open). Nothing here joins a group: memberships and multicast traffic are tested inside
  * private namespaces (test_udp_multicast.c). */
 #include "zt.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -313,4 +314,114 @@ Test(udp_options, every_option_reports_ebadf_after_close_and_einval_on_null) {
     cr_assert_eq(zev_udp_add_membership(NULL, "239.1.2.3", NULL), -EINVAL);
     cr_assert_eq(zev_udp_recv_start(NULL, NULL), -EINVAL);
     cr_assert_eq(zev_udp_stats(NULL, NULL), -EINVAL);
+}
+
+/* ---- adopting a descriptor (zev_udp_open) ---- */
+
+static int adopted_msgs;
+static char adopted_got[16];
+static int adopted_port;
+
+static void on_adopted_message(zev_udp_t *u, int status, const zev_slice_t *msg,
+                               const zev_udp_rinfo_t *rinfo) {
+    (void)u;
+    cr_assert_eq(status, 0);
+    cr_assert_eq(msg->len, 4);
+    memcpy(adopted_got, msg->base, 4);
+    adopted_port = rinfo->port;
+    adopted_msgs++;
+}
+
+static int raw_udp(const char *host, zev_sockaddr_t *a) {
+    cr_assert_eq(zev_addr_parse(a, host, 0), 0);
+    int fd = socket(a->sa.sa_family, SOCK_DGRAM, 0); /* blocking, inheritable */
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(bind(fd, &a->sa, zev_addr_len(a)), 0);
+    socklen_t len = sizeof(*a);
+    cr_assert_eq(getsockname(fd, &a->sa, &len), 0);
+    return fd;
+}
+
+static int sends_done;
+static void count_send(zev_udp_t *u, int status, void *arg) {
+    (void)u, (void)arg;
+    cr_assert_eq(status, 4);
+    sends_done++;
+}
+
+Test(udp_options, adopted_socket_keeps_its_binding_and_sends_and_receives) {
+    zev_sockaddr_t ua, pa;
+    int fd = raw_udp("127.0.0.1", &ua);
+    int peer = raw_udp("127.0.0.1", &pa);
+    zev_udp_t u;
+    cr_assert_eq(zev_udp_open(&zt_loop, &u, fd), 0);
+    cr_assert(fcntl(fd, F_GETFL) & O_NONBLOCK, "made non-blocking");
+    cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC, "made close-on-exec");
+    zev_addr_info_t info;
+    cr_assert_eq(zev_udp_local_address(&u, &info), 0);
+    cr_assert_eq(info.port, zev__addr_port(&ua));
+    cr_assert_eq(zev_udp_bind(&u, "127.0.0.1", 0, NULL, NULL), -EALREADY, "bound already");
+    cr_assert_eq(zev_udp_send(&u, (zev_slice_t[]){zev_slice("xy", 2)}, 1, "::1", 9, NULL, NULL),
+                 -EAFNOSUPPORT, "the family is the socket's");
+    cr_assert_eq(zev_udp_recv_start(&u, on_adopted_message), 0);
+    adopted_msgs = 0;
+    cr_assert_eq(sendto(peer, "ping", 4, 0, &ua.sa, zev_addr_len(&ua)), 4);
+    cr_assert(zt_run_until(&adopted_msgs, 1, 10000));
+    cr_assert_eq(memcmp(adopted_got, "ping", 4), 0);
+    cr_assert_eq(adopted_port, zev__addr_port(&pa));
+    sends_done = 0;
+    cr_assert_eq(zev_udp_send(&u, (zev_slice_t[]){zev_slice("pong", 4)}, 1, "127.0.0.1",
+                              zev__addr_port(&pa), count_send, NULL),
+                 0);
+    cr_assert(zt_run_until(&sends_done, 1, 10000));
+    char buf[8];
+    cr_assert_eq(recv(peer, buf, sizeof(buf), 0), 4);
+    cr_assert_eq(memcmp(buf, "pong", 4), 0);
+    close_all(&u, NULL);
+    cr_assert_eq(fcntl(fd, F_GETFD), -1, "zev closed the adopted socket");
+    close(peer);
+}
+
+Test(udp_options, adopted_connected_socket_sends_to_its_peer) {
+    zev_sockaddr_t ua, pa;
+    int fd = raw_udp("127.0.0.1", &ua);
+    int peer = raw_udp("127.0.0.1", &pa);
+    cr_assert_eq(connect(fd, &pa.sa, zev_addr_len(&pa)), 0);
+    zev_udp_t u;
+    cr_assert_eq(zev_udp_open(&zt_loop, &u, fd), 0);
+    zev_addr_info_t info;
+    cr_assert_eq(zev_udp_remote_address(&u, &info), 0);
+    cr_assert_eq(info.port, zev__addr_port(&pa));
+    sends_done = 0;
+    cr_assert_eq(zev_udp_send(&u, (zev_slice_t[]){zev_slice("pong", 4)}, 1, NULL, 0, count_send,
+                              NULL),
+                 0);
+    cr_assert(zt_run_until(&sends_done, 1, 10000));
+    char buf[8];
+    cr_assert_eq(recv(peer, buf, sizeof(buf), 0), 4);
+    close_all(&u, NULL);
+    close(peer);
+}
+
+Test(udp_options, adopting_the_wrong_kind_of_descriptor_is_refused) {
+    zev_udp_t u;
+    cr_assert_eq(zev_udp_open(&zt_loop, &u, -1), -EBADF);
+    int closed_fd = socket(AF_INET, SOCK_DGRAM, 0);
+    close(closed_fd);
+    cr_assert_eq(zev_udp_open(&zt_loop, &u, closed_fd), -EBADF);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(zev_udp_open(&zt_loop, &u, p[0]), -ENOTSOCK);
+    close(p[0]);
+    close(p[1]);
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, sp), 0);
+    cr_assert_eq(zev_udp_open(&zt_loop, &u, sp[0]), -EAFNOSUPPORT);
+    close(sp[0]);
+    close(sp[1]);
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(zev_udp_open(&zt_loop, &u, t), -EINVAL, "a stream socket");
+    cr_assert_eq(fcntl(t, F_GETFL) & O_NONBLOCK, 0, "left as it was");
+    cr_assert_eq(zev_udp_open(NULL, &u, t), -EINVAL);
+    close(t);
 }

@@ -69,6 +69,20 @@ ZEV_EXPORT int zev_tcp_listen(zev_tcp_server_t *server, const char *host, int po
  * handles, -EISCONN if client is already in use. On failure client is still an open handle:
  * zev_close it (an initialised handle keeps zev_loop_close at -EBUSY). */
 ZEV_EXPORT int zev_tcp_accept(zev_tcp_server_t *server, zev_tcp_t *client);
+/* Adopt a listening stream socket opened elsewhere (systemd's socket activation, a parent
+ * process; Node's server.listen({fd}), libuv's uv_tcp_open on a listener) and accept on it as
+ * zev_tcp_listen does. From a 0 return zev owns fd: it is made non-blocking and close-on-exec,
+ * and zev_close closes it; on failure fd is still the caller's. -EBADF for a closed fd,
+ * -ENOTSOCK for a descriptor that is no socket, -EINVAL for a socket that is not a listening
+ * stream socket (zev_tcp_open takes the others) or a NULL cb, -EAFNOSUPPORT for one neither
+ * IPv4 nor IPv6 (AF_UNIX), -EALREADY if server is already listening. */
+ZEV_EXPORT int zev_tcp_server_open(zev_tcp_server_t *server, int fd, zev_tcp_connection_cb cb);
+/* Kernel buffer sizes of the listener, inherited by every socket accepted after the call;
+ * as zev_tcp_set_recv_buffer_size. -ENOTCONN before listen or open. */
+ZEV_EXPORT int zev_tcp_server_set_recv_buffer_size(zev_tcp_server_t *server, size_t bytes);
+ZEV_EXPORT int zev_tcp_server_set_send_buffer_size(zev_tcp_server_t *server, size_t bytes);
+ZEV_EXPORT int zev_tcp_server_recv_buffer_size(const zev_tcp_server_t *server);
+ZEV_EXPORT int zev_tcp_server_send_buffer_size(const zev_tcp_server_t *server);
 /* Address the listener is bound to (Node's server.address()). -ENOTCONN if not listening. */
 ZEV_EXPORT int zev_tcp_server_address(const zev_tcp_server_t *server, zev_addr_info_t *out);
 /* Live connections accepted from this listener and not yet closed (getConnections). */
@@ -133,6 +147,27 @@ struct zev_tcp_s {
 ZEV_EXPORT int zev_tcp_init(zev_loop_t *loop, zev_tcp_t *t);
 /* Set the event table (kept by pointer; it must outlive the socket). NULL clears. */
 ZEV_EXPORT int zev_tcp_set_events(zev_tcp_t *t, const zev_tcp_events_t *events);
+/* zev_tcp_bind flags. */
+#define ZEV_TCP_BIND_IPV6_ONLY 1u /* an IPv6 address only: no IPv4-mapped connects */
+
+/* Bind an idle socket to a local address and port before zev_tcp_connect (Node's
+ * localAddress/localPort, libuv's uv_tcp_bind): the connect then leaves from there. host is
+ * numeric (NULL or "": any IPv4 address, "::": any IPv6), port 0: ephemeral. Sets SO_REUSEADDR,
+ * as libuv does. The socket then has a descriptor: options such as the buffer sizes may be set
+ * before the connect. A connect by name tries only the addresses of the bound family, one at
+ * a time (docs/tcp.md, "Binding before connecting"). -EINVAL on bad text, port or flags, or if
+ * t is already bound, connecting or connected; -EADDRINUSE, -EADDRNOTAVAIL, -EACCES from the
+ * kernel; -EBADF if closed. */
+ZEV_EXPORT int zev_tcp_bind(zev_tcp_t *t, const char *host, int port, unsigned flags);
+/* Adopt a stream socket opened elsewhere (libuv's uv_tcp_open, Node's new net.Socket({fd})).
+ * Connected, t is open for reading and writing at once; not connected (fresh or bound), t is
+ * as after zev_tcp_bind, ready for zev_tcp_connect (a connect already in progress is not
+ * adopted). From a 0 return zev owns fd: it is made non-blocking and close-on-exec, and
+ * zev_close closes it; on failure fd is still the caller's. -EBADF for a closed fd, -ENOTSOCK
+ * for a descriptor that is no socket, -EINVAL for a datagram or a listening socket
+ * (zev_tcp_server_open), -EAFNOSUPPORT for one neither IPv4 nor IPv6 (AF_UNIX), -EISCONN if t
+ * is in use. */
+ZEV_EXPORT int zev_tcp_open(zev_tcp_t *t, int fd);
 /* Connect to host and port; cb(t, 0) once the kernel reports the handshake done, or cb(t,
  * -ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH...). Numeric text connects at once; a host name is
  * looked up on the loop's resolver threads (zev_resolve) and its addresses raced, IPv6 and
@@ -141,7 +176,8 @@ ZEV_EXPORT int zev_tcp_set_events(zev_tcp_t *t, const zev_tcp_events_t *events);
  * before cb only queue, and go out after it. Closing t before that abandons the connect (and
  * lookup) and cb is never called (Node: no 'connect' after destroy). -EINVAL on bad text or
  * port or NULL, -EISCONN if in use, -ENOMEM if the socket's extra state could not be had (the
- * callback is kept there) or, for a name, the lookup's. */
+ * callback is kept there) or, for a name, the lookup's. On a bound socket: -EAFNOSUPPORT for an
+ * address of the other family. */
 ZEV_EXPORT int zev_tcp_connect(zev_tcp_t *t, const char *host, int port, zev_tcp_connect_cb cb);
 /* As zev_tcp_connect with a parsed address. */
 ZEV_EXPORT int zev_tcp_connect_addr(zev_tcp_t *t, const zev_sockaddr_t *addr,
@@ -171,6 +207,13 @@ ZEV_EXPORT int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len);
  * connection arrive in cb and the error event. */
 ZEV_EXPORT int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n,
                              zev_tcp_write_cb cb, void *arg);
+/* Write what the kernel takes now, queue nothing, call nothing (libuv's uv_try_write): returns
+ * how many bytes from the front of slices were written (at most 64 slices and INT_MAX bytes
+ * are tried), or -EAGAIN if the kernel took none, while connecting, or while an earlier write
+ * still has bytes queued (they go first). The slices are free again on return. -EPIPE after
+ * end, -ENOTCONN before connect, -EBADF if closed, -EINVAL on bad args, or the kernel's
+ * failure (-ECONNRESET, -EPIPE), returned only: no event reports it. */
+ZEV_EXPORT int zev_tcp_try_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n);
 /* Queue len bytes of file fd from offset, sent with sendfile in order with other writes;
  * the caller keeps fd open until cb. Counts as one queue entry toward the high-water mark (the
  * file's bytes are not in memory). -ENOSYS where sendfile is unavailable. */
@@ -199,6 +242,16 @@ ZEV_EXPORT int zev_tcp_set_timeout(zev_tcp_t *t, int64_t ms);
 ZEV_EXPORT int zev_tcp_set_nodelay(zev_tcp_t *t, int enable);
 /* SO_KEEPALIVE, with the first probe after delay_s seconds (0: the system's). */
 ZEV_EXPORT int zev_tcp_set_keepalive(zev_tcp_t *t, int enable, unsigned delay_s);
+
+/* Kernel buffer sizes in bytes (libuv's uv_recv_buffer_size / uv_send_buffer_size, as
+ * zev_udp_set_recv_buffer_size). The setters take 1..INT_MAX (-EINVAL outside); the getters
+ * return what the kernel reports, which on Linux is twice the last request (capped by
+ * net.core.rmem_max / wmem_max; libuv reports the same doubled value), or a negative errno.
+ * -ENOTCONN without a descriptor (before connect, accept, open or bind). */
+ZEV_EXPORT int zev_tcp_set_recv_buffer_size(zev_tcp_t *t, size_t bytes);
+ZEV_EXPORT int zev_tcp_set_send_buffer_size(zev_tcp_t *t, size_t bytes);
+ZEV_EXPORT int zev_tcp_recv_buffer_size(const zev_tcp_t *t);
+ZEV_EXPORT int zev_tcp_send_buffer_size(const zev_tcp_t *t);
 
 /* Local and peer address (Node's address(), remoteAddress/remotePort/remoteFamily). */
 ZEV_EXPORT int zev_tcp_local_address(const zev_tcp_t *t, zev_addr_info_t *out);

@@ -97,6 +97,13 @@ struct zev_udp_s {
  * send binds it to the any address and an ephemeral port, as Node) or be bound first. -EINVAL on NULL or another family, -EBADF on a
  * closed loop, -EMFILE/-ENFILE/-ENOMEM from the kernel. On failure u is not a handle. */
 ZEV_EXPORT int zev_udp_init(zev_loop_t *loop, zev_udp_t *u, int family);
+/* Adopt a datagram socket opened elsewhere (libuv's uv_udp_open, Node's bind({fd})) into u,
+ * in place of zev_udp_init: the family is the socket's, and a bound or connected socket stays
+ * so. From a 0 return zev owns fd: it is made non-blocking and close-on-exec, and zev_close
+ * closes it; on failure fd is still the caller's and u is not a handle. -EBADF for a closed
+ * fd or loop, -ENOTSOCK for a descriptor that is no socket, -EINVAL for NULL or a socket that
+ * is not a datagram socket, -EAFNOSUPPORT for one neither IPv4 nor IPv6 (AF_UNIX). */
+ZEV_EXPORT int zev_udp_open(zev_loop_t *loop, zev_udp_t *u, int fd);
 /* Bind to host (numeric; NULL or "" for any address of the family) and port (0: ephemeral);
  * cb (may be NULL) runs from the loop once bound. opts may be NULL. -EINVAL on bad text, port
  * outside 0..65535 or ipv6_only on a udp4 socket; -EAFNOSUPPORT for an address of the other

@@ -346,6 +346,20 @@ static inline int zev__addr_port(const zev_sockaddr_t *a) {
     return 0;
 }
 
+/* ---- adopting a socket opened elsewhere (adopt.c) ---- */
+struct zev__sock_kind {
+    zev_sockaddr_t local;
+    zev_sockaddr_t peer; /* when connected */
+    bool listening;
+    bool connected;
+};
+/* Check that fd is an open IPv4 or IPv6 socket of type (SOCK_STREAM, SOCK_DGRAM) and describe
+ * it in *out; changes nothing. -EBADF (closed or negative), -ENOTSOCK (not a socket), -EINVAL
+ * (another type), -EAFNOSUPPORT (another family: AF_UNIX...). */
+int zev__sock_describe(int fd, int type, struct zev__sock_kind *out);
+/* Make a socket being adopted non-blocking and close-on-exec, as zev's own are. */
+int zev__sock_own(int fd);
+
 /* ---- slab (slab.c): fixed-size objects, reused without allocation in steady state ---- */
 
 enum { ZEV__SLAB_SMALL = 64, ZEV__SLAB_LARGE = 128 };

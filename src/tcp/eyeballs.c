@@ -16,6 +16,13 @@
  * recorded failure ends it. The winner is reported as a connect() that answered at once
  * (ZEV__TCP_CONNECT_DUE), so connect.c and stream.c finish it as for a numeric address.
  *
+ * A bound socket (zev_tcp_bind, or adopted unconnected) keeps its local address: only the
+ * addresses of its family are tried, and one at a time. Its own descriptor makes the first
+ * attempt, so the options set on it count if that one wins; each later attempt, started when
+ * the one before failed, takes a new descriptor bound to the same address and port (free
+ * again: a refused or failed connect leaves no TIME_WAIT). Racing two attempts would need
+ * two descriptors on one port at once, which BSD refuses for TCP.
+ *
  * Memory: one allocation per connect by name through the loop's allocator (this state), one
  * for the address list, plus the lookup's own (resolve.c). Each attempt's watcher belongs to
  * an internal handle inside this state; the state is freed by the close callback of its
@@ -47,6 +54,8 @@ struct zev__tcp_name {
     struct attempt attempts[ATTEMPTS];
     struct zev__timer_node delay; /* starts the next attempt */
     int last_err;          /* the last attempt's failure, reported if none wins */
+    int bound_fd;          /* the bound socket's own descriptor, until an attempt takes it */
+    zev_sockaddr_t local;  /* the bound socket's address, or family 0: not bound */
 };
 
 static void attempt_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
@@ -61,16 +70,29 @@ static void free_name(zev_handle_t *h) {
     zev__free(h->loop, name, sizeof(*name));
 }
 
+static bool is_bound(const struct zev__tcp_name *name) {
+    return name->local.sa.sa_family != 0;
+}
+
 int zev__tcp_name_start(zev_tcp_t *t, const char *host, int port) {
     zev_loop_t *loop = t->handle.loop;
     struct zev__tcp_name *name = zev__alloc(loop, sizeof(*name));
     if (!name) return -ENOMEM;
-    *name = (struct zev__tcp_name){.socket = t, .last_err = -ZEV_EAI_NONAME};
-    int err = zev_resolve(loop, &name->req, host, port, 0, on_resolved);
+    *name = (struct zev__tcp_name){.socket = t, .last_err = -ZEV_EAI_NONAME, .bound_fd = -1};
+    int err = 0;
+    if (t->io.fd >= 0) {
+        socklen_t len = sizeof(name->local);
+        err = zev__sys_getsockname(t->io.fd, &name->local.sa, &len);
+    }
+    if (err == 0) err = zev_resolve(loop, &name->req, host, port, 0, on_resolved);
     if (err < 0) {
         zev__free(loop, name, sizeof(*name));
         return err;
     }
+    /* The bound descriptor waits here for the first attempt: the socket has none while
+     * connecting by name. */
+    name->bound_fd = t->io.fd;
+    t->io.fd = -1;
     zev__handle_init(loop, &name->life, ZEV_HANDLE_UNKNOWN, &life_ops);
     for (unsigned i = 0; i < ATTEMPTS; i++) {
         struct attempt *a = &name->attempts[i];
@@ -98,13 +120,30 @@ void zev__tcp_name_end(zev_tcp_t *t) {
     zev__resolve_abandon(&name->req);
     zev__timer_node_stop(loop, &name->delay);
     for (unsigned i = 0; i < ATTEMPTS; i++) attempt_close(loop, &name->attempts[i]);
+    if (name->bound_fd >= 0) zev__sys_close(name->bound_fd);
+    name->bound_fd = -1;
     zev__free(loop, name->addrs, name->n_addrs * sizeof(*name->addrs));
     name->addrs = NULL;
     zev_close(&name->life, free_name);
 }
 
+/* Copy the addresses of the bound family, in the resolver's order. */
+static int take_bound_family(struct zev__tcp_name *name, const zev_sockaddr_t *addrs, size_t n) {
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) kept += addrs[i].sa.sa_family == name->local.sa.sa_family;
+    if (kept == 0) return -EAFNOSUPPORT;
+    name->addrs = zev__alloc(name->socket->handle.loop, kept * sizeof(*addrs));
+    if (!name->addrs) return -ENOMEM;
+    name->n_addrs = kept;
+    for (size_t i = 0, j = 0; i < n; i++) {
+        if (addrs[i].sa.sa_family == name->local.sa.sa_family) name->addrs[j++] = addrs[i];
+    }
+    return 0;
+}
+
 /* Copy addrs, alternating families from the first address's (RFC 8305, section 4). */
 static int take_addrs(struct zev__tcp_name *name, const zev_sockaddr_t *addrs, size_t n) {
+    if (is_bound(name)) return take_bound_family(name, addrs, n);
     zev_loop_t *loop = name->socket->handle.loop;
     name->addrs = zev__alloc(loop, n * sizeof(*addrs));
     if (!name->addrs) return -ENOMEM;
@@ -145,10 +184,26 @@ static void win(struct zev__tcp_name *name, struct attempt *a) {
     zev__watcher_feed(loop, &t->io, ZEV__WRITABLE);
 }
 
+/* A descriptor for the next attempt: the bound socket's own first, then new ones bound where
+ * it was (SO_REUSEADDR, as zev_tcp_bind set). */
+static int attempt_socket(struct zev__tcp_name *name, const zev_sockaddr_t *addr) {
+    int fd = name->bound_fd;
+    if (fd >= 0) {
+        name->bound_fd = -1;
+        return fd;
+    }
+    fd = zev__sys_socket(addr->sa.sa_family, SOCK_STREAM, 0);
+    if (fd < 0 || !is_bound(name)) return fd;
+    int err = zev__sys_setsockopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (err == 0) err = zev__sys_bind(fd, &name->local.sa, zev_addr_len(&name->local));
+    if (err < 0) zev__sys_close(fd);
+    return err < 0 ? err : fd;
+}
+
 /* Open a socket and start connecting it to addr: 0 in progress, 1 connected at once, or a
  * negative errno (a->io.fd is then -1). */
 static int attempt_start(zev_loop_t *loop, struct attempt *a, const zev_sockaddr_t *addr) {
-    int fd = zev__sys_socket(addr->sa.sa_family, SOCK_STREAM, 0);
+    int fd = attempt_socket(a->name, addr);
     if (fd < 0) return fd;
     int r;
     do {
@@ -164,7 +219,11 @@ static int attempt_start(zev_loop_t *loop, struct attempt *a, const zev_sockaddr
     return r;
 }
 
+static bool attempts_running(const struct zev__tcp_name *name);
+
+/* A free attempt slot, or NULL: every slot busy, or a bound socket's one attempt running. */
 static struct attempt *free_attempt(struct zev__tcp_name *name) {
+    if (is_bound(name) && attempts_running(name)) return NULL;
     for (unsigned i = 0; i < ATTEMPTS; i++) {
         if (name->attempts[i].io.fd < 0) return &name->attempts[i];
     }
@@ -190,7 +249,7 @@ static void start_next(struct zev__tcp_name *name) {
             return;
         }
         if (r == 0) {
-            if (name->next < name->n_addrs)
+            if (name->next < name->n_addrs && !is_bound(name))
                 zev__timer_node_start(loop, &name->delay, ATTEMPT_DELAY_MS);
             return;
         }

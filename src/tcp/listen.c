@@ -87,6 +87,26 @@ static int bind_and_listen(int fd, const zev_sockaddr_t *addr, const zev_tcp_lis
     return zev__sys_listen(fd, o->backlog > 0 ? o->backlog : DEFAULT_BACKLOG);
 }
 
+/* Take a listening fd: the reserve, the watcher, and a first look. On failure fd is still the
+ * caller's. */
+static int start_accepting(zev_tcp_server_t *s, int fd, zev_tcp_connection_cb cb) {
+    s->reserve_fd = open_reserve(); /* best effort: without it EMFILE still backs off */
+    s->io.fd = fd;
+    int err = zev__watcher_start(s->handle.loop, &s->io, ZEV__READABLE);
+    if (err < 0) {
+        s->io.fd = -1;
+        close_fd(&s->reserve_fd);
+        return err;
+    }
+    s->on_connection = cb;
+    s->handle.flags |= ZEV__TCP_LISTENING;
+    zev__handle_start(&s->handle);
+    /* Connections may already wait (a reused port, an adopted listener): look once, next
+     * iteration. */
+    zev__watcher_feed(s->handle.loop, &s->io, ZEV__READABLE);
+    return 0;
+}
+
 int zev_tcp_listen(zev_tcp_server_t *s, const char *host, int port,
                    const zev_tcp_listen_opts_t *opts, zev_tcp_connection_cb cb) {
     if (!s || !cb) return -EINVAL;
@@ -104,24 +124,22 @@ int zev_tcp_listen(zev_tcp_server_t *s, const char *host, int port,
     int fd = zev__sys_socket(addr.sa.sa_family, SOCK_STREAM, 0);
     if (fd < 0) return fd;
     err = bind_and_listen(fd, &addr, &o);
-    if (err < 0) goto close_listener;
-    s->reserve_fd = open_reserve(); /* best effort: without it EMFILE still backs off */
-    s->io.fd = fd;
-    err = zev__watcher_start(s->handle.loop, &s->io, ZEV__READABLE);
-    if (err < 0) goto close_reserve;
-    s->on_connection = cb;
-    s->handle.flags |= ZEV__TCP_LISTENING;
-    zev__handle_start(&s->handle);
-    /* Connections may already wait (a reused port): look once, next iteration. */
-    zev__watcher_feed(s->handle.loop, &s->io, ZEV__READABLE);
-    return 0;
-
-close_reserve:
-    s->io.fd = -1;
-    close_fd(&s->reserve_fd);
-close_listener:
-    zev__sys_close(fd);
+    if (err == 0) err = start_accepting(s, fd, cb);
+    if (err < 0) zev__sys_close(fd);
     return err;
+}
+
+int zev_tcp_server_open(zev_tcp_server_t *s, int fd, zev_tcp_connection_cb cb) {
+    if (!s || !cb) return -EINVAL;
+    if (!zev__handle_usable(&s->handle)) return zev__handle_error(&s->handle);
+    if (s->handle.flags & ZEV__TCP_LISTENING) return -EALREADY;
+    struct zev__sock_kind kind;
+    int err = zev__sock_describe(fd, SOCK_STREAM, &kind);
+    if (err < 0) return err;
+    if (!kind.listening) return -EINVAL; /* zev_tcp_open's */
+    err = zev__sock_own(fd);
+    if (err < 0) return err;
+    return start_accepting(s, fd, cb);
 }
 
 int zev_tcp_accept(zev_tcp_server_t *s, zev_tcp_t *client) {

@@ -1,7 +1,9 @@
-/* src/tcp/options.c: socket options, addresses and counters of a stream socket. */
+/* src/tcp/options.c: socket options, addresses and counters of a stream socket, and the kernel
+ * buffer sizes of sockets and listeners. */
 #include "tcp_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -32,6 +34,62 @@ int zev_tcp_set_keepalive(zev_tcp_t *t, int enable, unsigned delay_s) {
 #else
     return 0;
 #endif
+}
+
+/* ---- kernel buffer sizes: the same contract as zev_udp_set_recv_buffer_size ---- */
+
+static int server_fd(const zev_tcp_server_t *s) {
+    if (!s) return -EINVAL;
+    if (!zev__handle_usable(&s->handle)) return zev__handle_error(&s->handle);
+    return s->handle.flags & ZEV__TCP_LISTENING ? s->io.fd : -ENOTCONN;
+}
+
+/* The value is checked before the descriptor, so a bad value is -EINVAL in every state. */
+static int set_buffer(int fd, int name, size_t bytes) {
+    if (bytes == 0 || bytes > INT_MAX) return -EINVAL;
+    if (fd < 0) return fd;
+    return zev__sys_setsockopt_int(fd, SOL_SOCKET, name, (int)bytes);
+}
+
+/* What the kernel reports: Linux doubles a request for its own bookkeeping (socket(7)). */
+static int get_buffer(int fd, int name) {
+    if (fd < 0) return fd;
+    int value = 0;
+    socklen_t len = sizeof(value);
+    int err = zev__sys_getsockopt(fd, SOL_SOCKET, name, &value, &len);
+    return err < 0 ? err : value;
+}
+
+int zev_tcp_set_recv_buffer_size(zev_tcp_t *t, size_t bytes) {
+    return t ? set_buffer(socket_fd(t), SO_RCVBUF, bytes) : -EINVAL;
+}
+
+int zev_tcp_set_send_buffer_size(zev_tcp_t *t, size_t bytes) {
+    return t ? set_buffer(socket_fd(t), SO_SNDBUF, bytes) : -EINVAL;
+}
+
+int zev_tcp_recv_buffer_size(const zev_tcp_t *t) {
+    return get_buffer(socket_fd(t), SO_RCVBUF);
+}
+
+int zev_tcp_send_buffer_size(const zev_tcp_t *t) {
+    return get_buffer(socket_fd(t), SO_SNDBUF);
+}
+
+int zev_tcp_server_set_recv_buffer_size(zev_tcp_server_t *s, size_t bytes) {
+    return s ? set_buffer(server_fd(s), SO_RCVBUF, bytes) : -EINVAL;
+}
+
+int zev_tcp_server_set_send_buffer_size(zev_tcp_server_t *s, size_t bytes) {
+    return s ? set_buffer(server_fd(s), SO_SNDBUF, bytes) : -EINVAL;
+}
+
+int zev_tcp_server_recv_buffer_size(const zev_tcp_server_t *s) {
+    return get_buffer(server_fd(s), SO_RCVBUF);
+}
+
+int zev_tcp_server_send_buffer_size(const zev_tcp_server_t *s) {
+    return get_buffer(server_fd(s), SO_SNDBUF);
 }
 
 int zev_tcp_set_allow_half_open(zev_tcp_t *t, int enable) {

@@ -20,7 +20,7 @@
  * and the connect ends only on a kernel event, on connect()'s own synchronous answer
  * (ZEV__TCP_CONNECT_DUE), on the connect timeout, or on a recorded failure (connect.c). */
 enum {
-    ZEV__TCP_IDLE = 0u << 8,       /* initialised, no descriptor yet */
+    ZEV__TCP_IDLE = 0u << 8,       /* initialised; a descriptor only if bound or adopted, unwatched */
     ZEV__TCP_CONNECTING = 1u << 8, /* connect() started; its answer is not known */
     ZEV__TCP_CONNECTED = 2u << 8,  /* open for reading and writing */
     ZEV__TCP_CLOSED = 3u << 8,     /* the connect failed or the handle closed: no more I/O */

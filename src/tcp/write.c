@@ -426,3 +426,42 @@ size_t zev_tcp_write_queue_size(const zev_tcp_t *t) {
 size_t zev_tcp_write_queue_memory(const zev_tcp_t *t) {
     return t ? zev__tcp_wq_held(t) : 0;
 }
+
+/* ---- try-write: the kernel takes what it can now, nothing is queued ---- */
+
+/* Only with nothing unsent may bytes skip the queue, or they would overtake it. The test is
+ * the one zev_tcp_write's direct path makes (wq_held is 0 exactly when nothing is unsent);
+ * finished writes whose callback is still due do not count: their bytes are out. */
+static int check_try_write(const zev_tcp_t *t) {
+    int err = check_writable(t);
+    if (err < 0) return err;
+    if (zev__tcp_phase(t) == ZEV__TCP_CONNECTING) return -EAGAIN;
+    return t->wq_held == 0 ? 0 : -EAGAIN;
+}
+
+/* One sendmsg over at most 64 slices, as zev_tcp_write's direct path; no callback, no entry,
+ * no fed event. A failure is returned, not recorded: the caller decides (the next read or
+ * write meets it too). */
+int zev_tcp_try_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n) {
+    if (!t || (n > 0 && !slices)) return -EINVAL;
+    int err = check_try_write(t);
+    if (err < 0) return err;
+    zev__debug_slices(t->handle.loop, slices, n);
+    struct iovec iov[64];
+    int n_iov = 0;
+    size_t room = INT_MAX; /* the count must fit the return value */
+    for (unsigned i = 0; i < n && n_iov < 64 && room > 0; i++) {
+        if (!slices[i].base && slices[i].len > 0) return -EINVAL;
+        if (slices[i].len == 0) continue;
+        size_t len = slices[i].len < room ? slices[i].len : room;
+        iov[n_iov].iov_base = slices[i].base;
+        iov[n_iov].iov_len = len;
+        room -= len;
+        n_iov++;
+    }
+    if (n_iov == 0) return 0;
+    ssize_t r = send_iov(t, iov, n_iov);
+    if (r < 0) return (int)r;
+    account_written(t, (size_t)r);
+    return (int)r;
+}

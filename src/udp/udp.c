@@ -37,6 +37,22 @@ static size_t default_max_datagram(const zev_loop_t *loop, int family) {
     return max < chunk ? max : chunk;
 }
 
+/* Make u a handle around the socket fd of family af. On failure fd is still the caller's. */
+static int init_with(zev_loop_t *loop, zev_udp_t *u, int fd, int af) {
+    zev__watcher_init(&u->io, fd);
+    int err = zev__watcher_start(loop, &u->io, ZEV__READABLE | ZEV__WRITABLE);
+    if (err < 0) {
+        u->io.fd = -1;
+        return err;
+    }
+    zev__handle_init(loop, &u->handle, ZEV_UDP, &udp_ops);
+    u->family = af;
+    u->batch = ZEV_UDP_BATCH_DEFAULT;
+    u->max_datagram = default_max_datagram(loop, af);
+    u->hwm = ZEV__UDP_DEFAULT_HWM;
+    return 0;
+}
+
 int zev_udp_init(zev_loop_t *loop, zev_udp_t *u, int family) {
     if (!loop || !u || (family != 4 && family != 6)) return -EINVAL;
     if (!zev__loop_usable(loop)) return -EBADF;
@@ -46,18 +62,30 @@ int zev_udp_init(zev_loop_t *loop, zev_udp_t *u, int family) {
     int af = family == 4 ? AF_INET : AF_INET6;
     int fd = zev__sys_socket(af, SOCK_DGRAM, 0);
     if (fd < 0) return fd;
-    zev__watcher_init(&u->io, fd);
-    int err = zev__watcher_start(loop, &u->io, ZEV__READABLE | ZEV__WRITABLE);
-    if (err < 0) {
-        zev__sys_close(fd);
-        u->io.fd = -1;
-        return err;
+    int err = init_with(loop, u, fd, af);
+    if (err < 0) zev__sys_close(fd);
+    return err;
+}
+
+/* A bound socket (a port, or an address other than any) or a connected one keeps that state:
+ * zev_udp_bind then says -EALREADY, and sends go to the peer, as on zev's own sockets. */
+int zev_udp_open(zev_loop_t *loop, zev_udp_t *u, int fd) {
+    if (!loop || !u) return -EINVAL;
+    if (!zev__loop_usable(loop)) return -EBADF;
+    struct zev__sock_kind kind;
+    int err = zev__sock_describe(fd, SOCK_DGRAM, &kind);
+    if (err < 0) return err;
+    err = zev__sock_own(fd);
+    if (err < 0) return err;
+    zev__debug_handle_fresh(loop, &u->handle, &udp_ops);
+    *u = (zev_udp_t){0};
+    err = init_with(loop, u, fd, kind.local.sa.sa_family);
+    if (err < 0) return err;
+    if (zev__addr_port(&kind.local) != 0) u->handle.flags |= ZEV__UDP_BOUND;
+    if (kind.connected) {
+        u->peer = kind.peer;
+        u->handle.flags |= ZEV__UDP_CONNECTED | ZEV__UDP_BOUND;
     }
-    zev__handle_init(loop, &u->handle, ZEV_UDP, &udp_ops);
-    u->family = af;
-    u->batch = ZEV_UDP_BATCH_DEFAULT;
-    u->max_datagram = default_max_datagram(loop, af);
-    u->hwm = ZEV__UDP_DEFAULT_HWM;
     return 0;
 }
 
