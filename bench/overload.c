@@ -148,27 +148,73 @@ static int still_listening(void) {
     return err != ECONNREFUSED;
 }
 
+/* The server's main thread from /proc/PID/schedstat: nanoseconds on a CPU and waiting in a
+ * run queue for one (CPUs shared with other work). 0 if the kernel keeps no schedstats. */
+static int schedstat(pid_t pid, uint64_t *run_ns, uint64_t *wait_ns) {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    unsigned long long run = 0, wait = 0;
+    int ok = fscanf(f, "%llu %llu", &run, &wait) == 2;
+    fclose(f);
+    if (ok) {
+        *run_ns = run;
+        *wait_ns = wait;
+    }
+    return ok;
+}
+
+static uint64_t exit_run_ns, exit_wait_ns; /* of the last stop_server, 0 if unknown */
+
 /* SIGTERM the server and return how long it took to exit, in microseconds; *closed_us: until
  * its listener was closed (its loop ran the shutdown callback). While waiting, tick() keeps
- * the load going (may be NULL). */
+ * the load going (may be NULL). Also sets exit_run_ns and exit_wait_ns: the main thread's time
+ * on a CPU and waiting for one between the signal and its exit, read once it is a zombie. */
 static uint64_t stop_server(void (*tick)(void), int *status, uint64_t *closed_us) {
+    uint64_t run0 = 0, wait0 = 0, run1 = 0, wait1 = 0;
+    int have0 = schedstat(server_pid, &run0, &wait0);
     uint64_t t0 = now_us();
+    uint64_t exited_us = 0;
     *closed_us = 0;
     kill(server_pid, SIGTERM);
     for (;;) {
         if (!*closed_us && !still_listening()) *closed_us = now_us() - t0;
-        pid_t r = waitpid(server_pid, status, WNOHANG);
-        if (r == server_pid) break;
+        siginfo_t si = {0};
+        if (!exited_us && waitid(P_PID, (id_t)server_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+            si.si_pid == server_pid) {
+            exited_us = now_us() - t0;
+            have0 = have0 && schedstat(server_pid, &run1, &wait1);
+        }
+        if (exited_us) {
+            waitpid(server_pid, status, 0);
+            break;
+        }
         if (now_us() - t0 > KILL_AFTER_MS * 1000u) {
             kill(server_pid, SIGKILL);
             waitpid(server_pid, status, 0);
+            exited_us = now_us() - t0;
+            have0 = 0;
             break;
         }
         if (tick) tick();
         sleep_us(200);
     }
+    exit_run_ns = have0 ? run1 - run0 : 0;
+    exit_wait_ns = have0 ? wait1 - wait0 : 0;
     server_pid = -1;
-    return now_us() - t0;
+    return exited_us;
+}
+
+/* " (main thread: X ms on a CPU, Y ms waiting for one)" after a stop_server, or "". */
+static const char *exit_cpu_note(void) {
+    static char note[96];
+    note[0] = '\0';
+    if (exit_run_ns || exit_wait_ns) {
+        snprintf(note, sizeof(note), "; main thread %.1f ms on a CPU, %.1f ms waiting for one",
+                 exit_run_ns / 1e6, exit_wait_ns / 1e6);
+    }
+    return note;
 }
 
 static uint64_t cpu_ticks(pid_t pid) {
@@ -353,9 +399,9 @@ static int run_http_flood(void) {
     printf("fresh GET failures (no answer within %d ms): %d\n", opt.probe_timeout_ms,
            probe_failed);
     printf("SIGTERM to listener closed: %.1f ms\n", closed_us / 1000.0);
-    printf("SIGTERM to exit: %.1f ms (%s %d)\n", exit_us / 1000.0,
+    printf("SIGTERM to exit: %.1f ms (%s %d%s)\n", exit_us / 1000.0,
            WIFEXITED(status) ? "exit status" : "killed by signal",
-           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), exit_cpu_note());
     for (int i = 0; i < opt.clients; i++) {
         if (flood[i].fd >= 0) close(flood[i].fd);
     }
@@ -467,7 +513,7 @@ static int run_emfile(void) {
     int status = 0;
     uint64_t closed_us;
     uint64_t exit_us = stop_server(NULL, &status, &closed_us);
-    printf("SIGTERM to exit: %.1f ms\n", exit_us / 1000.0);
+    printf("SIGTERM to exit: %.1f ms%s\n", exit_us / 1000.0, exit_cpu_note());
     return 0;
 }
 
@@ -571,7 +617,7 @@ static int run_burst(void) {
     int status = 0;
     uint64_t closed_us;
     uint64_t exit_us = stop_server(NULL, &status, &closed_us);
-    printf("SIGTERM to exit: %.1f ms\n", exit_us / 1000.0);
+    printf("SIGTERM to exit: %.1f ms%s\n", exit_us / 1000.0, exit_cpu_note());
     return 0;
 }
 
