@@ -1,5 +1,5 @@
-/* bench/overload.c: zev-overload, the two overload measurements of docs/performance.md
- * ("Latency under overload", "Running out of descriptors"). Plain POSIX and epoll-free, built
+/* bench/overload.c: zev-overload, the overload measurements of docs/performance.md
+ * ("Under overload"): latency, descriptors, memory. Plain POSIX and epoll-free, built
  * on nothing from zev, so it measures any server the same way.
  *
  *   zev-overload http-flood [options] -- SERVER [ARGS...]
