@@ -1,5 +1,5 @@
-/* bench/overload.c: zev-overload, the two overload measurements of docs/performance.md
- * ("Latency under overload", "Running out of descriptors"). Plain POSIX and epoll-free, built
+/* bench/overload.c: zev-overload, the overload measurements of docs/performance.md
+ * ("Under overload"): latency, descriptors, memory. Plain POSIX and epoll-free, built
  * on nothing from zev, so it measures any server the same way.
  *
  *   zev-overload http-flood [options] -- SERVER [ARGS...]
@@ -17,6 +17,16 @@
  *     its connection closed, the server's CPU time over one idle second while the served
  *     clients hold every descriptor, then closes the served clients and reports how long until
  *     a new client was served again.
+ *
+ *   zev-overload burst [options] -- SERVER [ARGS...]
+ *     Starts SERVER, reads its RSS, opens --clients connections that each send --bytes of
+ *     --payload (`a`: "a\n\n" repeated, the issue-11 burst; `get`: pipelined
+ *     `GET / HTTP/1.1\r\n\r\n`) and never read, holds them --hold-ms after the last byte went
+ *     out (or the send deadline passed), then closes them all. Reports the server's RSS before,
+ *     its peak (sampled every ms and VmHWM) and the peak growth per connection, and its RSS
+ *     --after-ms after the clients left. Run it where the kernel's send buffers are small
+ *     (scripts/overload does: a network namespace with net.ipv4.tcp_wmem's max at 64 KiB), or
+ *     the kernel holds the answers instead of the server.
  *
  * Bounded: every wait has a deadline, at most --clients connections, 127.0.0.1 only; the
  * server is ended by its PID (SIGTERM, then SIGKILL after 30 s).
@@ -54,8 +64,12 @@ static struct {
     int probe_ms;
     int probe_timeout_ms;
     int nofile;
+    int bytes;
+    int hold_ms;
+    int after_ms;
+    const char *payload;
     char **server_argv;
-} opt = {500, 1024, 10, 2000, 100, 20, 10000, 64, NULL};
+} opt = {500, 1024, 10, 2000, 100, 20, 10000, 64, 65535, 2000, 5000, "a", NULL};
 
 static pid_t server_pid = -1;
 static int server_port;
@@ -134,27 +148,73 @@ static int still_listening(void) {
     return err != ECONNREFUSED;
 }
 
+/* The server's main thread from /proc/PID/schedstat: nanoseconds on a CPU and waiting in a
+ * run queue for one (CPUs shared with other work). 0 if the kernel keeps no schedstats. */
+static int schedstat(pid_t pid, uint64_t *run_ns, uint64_t *wait_ns) {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    unsigned long long run = 0, wait = 0;
+    int ok = fscanf(f, "%llu %llu", &run, &wait) == 2;
+    fclose(f);
+    if (ok) {
+        *run_ns = run;
+        *wait_ns = wait;
+    }
+    return ok;
+}
+
+static uint64_t exit_run_ns, exit_wait_ns; /* of the last stop_server, 0 if unknown */
+
 /* SIGTERM the server and return how long it took to exit, in microseconds; *closed_us: until
  * its listener was closed (its loop ran the shutdown callback). While waiting, tick() keeps
- * the load going (may be NULL). */
+ * the load going (may be NULL). Also sets exit_run_ns and exit_wait_ns: the main thread's time
+ * on a CPU and waiting for one between the signal and its exit, read once it is a zombie. */
 static uint64_t stop_server(void (*tick)(void), int *status, uint64_t *closed_us) {
+    uint64_t run0 = 0, wait0 = 0, run1 = 0, wait1 = 0;
+    int have0 = schedstat(server_pid, &run0, &wait0);
     uint64_t t0 = now_us();
+    uint64_t exited_us = 0;
     *closed_us = 0;
     kill(server_pid, SIGTERM);
     for (;;) {
         if (!*closed_us && !still_listening()) *closed_us = now_us() - t0;
-        pid_t r = waitpid(server_pid, status, WNOHANG);
-        if (r == server_pid) break;
+        siginfo_t si = {0};
+        if (!exited_us && waitid(P_PID, (id_t)server_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+            si.si_pid == server_pid) {
+            exited_us = now_us() - t0;
+            have0 = have0 && schedstat(server_pid, &run1, &wait1);
+        }
+        if (exited_us) {
+            waitpid(server_pid, status, 0);
+            break;
+        }
         if (now_us() - t0 > KILL_AFTER_MS * 1000u) {
             kill(server_pid, SIGKILL);
             waitpid(server_pid, status, 0);
+            exited_us = now_us() - t0;
+            have0 = 0;
             break;
         }
         if (tick) tick();
         sleep_us(200);
     }
+    exit_run_ns = have0 ? run1 - run0 : 0;
+    exit_wait_ns = have0 ? wait1 - wait0 : 0;
     server_pid = -1;
-    return now_us() - t0;
+    return exited_us;
+}
+
+/* " (main thread: X ms on a CPU, Y ms waiting for one)" after a stop_server, or "". */
+static const char *exit_cpu_note(void) {
+    static char note[96];
+    note[0] = '\0';
+    if (exit_run_ns || exit_wait_ns) {
+        snprintf(note, sizeof(note), "; main thread %.1f ms on a CPU, %.1f ms waiting for one",
+                 exit_run_ns / 1e6, exit_wait_ns / 1e6);
+    }
+    return note;
 }
 
 static uint64_t cpu_ticks(pid_t pid) {
@@ -339,9 +399,9 @@ static int run_http_flood(void) {
     printf("fresh GET failures (no answer within %d ms): %d\n", opt.probe_timeout_ms,
            probe_failed);
     printf("SIGTERM to listener closed: %.1f ms\n", closed_us / 1000.0);
-    printf("SIGTERM to exit: %.1f ms (%s %d)\n", exit_us / 1000.0,
+    printf("SIGTERM to exit: %.1f ms (%s %d%s)\n", exit_us / 1000.0,
            WIFEXITED(status) ? "exit status" : "killed by signal",
-           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), exit_cpu_note());
     for (int i = 0; i < opt.clients; i++) {
         if (flood[i].fd >= 0) close(flood[i].fd);
     }
@@ -453,22 +513,130 @@ static int run_emfile(void) {
     int status = 0;
     uint64_t closed_us;
     uint64_t exit_us = stop_server(NULL, &status, &closed_us);
-    printf("SIGTERM to exit: %.1f ms\n", exit_us / 1000.0);
+    printf("SIGTERM to exit: %.1f ms%s\n", exit_us / 1000.0, exit_cpu_note());
+    return 0;
+}
+
+/* ---- burst --------------------------------------------------------------------------------- */
+
+#define BURST_SEND_MS 10000
+
+/* The server's resident memory in KiB, from /proc/PID/status (field "VmRSS:" or "VmHWM:"). */
+static long proc_kib(pid_t pid, const char *field) {
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long kib = -1;
+    size_t flen = strlen(field);
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, field, flen) == 0) {
+            kib = atol(line + flen);
+            break;
+        }
+    }
+    fclose(f);
+    return kib;
+}
+
+struct burst_conn {
+    int fd;
+    size_t off;
+};
+
+static struct burst_conn burst[MAX_CLIENTS];
+static char burst_buf[1 << 20];
+
+static void fill_payload(void) {
+    const char *unit = strcmp(opt.payload, "get") == 0 ? request : "a\n\n";
+    size_t ulen = strlen(unit);
+    for (size_t k = 0; k < (size_t)opt.bytes; k++) burst_buf[k] = unit[k % ulen];
+}
+
+/* One pass: send what each connection's kernel buffer takes. Returns connections not done. */
+static int burst_tick(void) {
+    int left = 0;
+    for (int i = 0; i < opt.clients; i++) {
+        struct burst_conn *c = &burst[i];
+        if (c->fd < 0 || c->off == (size_t)opt.bytes) continue;
+        ssize_t w = send(c->fd, burst_buf + c->off, (size_t)opt.bytes - c->off, MSG_NOSIGNAL);
+        if (w > 0) c->off += (size_t)w;
+        if (w < 0 && errno != EAGAIN && errno != ENOTCONN && errno != EINTR) {
+            close(c->fd); /* the server closed it (a 400, a reset): it is done */
+            c->fd = -1;
+            continue;
+        }
+        left += c->off < (size_t)opt.bytes;
+    }
+    return left;
+}
+
+static int run_burst(void) {
+    start_server(0);
+    fill_payload();
+    sleep_us(300000u);
+    long before = proc_kib(server_pid, "VmRSS:");
+    long peak = before;
+    for (int i = 0; i < opt.clients; i++) burst[i] = (struct burst_conn){connect_nb(), 0};
+    uint64_t t0 = now_us();
+    int left = opt.clients;
+    uint64_t hold_end = 0;
+    while (now_us() - t0 < (BURST_SEND_MS + (uint64_t)opt.hold_ms) * 1000u) {
+        if (left > 0) left = burst_tick();
+        long rss = proc_kib(server_pid, "VmRSS:");
+        if (rss > peak) peak = rss;
+        if (!hold_end && (left == 0 || now_us() - t0 >= BURST_SEND_MS * 1000u))
+            hold_end = now_us() + (uint64_t)opt.hold_ms * 1000u;
+        if (hold_end && now_us() >= hold_end) break;
+        sleep_us(1000);
+    }
+    double send_s = (now_us() - t0) / 1e6 - opt.hold_ms / 1e3;
+    long hwm = proc_kib(server_pid, "VmHWM:");
+    if (hwm > peak) peak = hwm;
+    uint64_t sent = 0;
+    int whole = 0, closed = 0;
+    for (int i = 0; i < opt.clients; i++) {
+        sent += burst[i].off;
+        whole += burst[i].off == (size_t)opt.bytes;
+        closed += burst[i].fd < 0;
+        if (burst[i].fd >= 0) close(burst[i].fd);
+        burst[i].fd = -1;
+    }
+    long during = proc_kib(server_pid, "VmRSS:");
+    sleep_us((uint64_t)opt.after_ms * 1000u);
+    long after = proc_kib(server_pid, "VmRSS:");
+    printf("burst: %d clients x %d bytes of '%s', never reading: %d sent it all in %.1f s "
+           "(%.1f MB), %d closed by the server\n",
+           opt.clients, opt.bytes, opt.payload, whole, send_s, sent / 1e6, closed);
+    printf("server RSS before: %ld KiB\n", before);
+    printf("server RSS peak: %ld KiB (VmHWM %ld KiB), %.1f KiB per connection above before\n",
+           peak, hwm, (double)(peak - before) / opt.clients);
+    printf("server RSS when the clients left: %ld KiB\n", during);
+    printf("server RSS %d ms after the clients left: %ld KiB (%.2fx before)\n", opt.after_ms,
+           after, before > 0 ? (double)after / (double)before : 0.0);
+    int status = 0;
+    uint64_t closed_us;
+    uint64_t exit_us = stop_server(NULL, &status, &closed_us);
+    printf("SIGTERM to exit: %.1f ms%s\n", exit_us / 1000.0, exit_cpu_note());
     return 0;
 }
 
 /* ---- command line ---------------------------------------------------------------------------- */
 
 static const char usage[] =
-    "usage: zev-overload http-flood|emfile [options] -- SERVER [ARGS...]\n"
-    "  --clients N        connections (http-flood 500, emfile 200; at most 4096)\n"
+    "usage: zev-overload http-flood|emfile|burst [options] -- SERVER [ARGS...]\n"
+    "  --clients N        connections (http-flood 500, emfile 200, burst 300; at most 4096)\n"
     "  --read-bytes N     http-flood: bytes each client reads per turn (1024)\n"
     "  --read-ms N        http-flood: ms between a client's reads (10)\n"
     "  --warmup-ms N      http-flood: flood time before probing (2000)\n"
     "  --probes N         http-flood: fresh connections measured (100)\n"
     "  --probe-ms N       http-flood: pause between probes (20)\n"
     "  --probe-timeout-ms N  http-flood: a probe without an answer by then failed (10000)\n"
-    "  --nofile N         emfile: the server's RLIMIT_NOFILE (64)\n";
+    "  --nofile N         emfile: the server's RLIMIT_NOFILE (64)\n"
+    "  --payload a|get    burst: 'a\\n\\n' repeated (a) or pipelined GETs (get)\n"
+    "  --bytes N          burst: bytes each client sends (65535: 'a\\n\\n' x 21,845)\n"
+    "  --hold-ms N        burst: clients stay, not reading, this long after sending (2000)\n"
+    "  --after-ms N       burst: RSS is read this long after the clients left (5000)\n";
 
 static int int_arg(int argc, char **argv, int *i, int lo, int hi) {
     if (*i + 1 >= argc) {
@@ -489,11 +657,12 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     int is_flood = strcmp(argv[1], "http-flood") == 0;
-    if (!is_flood && strcmp(argv[1], "emfile") != 0) {
+    int is_burst = strcmp(argv[1], "burst") == 0;
+    if (!is_flood && !is_burst && strcmp(argv[1], "emfile") != 0) {
         fputs(usage, stderr);
         return 2;
     }
-    if (!is_flood) opt.clients = 200;
+    if (!is_flood) opt.clients = is_burst ? 300 : 200;
     int i = 2;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -514,6 +683,15 @@ int main(int argc, char **argv) {
             opt.probe_timeout_ms = int_arg(argc, argv, &i, 100, 60000);
         } else if (strcmp(a, "--nofile") == 0) {
             opt.nofile = int_arg(argc, argv, &i, 16, 1 << 20);
+        } else if (strcmp(a, "--bytes") == 0) {
+            opt.bytes = int_arg(argc, argv, &i, 1, (int)sizeof(burst_buf));
+        } else if (strcmp(a, "--hold-ms") == 0) {
+            opt.hold_ms = int_arg(argc, argv, &i, 0, 60000);
+        } else if (strcmp(a, "--after-ms") == 0) {
+            opt.after_ms = int_arg(argc, argv, &i, 0, 60000);
+        } else if (strcmp(a, "--payload") == 0 && i + 1 < argc &&
+                   (strcmp(argv[i + 1], "a") == 0 || strcmp(argv[i + 1], "get") == 0)) {
+            opt.payload = argv[++i];
         } else {
             fputs(usage, stderr);
             return 2;
@@ -525,5 +703,6 @@ int main(int argc, char **argv) {
     }
     opt.server_argv = argv + i + 1;
     signal(SIGPIPE, SIG_IGN);
+    if (is_burst) return run_burst();
     return is_flood ? run_http_flood() : run_emfile();
 }
