@@ -26,8 +26,14 @@ static int udp_finish(zev_handle_t *h) {
     return 0;
 }
 
+static void udp_inspect(const zev_handle_t *h, zev_handle_info_t *out) {
+    const zev_udp_t *u = (const zev_udp_t *)h;
+    out->queued_bytes = u->q_bytes;
+    out->queued = u->q_count;
+}
+
 static const struct zev__handle_ops udp_ops = {
-    .close = udp_close, .finish = udp_finish, .io = zev__udp_io};
+    .close = udp_close, .finish = udp_finish, .io = zev__udp_io, .inspect = udp_inspect};
 _Static_assert(offsetof(zev_udp_t, io) == sizeof(zev_handle_t),
                "the watcher follows the handle (zev__watcher_dispatch)");
 
@@ -48,17 +54,20 @@ int zev_udp_init(zev_loop_t *loop, zev_udp_t *u, int family) {
     if (fd < 0) return fd;
     zev__watcher_init(&u->io, fd);
     int err = zev__watcher_start(loop, &u->io, ZEV__READABLE | ZEV__WRITABLE);
-    if (err < 0) {
-        zev__sys_close(fd);
-        u->io.fd = -1;
-        return err;
-    }
-    zev__handle_init(loop, &u->handle, ZEV_UDP, &udp_ops);
+    if (err < 0) goto close_fd;
+    err = zev__handle_init(loop, &u->handle, ZEV_UDP, &udp_ops);
+    if (err < 0) goto stop_watcher;
     u->family = af;
     u->batch = ZEV_UDP_BATCH_DEFAULT;
     u->max_datagram = default_max_datagram(loop, af);
     u->hwm = ZEV__UDP_DEFAULT_HWM;
     return 0;
+stop_watcher:
+    zev__watcher_stop(loop, &u->io);
+close_fd:
+    zev__sys_close(fd);
+    u->io.fd = -1;
+    return err;
 }
 
 int zev__udp_fd(const zev_udp_t *u) {
