@@ -352,7 +352,8 @@ struct zev_timer_s {
     uint64_t repeat_ms;
 };
 
-/* Initialise a timer. -EINVAL on NULL, -EBADF on a closed loop. */
+/* Initialise a timer. -EINVAL on NULL, -EBADF on a closed loop, -ENOMEM if the loop's handle
+ * table could not grow (as every handle init: zev/inspect.h). */
 ZEV_EXPORT int zev_timer_init(zev_loop_t *loop, zev_timer_t *timer);
 /* Start (or restart) a timer: cb after timeout_ms, then every repeat_ms if non-zero.
  * O(log n), never allocates. -EINVAL on NULL timer/cb or negative times, -EBADF if closed. */
@@ -385,7 +386,7 @@ struct zev_async_s {
 };
 
 /* Initialise an async handle; it is active (keeps the loop running) until closed or unref'd.
- * -EINVAL on NULL loop/async/cb, -EBADF on a closed loop. */
+ * -EINVAL on NULL loop/async/cb, -EBADF on a closed loop, -ENOMEM (the handle table). */
 ZEV_EXPORT int zev_async_init(zev_loop_t *loop, zev_async_t *async, zev_async_cb cb);
 /* Wake the loop and run the callback there; safe from any thread, and async-signal-safe on
  * every backend and wake-up (eventfd, self-pipe, EVFILT_USER): a signal handler may call it
