@@ -4,8 +4,8 @@
  * (list link, I/O watcher, the handle struct), loop, common handle calls, timer, async.
  * Buffers and addresses live in zev/buf.h and zev/addr.h; watching any descriptor and
  * signal handles (after async) in zev/fdwatch.h and zev/signal.h; TCP and UDP in zev/tcp.h and
- * zev/udp.h; one loop per thread on many cores in zev/workers.h; all are included from here,
- * so users include only <zev.h>.
+ * zev/udp.h; one loop per thread on many cores in zev/workers.h; walking and printing a loop's
+ * open handles in zev/inspect.h; all are included from here, so users include only <zev.h>.
  *
  * Conventions (docs/design.md explains them):
  * - Calls return 0 or a non-negative count on success and a negative errno on failure.
@@ -101,6 +101,7 @@ typedef enum {
 
 typedef struct zev_handle_s zev_handle_t;
 typedef void (*zev_close_cb)(zev_handle_t *handle);
+typedef struct zev_handle_info_s zev_handle_info_t; /* zev/inspect.h */
 
 /* Per-type behaviour; private, set by each handle type's init. */
 struct zev__handle_ops {
@@ -111,6 +112,8 @@ struct zev__handle_ops {
     int (*finish)(zev_handle_t *handle);
     /* Types that own an I/O watcher (the member right after the handle): its events. */
     zev__io_cb io;
+    /* zev_handle_info: fill the fields that belong to the type (may be NULL). */
+    void (*inspect)(const zev_handle_t *handle, zev_handle_info_t *out);
 };
 
 /* The first member of every handle. Pass &h->handle to the calls below. */
@@ -119,8 +122,11 @@ struct zev_handle_s {
     void *data;
     /* read-only */
     zev_loop_t *loop;
-    zev_handle_type type;
+    uint8_t type; /* a zev_handle_type */
     /* private */
+    /* Its place in the loop's handle table (0: none, an internal handle), in the 24 bits
+     * beside type so that listing every handle costs no byte here (src/reactor/walk.c). */
+    unsigned slot : 24;
     unsigned flags; /* ZEV__H_* */
     const struct zev__handle_ops *ops;
     /* A handle waits in at most one of the loop's queues: while open, its watcher (if it has
@@ -199,6 +205,16 @@ struct zev__timer_node {
 struct zev__backend;
 struct zev__resolver;
 
+/* private: the loop's table of open handles, for zev_loop_walk (src/reactor/walk.c). A slot
+ * holds a handle's address, or, when free, the next free slot's index (odd: index << 1 | 1). */
+struct zev__handle_table {
+    uintptr_t **blocks; /* ZEV__TABLE_BLOCK slots each, through the loop's allocator */
+    uint32_t n_blocks;
+    uint32_t cap_blocks; /* room in blocks[] */
+    uint32_t free_head;  /* the first free slot; 0: none (slot 0 is never used) */
+    uint32_t listed;     /* handles in the table */
+};
+
 /* private: a pool of fixed-size objects (write-queue entries, timeout nodes), grown in blocks
  * through the allocator and reused; blocks idle for an interval go back (src/reactor/slab.c,
  * trim.c), the rest at zev_loop_close. */
@@ -234,6 +250,7 @@ struct zev_loop_s {
     unsigned active_refs;            /* handles that are active and referenced */
     unsigned request_handles;        /* handles with requests in flight, referenced or not */
     unsigned open_handles;           /* initialised and not yet fully closed */
+    struct zev__handle_table handles; /* the user's open handles, for zev_loop_walk */
     zev_handle_t *closing_head;      /* handles whose close callback is due, in close order */
     zev_handle_t *closing_tail;
     struct zev__link pending_watchers; /* fed: no turn yet (resumes, deferred events) */
@@ -335,7 +352,8 @@ struct zev_timer_s {
     uint64_t repeat_ms;
 };
 
-/* Initialise a timer. -EINVAL on NULL, -EBADF on a closed loop. */
+/* Initialise a timer. -EINVAL on NULL, -EBADF on a closed loop, -ENOMEM if the loop's handle
+ * table could not grow (as every handle init: zev/inspect.h). */
 ZEV_EXPORT int zev_timer_init(zev_loop_t *loop, zev_timer_t *timer);
 /* Start (or restart) a timer: cb after timeout_ms, then every repeat_ms if non-zero.
  * O(log n), never allocates. -EINVAL on NULL timer/cb or negative times, -EBADF if closed. */
@@ -368,7 +386,7 @@ struct zev_async_s {
 };
 
 /* Initialise an async handle; it is active (keeps the loop running) until closed or unref'd.
- * -EINVAL on NULL loop/async/cb, -EBADF on a closed loop. */
+ * -EINVAL on NULL loop/async/cb, -EBADF on a closed loop, -ENOMEM (the handle table). */
 ZEV_EXPORT int zev_async_init(zev_loop_t *loop, zev_async_t *async, zev_async_cb cb);
 /* Wake the loop and run the callback there; safe from any thread, and async-signal-safe on
  * every backend and wake-up (eventfd, self-pipe, EVFILT_USER): a signal handler may call it
@@ -383,6 +401,7 @@ ZEV_EXPORT int zev_async_send(zev_async_t *async);
 #include "zev/tcp.h"
 #include "zev/udp.h"
 #include "zev/workers.h"
+#include "zev/inspect.h"
 
 #ifdef __cplusplus
 }

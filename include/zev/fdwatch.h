@@ -46,7 +46,8 @@ struct zev_fdwatch_s {
 };
 
 /* Initialise a watcher for fd, which stays the caller's (never closed by zev). -EINVAL on
- * NULL, -EBADF on a closed loop or if fd is not an open descriptor. */
+ * NULL, -EBADF on a closed loop or if fd is not an open descriptor, -ENOMEM (the loop's handle
+ * table, zev/inspect.h). */
 ZEV_EXPORT int zev_fdwatch_init(zev_loop_t *loop, zev_fdwatch_t *watch, int fd);
 /* Start watching for events (READABLE and/or WRITABLE, maybe DISCONNECT and EDGE), or change
  * the events of a started watcher (inside its callback too). -EINVAL on NULL cb or without

@@ -41,7 +41,8 @@ struct zev_signal_s {
     struct zev__link node; /* in loop->signal_handles while started */
 };
 
-/* Initialise a signal handle (stopped). -EINVAL on NULL, -EBADF on a closed loop. */
+/* Initialise a signal handle (stopped). -EINVAL on NULL, -EBADF on a closed loop, -ENOMEM
+ * (the loop's handle table, zev/inspect.h). */
 ZEV_EXPORT int zev_signal_init(zev_loop_t *loop, zev_signal_t *sig);
 /* Run cb in the loop each iteration signum was caught, until stopped; a started handle is
  * moved to the new signal. The first handle of a signal in the process installs zev's

@@ -56,7 +56,8 @@ struct zev_tcp_server_s {
     zev_sockaddr_t pending_peer;
 };
 
-/* Initialise a listener. -EINVAL on NULL, -EBADF on a closed loop. */
+/* Initialise a listener. -EINVAL on NULL, -EBADF on a closed loop, -ENOMEM (the loop's handle
+ * table, zev/inspect.h). */
 ZEV_EXPORT int zev_tcp_server_init(zev_loop_t *loop, zev_tcp_server_t *server);
 /* Listen on host ("127.0.0.1", "::1", NULL or "" for any IPv4, "::" for any IPv6) and port
  * (0: ephemeral). opts may be NULL. -EINVAL on bad text, port outside 0..65535, NULL cb or
@@ -143,7 +144,8 @@ struct zev_tcp_s {
     struct zev__tcp_extra *extra;     /* rare state, or NULL: none set (src/tcp/tcp_internal.h) */
 };
 
-/* Initialise a socket for connect or accept. -EINVAL on NULL, -EBADF on a closed loop. */
+/* Initialise a socket for connect or accept. -EINVAL on NULL, -EBADF on a closed loop, -ENOMEM
+ * (the loop's handle table, zev/inspect.h). */
 ZEV_EXPORT int zev_tcp_init(zev_loop_t *loop, zev_tcp_t *t);
 /* Set the event table (kept by pointer; it must outlive the socket). NULL clears. */
 ZEV_EXPORT int zev_tcp_set_events(zev_tcp_t *t, const zev_tcp_events_t *events);

@@ -95,7 +95,8 @@ struct zev_udp_s {
 
 /* Open a UDP socket of family 4 (Node's 'udp4') or 6 ('udp6'). It can send at once (its first
  * send binds it to the any address and an ephemeral port, as Node) or be bound first. -EINVAL on NULL or another family, -EBADF on a
- * closed loop, -EMFILE/-ENFILE/-ENOMEM from the kernel. On failure u is not a handle. */
+ * closed loop, -EMFILE/-ENFILE/-ENOMEM from the kernel, -ENOMEM if the loop's handle table
+ * could not grow (zev/inspect.h). On failure u is not a handle. */
 ZEV_EXPORT int zev_udp_init(zev_loop_t *loop, zev_udp_t *u, int family);
 /* Adopt a datagram socket opened elsewhere (libuv's uv_udp_open, Node's bind({fd})) into u,
  * in place of zev_udp_init: the family is the socket's, and a bound or connected socket stays

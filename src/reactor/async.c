@@ -54,7 +54,8 @@ int zev_async_init(zev_loop_t *loop, zev_async_t *a, zev_async_cb cb) {
     if (!zev__loop_usable(loop)) return -EBADF;
     zev__debug_handle_fresh(loop, &a->handle, &async_ops);
     *a = (zev_async_t){0};
-    zev__handle_init(loop, &a->handle, ZEV_ASYNC, &async_ops);
+    int err = zev__handle_init(loop, &a->handle, ZEV_ASYNC, &async_ops);
+    if (err < 0) return err;
     a->cb = cb;
     atomic_init(as_atomic(&a->pending), ASYNC_IDLE);
     atomic_init(as_atomic(&a->busy), 0);

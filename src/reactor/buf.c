@@ -136,6 +136,12 @@ int zev_buf_pool_stats(const zev_loop_t *loop, zev_buf_pool_stats_t *out) {
     return 0;
 }
 
+size_t zev__buf_pool_held(const zev_loop_t *loop) {
+    const zev_buf_t *area = loop->read_chunk;
+    size_t loop_only = area && area->refs == 1 ? 1 : 0;
+    return (size_t)loop->pool.stats.in_use - loop_only;
+}
+
 int zev__buf_pool_close(zev_loop_t *loop) {
     zev_buf_pool_t *pool = &loop->pool;
     /* The read area's own reference is the loop's, not a user's: drop it first. */

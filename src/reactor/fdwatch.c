@@ -70,7 +70,8 @@ int zev_fdwatch_init(zev_loop_t *loop, zev_fdwatch_t *fw, int fd) {
     if (!zev__loop_usable(loop) || !fd_open(fd)) return -EBADF;
     zev__debug_handle_fresh(loop, &fw->handle, &fdwatch_ops);
     *fw = (zev_fdwatch_t){0};
-    zev__handle_init(loop, &fw->handle, ZEV_FDWATCH, &fdwatch_ops);
+    int err = zev__handle_init(loop, &fw->handle, ZEV_FDWATCH, &fdwatch_ops);
+    if (err < 0) return err;
     zev__watcher_init(&fw->io, fd);
     zev__list_init(&fw->node);
     return 0;

@@ -10,16 +10,26 @@
 #include <errno.h>
 #include <stdlib.h>
 
-void zev__handle_init(zev_loop_t *loop, zev_handle_t *h, zev_handle_type type,
-                      const struct zev__handle_ops *ops) {
+/* The table slot (walk.c) must fit in the bits the type byte leaves: no byte is added. */
+_Static_assert(offsetof(zev_handle_t, flags) == 2 * sizeof(void *) + sizeof(unsigned),
+               "zev_handle_t.type and .slot share one word");
+
+int zev__handle_init(zev_loop_t *loop, zev_handle_t *h, zev_handle_type type,
+                     const struct zev__handle_ops *ops) {
+    h->slot = 0;
+    if (type != ZEV_HANDLE_UNKNOWN) {
+        int err = zev__handle_table_add(loop, h);
+        if (err < 0) return err;
+    }
     h->data = NULL;
     h->loop = loop;
-    h->type = type;
+    h->type = (uint8_t)type;
     h->flags = ZEV__H_REF;
     h->ops = ops;
     h->queue.closing.cb = NULL;
     h->queue.closing.next = NULL;
     loop->open_handles++;
+    return 0;
 }
 
 static bool counts_toward_alive(const zev_handle_t *h) {
@@ -130,6 +140,7 @@ void zev__handle_run_closing(zev_loop_t *loop) {
         h->flags &= ~ZEV__H_CLOSE_QUEUED;
         if (h->ops && h->ops->finish && h->ops->finish(h) != 0) continue; /* held back */
         h->flags = (h->flags & ~ZEV__H_CLOSING) | ZEV__H_CLOSED;
+        zev__handle_table_remove(loop, h); /* before the callback, which may free h */
         zev__debug_assert(loop->open_handles > 0, "loop->open_handles below zero");
         loop->open_handles--;
         if (h->queue.closing.cb) h->queue.closing.cb(h);

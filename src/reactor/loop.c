@@ -107,6 +107,7 @@ int zev_loop_close(zev_loop_t *loop) {
     if (err < 0) return err;
     zev__slab_close(loop, &loop->slab);
     zev__slab_close(loop, &loop->slab_large);
+    zev__handle_table_close(loop);
     zev__backend_close(loop);
     loop->state = ZEV__LOOP_CLOSED;
     return 0;

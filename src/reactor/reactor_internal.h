@@ -100,8 +100,11 @@ enum {
     /* bits from 1u << 8 up belong to the handle type */
 };
 
-void zev__handle_init(zev_loop_t *loop, zev_handle_t *h, zev_handle_type type,
-                      const struct zev__handle_ops *ops);
+/* Make h an open handle of loop. Every type but ZEV_HANDLE_UNKNOWN (the library's own handles,
+ * counted as open but never walked) takes a slot in the loop's handle table, which may need a
+ * block from the allocator: -ENOMEM then, and h is untouched and not open. */
+int zev__handle_init(zev_loop_t *loop, zev_handle_t *h, zev_handle_type type,
+                     const struct zev__handle_ops *ops);
 /* Mark active/inactive, keeping loop->active_refs in step. Idempotent. Stopping also ends
  * the handle's requests (below). */
 void zev__handle_start(zev_handle_t *h);
@@ -116,6 +119,18 @@ void zev__handle_set_requests(zev_handle_t *h, bool in_flight);
 void zev__handle_close_resume(zev_handle_t *h);
 /* Run due close callbacks (the last phase of an iteration). */
 void zev__handle_run_closing(zev_loop_t *loop);
+
+/* ---- the table of open handles (walk.c) ---- */
+
+enum { ZEV__TABLE_BLOCK = 512 }; /* slots per block: 4 KiB */
+
+/* Give h a slot (sets h->slot). O(1); -ENOMEM if a block could not be had, or past 2^24 - 1
+ * handles listed at once. */
+int zev__handle_table_add(zev_loop_t *loop, zev_handle_t *h);
+/* Free h's slot, if it has one. O(1). */
+void zev__handle_table_remove(zev_loop_t *loop, zev_handle_t *h);
+/* At zev_loop_close, once no handle is open: give the table's memory back. */
+void zev__handle_table_close(zev_loop_t *loop);
 
 /* The guard of every call on an existing handle, in this form:
  *     if (!zev__handle_usable(h)) return zev__handle_error(h);
@@ -288,6 +303,8 @@ bool zev__resolve_name_valid(const char *host);
 /* Forget a lookup in flight without its callback (its owner is going away): a job not yet
  * started is freed, one inside getaddrinfo is freed when it returns. No-op if none. */
 void zev__resolve_abandon(zev_resolve_t *req);
+/* Lookups whose callback is still due (zev_loop_print_handles). */
+unsigned zev__resolver_in_flight(const zev_loop_t *loop);
 /* At zev_loop_close: -EBUSY while a lookup's callback is due; else stop the threads (join the
  * idle ones, detach one still inside getaddrinfo) and free what the loop holds. */
 int zev__resolver_close(zev_loop_t *loop);
@@ -318,6 +335,9 @@ void zev__buf_pool_init(zev_loop_t *loop, size_t chunk_size);
 bool zev__buf_pool_trim(zev_loop_t *loop);
 /* Returns the pool's free chunks to the allocator; -EBUSY if chunks are still referenced. */
 int zev__buf_pool_close(zev_loop_t *loop);
+/* Chunks that keep zev__buf_pool_close at -EBUSY: referenced by anyone but the loop's own
+ * read area alone (the user's references, write and send queues). O(1). */
+size_t zev__buf_pool_held(const zev_loop_t *loop);
 
 /* The shared read area: every socket's reads land in the tail of one pool chunk. Get the
  * free tail (at least min_len bytes, or a fresh chunk); NULL when memory is exhausted. */

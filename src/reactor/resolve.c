@@ -378,6 +378,10 @@ static void on_async(zev_async_t *a) {
     }
 }
 
+unsigned zev__resolver_in_flight(const zev_loop_t *loop) {
+    return loop->resolver ? loop->resolver->in_flight : 0;
+}
+
 int zev__resolver_close(zev_loop_t *loop) {
     struct zev__resolver *r = loop->resolver;
     if (!r) return 0;

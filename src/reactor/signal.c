@@ -201,7 +201,11 @@ static void signal_close(zev_handle_t *h) {
     stop_handle((zev_signal_t *)h);
 }
 
-static const struct zev__handle_ops signal_ops = {.close = signal_close};
+static void signal_inspect(const zev_handle_t *h, zev_handle_info_t *out) {
+    out->signum = ((const zev_signal_t *)h)->signum;
+}
+
+static const struct zev__handle_ops signal_ops = {.close = signal_close, .inspect = signal_inspect};
 
 /* kqueue: an EVFILT_SIGNAL event; revents is the signal number (backend.h). */
 static void on_signal_event(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
@@ -218,7 +222,8 @@ int zev_signal_init(zev_loop_t *loop, zev_signal_t *s) {
     if (!zev__loop_usable(loop)) return -EBADF;
     zev__debug_handle_fresh(loop, &s->handle, &signal_ops);
     *s = (zev_signal_t){0};
-    zev__handle_init(loop, &s->handle, ZEV_SIGNAL, &signal_ops);
+    int err = zev__handle_init(loop, &s->handle, ZEV_SIGNAL, &signal_ops);
+    if (err < 0) return err;
     zev__list_init(&s->node);
     if (!loop->signal_io.handle.ops) {
         /* The loop's EVFILT_SIGNAL watcher: never registered as a descriptor, never open. */

@@ -54,7 +54,12 @@ static void timer_close(zev_handle_t *h) {
     zev__timer_node_stop(h->loop, &t->node);
 }
 
-static const struct zev__handle_ops timer_ops = {.close = timer_close, .finish = NULL};
+static void timer_inspect(const zev_handle_t *h, zev_handle_info_t *out) {
+    out->due_in_ms = zev_timer_get_due_in((const zev_timer_t *)h);
+}
+
+static const struct zev__handle_ops timer_ops = {
+    .close = timer_close, .finish = NULL, .inspect = timer_inspect};
 
 static void timer_fire(zev_loop_t *loop, struct zev__timer_node *n) {
     zev_timer_t *t = zev__container_of(n, zev_timer_t, node);
@@ -73,7 +78,8 @@ int zev_timer_init(zev_loop_t *loop, zev_timer_t *t) {
     if (!zev__loop_usable(loop)) return -EBADF;
     zev__debug_handle_fresh(loop, &t->handle, &timer_ops);
     *t = (zev_timer_t){0};
-    zev__handle_init(loop, &t->handle, ZEV_TIMER, &timer_ops);
+    int err = zev__handle_init(loop, &t->handle, ZEV_TIMER, &timer_ops);
+    if (err < 0) return err;
     t->node.fire = timer_fire;
     return 0;
 }

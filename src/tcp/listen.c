@@ -52,8 +52,12 @@ static int server_finish(zev_handle_t *h) {
 static void on_backoff(zev_loop_t *loop, struct zev__timer_node *n);
 static void on_listen_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents);
 
+static void server_inspect(const zev_handle_t *h, zev_handle_info_t *out) {
+    out->connections = ((const zev_tcp_server_t *)h)->connections;
+}
+
 static const struct zev__handle_ops server_ops = {
-    .close = server_close, .finish = server_finish, .io = on_listen_io};
+    .close = server_close, .finish = server_finish, .io = on_listen_io, .inspect = server_inspect};
 _Static_assert(offsetof(zev_tcp_server_t, io) == sizeof(zev_handle_t),
                "the watcher follows the handle (zev__watcher_dispatch)");
 
@@ -62,7 +66,8 @@ int zev_tcp_server_init(zev_loop_t *loop, zev_tcp_server_t *s) {
     if (!zev__loop_usable(loop)) return -EBADF;
     zev__debug_handle_fresh(loop, &s->handle, &server_ops);
     *s = (zev_tcp_server_t){0};
-    zev__handle_init(loop, &s->handle, ZEV_TCP_SERVER, &server_ops);
+    int err = zev__handle_init(loop, &s->handle, ZEV_TCP_SERVER, &server_ops);
+    if (err < 0) return err;
     zev__watcher_init(&s->io, -1);
     s->io.flags |= ZEV__W_PRIORITY; /* accepting never waits behind busy sockets */
     s->pending_fd = -1;

@@ -66,15 +66,27 @@ static int tcp_finish(zev_handle_t *h) {
     return 0;
 }
 
+static void tcp_inspect(const zev_handle_t *h, zev_handle_info_t *out) {
+    /* Indexed by the internal phase's value (tcp_internal.h: 0..3 << 8). */
+    static const zev_tcp_phase phases[] = {ZEV_TCP_PHASE_IDLE, ZEV_TCP_PHASE_CONNECTING,
+                                           ZEV_TCP_PHASE_CONNECTED, ZEV_TCP_PHASE_CLOSED};
+    const zev_tcp_t *t = (const zev_tcp_t *)h;
+    out->tcp_phase = phases[zev__tcp_phase(t) >> 8];
+    out->queued_bytes = zev_tcp_write_queue_size(t);
+    out->queued_memory = zev_tcp_write_queue_memory(t);
+    out->queued = zev_tcp_write_queue_count(t);
+}
+
 static const struct zev__handle_ops tcp_ops = {
-    .close = tcp_close, .finish = tcp_finish, .io = zev__tcp_io};
+    .close = tcp_close, .finish = tcp_finish, .io = zev__tcp_io, .inspect = tcp_inspect};
 
 int zev_tcp_init(zev_loop_t *loop, zev_tcp_t *t) {
     if (!loop || !t) return -EINVAL;
     if (!zev__loop_usable(loop)) return -EBADF;
     zev__debug_handle_fresh(loop, &t->handle, &tcp_ops);
     *t = (zev_tcp_t){0};
-    zev__handle_init(loop, &t->handle, ZEV_TCP, &tcp_ops);
+    int err = zev__handle_init(loop, &t->handle, ZEV_TCP, &tcp_ops);
+    if (err < 0) return err;
     zev__watcher_init(&t->io, -1);
     return 0;
 }

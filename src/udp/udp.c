@@ -26,8 +26,14 @@ static int udp_finish(zev_handle_t *h) {
     return 0;
 }
 
+static void udp_inspect(const zev_handle_t *h, zev_handle_info_t *out) {
+    const zev_udp_t *u = (const zev_udp_t *)h;
+    out->queued_bytes = u->q_bytes;
+    out->queued = u->q_count;
+}
+
 static const struct zev__handle_ops udp_ops = {
-    .close = udp_close, .finish = udp_finish, .io = zev__udp_io};
+    .close = udp_close, .finish = udp_finish, .io = zev__udp_io, .inspect = udp_inspect};
 _Static_assert(offsetof(zev_udp_t, io) == sizeof(zev_handle_t),
                "the watcher follows the handle (zev__watcher_dispatch)");
 
@@ -45,7 +51,12 @@ static int init_with(zev_loop_t *loop, zev_udp_t *u, int fd, int af) {
         u->io.fd = -1;
         return err;
     }
-    zev__handle_init(loop, &u->handle, ZEV_UDP, &udp_ops);
+    err = zev__handle_init(loop, &u->handle, ZEV_UDP, &udp_ops);
+    if (err < 0) { /* no slot in the loop's handle table */
+        zev__watcher_stop(loop, &u->io);
+        u->io.fd = -1;
+        return err;
+    }
     u->family = af;
     u->batch = ZEV_UDP_BATCH_DEFAULT;
     u->max_datagram = default_max_datagram(loop, af);
