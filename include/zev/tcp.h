@@ -166,7 +166,7 @@ ZEV_EXPORT int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len);
  * are held by the queue until sent. Tries the kernel at once; queues what remains by
  * reference. cb (may be NULL) always runs later from the loop. Returns 0, or 1 when the
  * memory the queue holds (zev_tcp_write_queue_memory: entries, unsent raw bytes, whole pinned
- * chunks) is above the high-water mark (wait for the drain event); -EPIPE after end, -EBADF
+ * chunks, carved slices' bytes) is above the high-water mark (wait for the drain event); -EPIPE after end, -EBADF
  * if closed, -EINVAL on bad args, -ENOMEM if no queue entry could be had. Failures of the
  * connection arrive in cb and the error event. */
 ZEV_EXPORT int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n,
@@ -210,7 +210,8 @@ ZEV_EXPORT uint64_t zev_tcp_bytes_written(const zev_tcp_t *t);
 ZEV_EXPORT size_t zev_tcp_write_queue_size(const zev_tcp_t *t);
 ZEV_EXPORT unsigned zev_tcp_write_queue_count(const zev_tcp_t *t);
 /* What the high-water mark compares: bytes of memory the write queue holds, 64 per entry plus
- * unsent raw bytes plus every pool chunk a queued slice pins, whole. O(1); 0 on NULL. */
+ * unsent raw bytes plus every pool chunk a queued slice pins, whole (a zev_buf_alloc slice,
+ * whose chunk is shared: its unsent bytes). O(1); 0 on NULL. */
 ZEV_EXPORT size_t zev_tcp_write_queue_memory(const zev_tcp_t *t);
 /* The file descriptor, or -EBADF. For options zev does not wrap; do not read or write it. */
 ZEV_EXPORT int zev_tcp_fileno(const zev_tcp_t *t);

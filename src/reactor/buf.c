@@ -249,3 +249,28 @@ int zev_buf_alloc(zev_loop_t *loop, size_t len, zev_slice_t *out) {
     loop->carve_off = step < size - loop->carve_off ? loop->carve_off + step : size;
     return 0;
 }
+
+/* Bytes of b from its start to p, or 0 if p is not inside it (a slice a user built by hand). */
+static size_t offset_in(const zev_buf_t *b, const char *p) {
+    return p >= b->base && p <= b->base + b->size ? (size_t)(p - b->base) : 0;
+}
+
+/* Why the span and not the slice alone: a socket that skips messages (its own, in a chat) can
+ * hold one small slice per chunk while the rest of each chunk holds what it skipped; charged
+ * only its slices' bytes it could pin a chunk per slice. Charged the span, it pays for every
+ * chunk it keeps except its first and last: the queue of a stream of small messages counted
+ * at Q bytes keeps at most Q plus two chunks alive (docs/embedding.md). A chunk still being
+ * carved is not charged its tail: others will fill it, and the queue that moves on to a
+ * large message's own chunk pays a quarter of a chunk or more for that one. */
+size_t zev__buf_carve_gap(const zev_loop_t *loop, const zev_buf_t *prev, const char *prev_end,
+                          const zev_buf_t *b, const char *base) {
+    if (!prev) return 0;
+    size_t at = offset_in(b, base);
+    if (prev == b) {
+        size_t prev_at = offset_in(b, prev_end);
+        return at > prev_at ? at - prev_at : 0;
+    }
+    size_t gap = at;
+    if (prev != loop->carve_chunk) gap += prev->size - offset_in(prev, prev_end);
+    return gap;
+}

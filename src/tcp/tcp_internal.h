@@ -72,7 +72,10 @@ struct zev__wentry {
     void *arg;
     int file_fd;          /* sendfile source, or -1 */
     unsigned flags;       /* ZEV__WE_* */
-    off_t file_off;
+    union {
+        off_t file_off;   /* a file region: where the rest starts */
+        size_t gap;       /* a carved slice: chunk memory charged beyond len (write.c) */
+    };
 };
 
 enum {
