@@ -95,7 +95,8 @@ typedef struct {
     void (*error)(zev_tcp_t *t, int err);
     /* The write queue fell back under the high-water mark after a write returned 1. */
     void (*drain)(zev_tcp_t *t);
-    /* No read or write for the idle timeout (Node's 'timeout'); nothing is closed for you. */
+    /* No read or write (no read, with ZEV_TCP_TIMEOUT_READ) for the idle timeout (Node's
+     * 'timeout'); nothing is closed for you. */
     void (*timeout)(zev_tcp_t *t);
     /* After zev_tcp_end (or the automatic end on peer EOF): every queued byte was written and
      * our side is shut down (Node's 'finish'). A good moment to close once 'end' was seen. */
@@ -195,6 +196,12 @@ ZEV_EXPORT int zev_tcp_set_high_water_mark(zev_tcp_t *t, size_t bytes);
  * Costs no heap operation per read or write. -EINVAL on negative, -EBADF if closed, -ENOMEM
  * (never for 0 on a socket that has no timeout). */
 ZEV_EXPORT int zev_tcp_set_timeout(zev_tcp_t *t, int64_t ms);
+/* zev_tcp_set_timeout's flags: only reads count as activity (a client that only receives,
+ * such as a chat subscriber that never speaks, is still idle). */
+enum { ZEV_TCP_TIMEOUT_READ = 1 };
+/* As zev_tcp_set_timeout, with flags (0: reads and writes count, as Node's setTimeout); a
+ * later call replaces both. -EINVAL on negative ms or unknown flags; else as above. */
+ZEV_EXPORT int zev_tcp_set_timeout_ex(zev_tcp_t *t, int64_t ms, unsigned flags);
 /* TCP_NODELAY on or off. -ENOTCONN without a socket yet. */
 ZEV_EXPORT int zev_tcp_set_nodelay(zev_tcp_t *t, int enable);
 /* SO_KEEPALIVE, with the first probe after delay_s seconds (0: the system's). */

@@ -127,7 +127,7 @@ static ssize_t send_iov(zev_tcp_t *t, struct iovec *iov, int n) {
 
 static void account_written(zev_tcp_t *t, size_t n) {
     t->bytes_written += n;
-    zev__tcp_touch(t);
+    zev__tcp_touch_write(t);
 }
 
 /* Queue the part of slices[] past `skip` bytes; the last entry carries the callback. A write
