@@ -267,6 +267,8 @@ struct zev_loop_s {
     zev_buf_pool_t pool;
     zev_buf_t *read_chunk;           /* shared landing area for reads (buf.c) */
     size_t read_off;
+    zev_buf_t *carve_chunk;          /* where zev_buf_alloc carves slices (buf.c) */
+    size_t carve_off;
     struct zev__slab slab;           /* 64-byte objects */
     struct zev__slab slab_large;     /* 128-byte objects */
     struct zev__resolver *resolver;  /* name lookups' threads, started by the first (resolve.c) */

@@ -176,3 +176,134 @@ Test(buf, a_slab_sweep_frees_wholly_free_blocks_and_keeps_those_in_use) {
     zev__slab_trim(slab);
     cr_assert_eq(slab->n_blocks, 0, "nothing in use for an interval: every block goes back");
 }
+
+/* ---- carved slices: one chunk shared by many small messages (zev_buf_alloc) ---------------- */
+
+static size_t pool_in_use(void) {
+    zev_buf_pool_stats_t st;
+    zev_buf_pool_stats(&zt_loop, &st);
+    return (size_t)st.in_use;
+}
+
+/* A fan-out server formatting one message per line pinned a whole chunk per message: small
+ * slices must come from one chunk, aligned and apart, and the chunk must go back to the pool
+ * with the last slice of it once the loop has moved on to the next. */
+Test(buf, carved_slices_share_one_chunk_that_returns_with_its_last_slice) {
+    enum { N = 64, LEN = 100 };
+    zev_slice_t s[N];
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(zev_buf_alloc(&zt_loop, LEN, &s[i]), 0);
+        cr_assert_eq(s[i].len, LEN);
+        cr_assert_eq((uintptr_t)s[i].base % 16, 0, "aligned as malloc");
+        cr_assert_eq(s[i].owner, s[0].owner, "small slices share a chunk");
+        memset(s[i].base, 'a' + i % 26, LEN);
+        if (i > 0) cr_assert_geq(s[i].base, s[i - 1].base + LEN, "slices never overlap");
+    }
+    for (int i = 0; i < N; i++) cr_assert_eq(s[i].base[LEN - 1], 'a' + i % 26);
+    cr_assert_eq(pool_in_use(), 1, "one chunk for %d messages", N);
+    zev_buf_t *first = s[0].owner;
+    cr_assert_eq(first->refs, N + 1, "a reference per slice, and the loop's");
+    /* Carve until the loop moves on: the first chunk is then held by its slices only. */
+    zev_slice_t next;
+    int more = 0;
+    size_t room = first->size / 128 + 1;
+    do {
+        cr_assert_eq(zev_buf_alloc(&zt_loop, 128, &next), 0);
+        if (next.owner == first) zev_buf_unref(next.owner);
+    } while (next.owner == first && ++more < (int)room);
+    cr_assert_neq(next.owner, first, "a full chunk is left for a fresh one");
+    cr_assert_eq(first->refs, N, "the loop let go of the full chunk");
+    cr_assert_eq(pool_in_use(), 2);
+    for (int i = 0; i < N; i++) cr_assert_eq(zev_buf_unref(s[i].owner), 0);
+    cr_assert_eq(pool_in_use(), 1, "the last slice returned the full chunk to the pool");
+    zev_buf_unref(next.owner);
+}
+
+/* Nobody holds a slice of the carve chunk: the next message goes to its beginning again, so a
+ * fan-out whose writes all reach the kernel at once reuses one hot chunk forever. */
+Test(buf, a_carve_chunk_nobody_holds_starts_over_and_steady_state_allocates_nothing) {
+    zt_loop_counting();
+    zev_slice_t a;
+    cr_assert_eq(zev_buf_alloc(&zt_loop, 40, &a), 0);
+    char *start = a.base;
+    zev_buf_unref(a.owner);
+    cr_assert_eq(zev_buf_alloc(&zt_loop, 40, &a), 0);
+    cr_assert_eq(a.base, start, "started over");
+    zev_buf_unref(a.owner);
+    /* A window of 100 messages in flight over 100000: a few chunks, reused. */
+    enum { WINDOW = 100, MESSAGES = 100000 };
+    static zev_slice_t win[WINDOW];
+    for (int i = 0; i < MESSAGES; i++) {
+        if (i >= WINDOW) zev_buf_unref(win[i % WINDOW].owner);
+        cr_assert_eq(zev_buf_alloc(&zt_loop, 50 + i % 200, &win[i % WINDOW]), 0);
+        if (i == 10 * WINDOW) zt_allocs.allocs = 0;
+    }
+    cr_assert_eq(zt_allocs.allocs, 0, "%lu allocations once warm", zt_allocs.allocs);
+    cr_assert_leq(pool_in_use(), 3);
+    for (int i = 0; i < WINDOW; i++) zev_buf_unref(win[i].owner);
+}
+
+/* A message too big to share well gets a chunk of its own and leaves the carve chunk as it
+ * was: the next small slice still follows the previous one. */
+Test(buf, a_large_message_that_does_not_fit_gets_its_own_chunk) {
+    zev_slice_t small, big, after;
+    cr_assert_eq(zev_buf_alloc(&zt_loop, 10, &small), 0);
+    size_t size = small.owner->size;
+    cr_assert_eq(zev_buf_alloc(&zt_loop, size - 8, &big), 0);
+    cr_assert_neq(big.owner, small.owner);
+    cr_assert_eq(big.owner->refs, 1, "only the caller's reference");
+    cr_assert_eq(big.base, big.owner->base);
+    cr_assert_eq(zev_buf_alloc(&zt_loop, 10, &after), 0);
+    cr_assert_eq(after.owner, small.owner);
+    cr_assert_eq(after.base, small.base + 16);
+    zev_slice_t whole;
+    cr_assert_eq(zev_buf_alloc(&zt_loop, size, &whole), 0, "a whole chunk is allowed");
+    cr_assert_eq(pool_in_use(), 3);
+    zev_buf_unref(big.owner);
+    zev_buf_unref(whole.owner);
+    cr_assert_eq(pool_in_use(), 1, "a lone chunk goes back with its slice");
+    zev_buf_unref(small.owner);
+    zev_buf_unref(after.owner);
+}
+
+Test(buf, carving_rejects_bad_arguments_and_a_closed_loop) {
+    zev_slice_t s = {0};
+    cr_assert_eq(zev_buf_alloc(NULL, 1, &s), -EINVAL);
+    cr_assert_eq(zev_buf_alloc(&zt_loop, 1, NULL), -EINVAL);
+    cr_assert_eq(zev_buf_alloc(&zt_loop, 0, &s), -EINVAL);
+    cr_assert_eq(zev_buf_alloc(&zt_loop, 64 * 1024 + 1, &s), -EINVAL, "above the chunk size");
+    cr_assert_eq(pool_in_use(), 0, "nothing taken");
+    zev_loop_t loop;
+    cr_assert_eq(zev_loop_init(&loop), 0);
+    cr_assert_eq(zev_loop_close(&loop), 0);
+    cr_assert_eq(zev_buf_alloc(&loop, 1, &s), -EBADF);
+}
+
+/* The loop's own reference to its carve chunk does not keep zev_loop_close busy; a slice the
+ * user still holds does. */
+Test(buf, loop_close_is_busy_while_a_carved_slice_is_held_and_not_after) {
+    zev_loop_t loop;
+    cr_assert_eq(zev_loop_init(&loop), 0);
+    zev_slice_t s;
+    cr_assert_eq(zev_buf_alloc(&loop, 30, &s), 0);
+    cr_assert_eq(zev_loop_close(&loop), -EBUSY);
+    zev_buf_unref(s.owner);
+    cr_assert_eq(zev_loop_close(&loop), 0);
+}
+
+/* Trimming lets go of a carve chunk nobody holds, as it does of the read area. */
+Test(buf, an_idle_carve_chunk_goes_back_at_the_trim) {
+    zt_loop_counting();
+    long long base = zt_allocs.live;
+    zev_slice_t s;
+    cr_assert_eq(zev_buf_alloc(&zt_loop, 30, &s), 0);
+    zev_buf_unref(s.owner);
+    /* Idle chunks above the floor make the trim run; the carve chunk is one of them. */
+    enum { BURST = 40 };
+    zev_buf_t *held[BURST];
+    for (int i = 0; i < BURST; i++) held[i] = zev_buf_get(&zt_loop);
+    for (int i = 0; i < BURST; i++) zev_buf_unref(held[i]);
+    cr_assert(zt_run_until_live_at_most(base, 1 << 20, 10000));
+    cr_assert_null(zt_loop.carve_chunk, "let go");
+    cr_assert_eq(pool_in_use(), 0);
+}

@@ -6,6 +6,7 @@
 #include "zt.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 
 TestSuite(tcp_memory, .init = zt_setup, .fini = zt_teardown, .timeout = 20);
@@ -217,6 +218,92 @@ Test(tcp_memory, consecutive_slices_of_one_chunk_count_it_once_and_the_count_bal
     cr_assert_eq(sa.drains, 1);
     cr_assert_eq(zev_tcp_write_queue_memory(&a), 0);
     cr_assert_eq(zev_tcp_write_queue_size(&a), 0);
+    close_both(&a, &b);
+}
+
+/* A fan-out server writes one carved slice (zev_buf_alloc) to every subscriber. Counting the
+ * whole shared chunk for each queued copy made a 20-byte message push every subscriber whose
+ * kernel buffer was full over the mark at once (write returned 1 for all three here), and a
+ * --max-queue limit dropped them all. A carved slice counts its own bytes, as raw memory
+ * does, and the count balances once the queue is sent, partial sends included. */
+Test(tcp_memory, a_queued_carved_slice_counts_its_bytes_so_subscribers_do_not_all_look_full) {
+    enum { SUBS = 3 };
+    zev_tcp_t a[SUBS], b[SUBS];
+    struct side sa[SUBS] = {{0}}, sb[SUBS] = {{0}};
+    size_t total[SUBS];
+    for (int i = 0; i < SUBS; i++) {
+        side_pair(&a[i], &b[i], &sa[i], &sb[i]);
+        total[i] = fill_kernel(&a[i], &b[i]);
+    }
+    zev_slice_t msg;
+    cr_assert_eq(zev_buf_alloc(&zt_loop, 20, &msg), 0);
+    for (int i = 0; i < 20; i++) msg.base[i] = 'm';
+    for (int i = 0; i < SUBS; i++) {
+        size_t m0 = zev_tcp_write_queue_memory(&a[i]);
+        cr_assert_eq(zev_tcp_write(&a[i], &msg, 1, NULL, NULL), 0, "20 bytes are not 64 KiB");
+        cr_assert_eq(zev_tcp_write_queue_memory(&a[i]) - m0, 64 + 20, "an entry and 20 bytes");
+    }
+    zev_buf_unref(msg.owner); /* the queues hold it now */
+    /* A large carved slice (a chunk of its own), sent in several partial writes. */
+    zev_slice_t big;
+    cr_assert_eq(zev_buf_alloc(&zt_loop, 40000, &big), 0);
+    for (size_t i = 0; i < big.len; i++) big.base[i] = 'B';
+    cr_assert_eq(zev_tcp_write(&a[0], &big, 1, NULL, NULL), 0, "40000 bytes and an entry");
+    zev_buf_unref(big.owner);
+    for (int i = 0; i < SUBS; i++) {
+        read_all(&b[i], &sb[i], total[i] + 20 + (i == 0 ? big.len : 0));
+        cr_assert_eq(zev_tcp_write_queue_memory(&a[i]), 0, "the count balances");
+        cr_assert_eq(sa[i].drains, 0, "never over the mark, so no drain");
+    }
+    for (int i = 0; i < SUBS; i++) {
+        zev_close(&a[i].handle, NULL);
+        zev_close(&b[i].handle, NULL);
+    }
+    zt_run();
+}
+
+/* Charged only its slices' bytes, a chat client that never reads could pin a whole chunk per
+ * small message it was sent, when the rest of each chunk holds its own lines (which it is not
+ * sent): 84 bytes counted for 64 KiB kept. A carved slice after another in the queue is also
+ * charged the chunk memory between them, so the second message here, in the next chunk, puts
+ * the socket over the mark; a stream of consecutive messages is charged its bytes (and the
+ * alignment between them) only. */
+Test(tcp_memory, a_queue_skipping_most_of_each_carved_chunk_pays_for_the_chunks_it_keeps) {
+    zev_tcp_t a, b;
+    struct side sa = {0}, sb = {0};
+    side_pair(&a, &b, &sa, &sb);
+    size_t total = fill_kernel(&a, &b);
+    size_t m0 = zev_tcp_write_queue_memory(&a);
+    /* A stream: 100 consecutive 100-byte messages. */
+    for (int i = 0; i < 100; i++) {
+        zev_slice_t s;
+        cr_assert_eq(zev_buf_alloc(&zt_loop, 100, &s), 0);
+        memset(s.base, 's', s.len);
+        cr_assert_eq(zev_tcp_write(&a, &s, 1, NULL, NULL), 0);
+        zev_buf_unref(s.owner);
+        total += s.len;
+    }
+    size_t m1 = zev_tcp_write_queue_memory(&a);
+    cr_assert_eq(m1 - m0, 100 * 64 + 100 * 100 + 99 * 12, "entries, bytes, alignment");
+    /* Then messages for others fill the chunk; a's next message lands in the next one. */
+    zev_slice_t s;
+    zev_buf_t *first = NULL;
+    for (int i = 0; i < 1000; i++) {
+        cr_assert_eq(zev_buf_alloc(&zt_loop, 1000, &s), 0);
+        if (!first) first = s.owner;
+        zev_buf_unref(s.owner);
+        if (s.owner != first) break;
+    }
+    cr_assert_eq(zev_buf_alloc(&zt_loop, 20, &s), 0);
+    cr_assert_neq(s.owner, first, "the loop moved on to the next chunk");
+    memset(s.base, 'n', s.len);
+    cr_assert_eq(zev_tcp_write(&a, &s, 1, NULL, NULL), 1, "it keeps two chunks now");
+    zev_buf_unref(s.owner);
+    cr_assert_geq(zev_tcp_write_queue_memory(&a) - m0, 64 * 1024, "the first chunk is paid for");
+    read_all(&b, &sb, total + 20);
+    for (int i = 0; i < 100 && sa.drains == 0; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(sa.drains, 1);
+    cr_assert_eq(zev_tcp_write_queue_memory(&a), 0, "the count balances");
     close_both(&a, &b);
 }
 

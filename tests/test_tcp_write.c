@@ -315,23 +315,60 @@ Test(tcp_write, writing_to_a_reset_peer_never_raises_sigpipe) {
     for (int i = 0; i < n_writes_done; i++) cr_assert_leq(write_statuses[i], 0);
 }
 
+/* Write 4 bytes from `from` every 10 ms for 400 ms, running the loop between writes. */
+static void write_ticks_for_400ms(zev_tcp_t *from) {
+    uint64_t start = zev_hrtime();
+    while (zev_hrtime() - start < 400000000u) {
+        zev_slice_t s = zev_slice("tick", 4);
+        zev_tcp_write(from, &s, 1, NULL, NULL);
+        usleep(10000);
+        zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    }
+}
+
 Test(tcp_write, idle_timeout_fires_after_silence_and_is_pushed_back_by_activity) {
     zev_tcp_t a, b;
     struct sink ka = {0}, kb = {0};
     sink_pair(&a, &b, &ka, &kb);
     zev_tcp_read_start(&b);
     cr_assert_eq(zev_tcp_set_timeout(&b, 250), 0);
-    uint64_t start = zev_hrtime();
     /* Keep b busy for 400 ms: a write every 10 ms. No timeout may fire meanwhile. */
-    while (zev_hrtime() - start < 400000000u) {
-        zev_slice_t s = zev_slice("tick", 4);
-        zev_tcp_write(&a, &s, 1, NULL, NULL);
-        usleep(10000);
-        zev_run(&zt_loop, ZEV_RUN_NOWAIT);
-    }
+    write_ticks_for_400ms(&a);
     cr_assert_eq(kb.timeouts, 0, "activity pushed the deadline back");
     while (!kb.timeouts) zev_run(&zt_loop, ZEV_RUN_ONCE);
     cr_assert_eq(kb.timeouts, 1);
+    cr_assert_eq(zev_tcp_set_timeout(&b, 0), 0);
+    close_pair(&a, &b);
+}
+
+/* Node's setTimeout counts writes too, so a chat client that only receives never timed out:
+ * with ZEV_TCP_TIMEOUT_READ only input counts. b keeps writing to a (every write reaches the
+ * kernel) and still times out; reads from a then push the deadline back as usual. */
+Test(tcp_write, idle_timeout_counting_reads_only_fires_on_a_socket_that_only_writes) {
+    zev_tcp_t a, b;
+    struct sink ka = {0}, kb = {0};
+    sink_pair(&a, &b, &ka, &kb);
+    zev_tcp_read_start(&a);
+    zev_tcp_read_start(&b);
+    cr_assert_eq(zev_tcp_set_timeout_ex(&b, 100, 2), -EINVAL, "unknown flag");
+    cr_assert_eq(zev_tcp_set_timeout_ex(&b, 100, ZEV_TCP_TIMEOUT_READ), 0);
+    int writes = 0;
+    for (; writes < 2000 && !kb.timeouts; writes++) {
+        zev_slice_t s = zev_slice("news", 4);
+        cr_assert_eq(zev_tcp_write(&b, &s, 1, NULL, NULL), 0);
+        usleep(5000);
+        zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    }
+    cr_assert_eq(kb.timeouts, 1, "timed out after %d writes", writes);
+    cr_assert_gt(ka.n_got, 0, "the writes went out meanwhile");
+    /* Input counts: a's writes keep b from timing out again for 400 ms. */
+    cr_assert_eq(zev_tcp_set_timeout_ex(&b, 250, ZEV_TCP_TIMEOUT_READ), 0);
+    write_ticks_for_400ms(&a);
+    cr_assert_eq(kb.timeouts, 1, "reads pushed the deadline back");
+    /* Back to Node's rule: writes count again. */
+    cr_assert_eq(zev_tcp_set_timeout(&b, 250), 0);
+    write_ticks_for_400ms(&b);
+    cr_assert_eq(kb.timeouts, 1, "writes pushed the deadline back");
     cr_assert_eq(zev_tcp_set_timeout(&b, 0), 0);
     close_pair(&a, &b);
 }

@@ -26,6 +26,8 @@ struct zev_buf_s {
     size_t size;
     /* private */
     uint32_t refs;
+    uint32_t carved; /* 1: zev_buf_alloc shares it out, so a write queue counts the bytes of
+                        a queued slice of it, not the whole chunk (src/tcp/write.c) */
     zev_buf_pool_t *pool;
     zev_buf_t *next_free;
 };
@@ -65,6 +67,14 @@ ZEV_EXPORT zev_buf_t *zev_buf_ref(zev_buf_t *buf);
  * gives it back to the allocator once idle for zev_loop_options_t.idle_ms, past a floor). 0,
  * also for NULL; -EINVAL if the count is already 0 (one unref too many), changing nothing. */
 ZEV_EXPORT int zev_buf_unref(zev_buf_t *buf);
+/* Carve len bytes (1..the chunk size) for a message formatted once and written to many
+ * sockets: out gets them (uninitialised, 16-byte aligned) with owner holding one reference for
+ * you; write the slice anywhere, then zev_buf_unref(out->owner). Small slices share one chunk,
+ * which returns to the pool when the last of them is released; no allocation once the pool is
+ * warm. A queued slice counts its own bytes toward a socket's high-water mark, though it keeps
+ * its whole chunk alive (docs/embedding.md, "One message, many sockets"). -EINVAL on NULL, 0
+ * or a len above the chunk size, -EBADF on a closed loop, -ENOMEM. */
+ZEV_EXPORT int zev_buf_alloc(struct zev_loop_s *loop, size_t len, zev_slice_t *out);
 /* Pool counters. -EINVAL on NULL. */
 ZEV_EXPORT int zev_buf_pool_stats(const struct zev_loop_s *loop, zev_buf_pool_stats_t *out);
 /* A slice of raw memory the caller keeps alive until the taking call completes. */

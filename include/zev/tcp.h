@@ -110,7 +110,8 @@ typedef struct {
     void (*error)(zev_tcp_t *t, int err);
     /* The write queue fell back under the high-water mark after a write returned 1. */
     void (*drain)(zev_tcp_t *t);
-    /* No read or write for the idle timeout (Node's 'timeout'); nothing is closed for you. */
+    /* No read or write (no read, with ZEV_TCP_TIMEOUT_READ) for the idle timeout (Node's
+     * 'timeout'); nothing is closed for you. */
     void (*timeout)(zev_tcp_t *t);
     /* After zev_tcp_end (or the automatic end on peer EOF): every queued byte was written and
      * our side is shut down (Node's 'finish'). A good moment to close once 'end' was seen. */
@@ -204,7 +205,7 @@ ZEV_EXPORT int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len);
  * are held by the queue until sent. Tries the kernel at once; queues what remains by
  * reference. cb (may be NULL) always runs later from the loop. Returns 0, or 1 when the
  * memory the queue holds (zev_tcp_write_queue_memory: entries, unsent raw bytes, whole pinned
- * chunks) is above the high-water mark (wait for the drain event); -EPIPE after end, -EBADF
+ * chunks, carved slices' bytes) is above the high-water mark (wait for the drain event); -EPIPE after end, -EBADF
  * if closed, -EINVAL on bad args, -ENOMEM if no queue entry could be had. Failures of the
  * connection arrive in cb and the error event. */
 ZEV_EXPORT int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n,
@@ -240,6 +241,12 @@ ZEV_EXPORT int zev_tcp_set_high_water_mark(zev_tcp_t *t, size_t bytes);
  * Costs no heap operation per read or write. -EINVAL on negative, -EBADF if closed, -ENOMEM
  * (never for 0 on a socket that has no timeout). */
 ZEV_EXPORT int zev_tcp_set_timeout(zev_tcp_t *t, int64_t ms);
+/* zev_tcp_set_timeout's flags: only reads count as activity (a client that only receives,
+ * such as a chat subscriber that never speaks, is still idle). */
+enum { ZEV_TCP_TIMEOUT_READ = 1 };
+/* As zev_tcp_set_timeout, with flags (0: reads and writes count, as Node's setTimeout); a
+ * later call replaces both. -EINVAL on negative ms or unknown flags; else as above. */
+ZEV_EXPORT int zev_tcp_set_timeout_ex(zev_tcp_t *t, int64_t ms, unsigned flags);
 /* TCP_NODELAY on or off. -ENOTCONN without a socket yet. */
 ZEV_EXPORT int zev_tcp_set_nodelay(zev_tcp_t *t, int enable);
 /* SO_KEEPALIVE, with the first probe after delay_s seconds (0: the system's). */
@@ -265,7 +272,8 @@ ZEV_EXPORT uint64_t zev_tcp_bytes_written(const zev_tcp_t *t);
 ZEV_EXPORT size_t zev_tcp_write_queue_size(const zev_tcp_t *t);
 ZEV_EXPORT unsigned zev_tcp_write_queue_count(const zev_tcp_t *t);
 /* What the high-water mark compares: bytes of memory the write queue holds, 64 per entry plus
- * unsent raw bytes plus every pool chunk a queued slice pins, whole. O(1); 0 on NULL. */
+ * unsent raw bytes plus every pool chunk a queued slice pins, whole (a zev_buf_alloc slice,
+ * whose chunk is shared: its unsent bytes). O(1); 0 on NULL. */
 ZEV_EXPORT size_t zev_tcp_write_queue_memory(const zev_tcp_t *t);
 /* The file descriptor, or -EBADF. For options zev does not wrap; do not read or write it. */
 ZEV_EXPORT int zev_tcp_fileno(const zev_tcp_t *t);

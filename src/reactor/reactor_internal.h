@@ -336,8 +336,15 @@ bool zev__buf_pool_trim(zev_loop_t *loop);
 /* Returns the pool's free chunks to the allocator; -EBUSY if chunks are still referenced. */
 int zev__buf_pool_close(zev_loop_t *loop);
 /* Chunks that keep zev__buf_pool_close at -EBUSY: referenced by anyone but the loop's own
- * read area alone (the user's references, write and send queues). O(1). */
+ * read area or carve chunk alone (the user's references, write and send queues). O(1). */
 size_t zev__buf_pool_held(const zev_loop_t *loop);
+/* A write queue holds a slice of carved chunk b starting at base, right after a slice of
+ * carved chunk prev ending at prev_end (prev NULL: nothing unsent before it). Returns the
+ * chunk memory that holding it newly keeps alive beyond the slice's own bytes: the gap since
+ * prev in the same chunk, or the lead-in of b plus the tail of prev left behind (unless prev is
+ * still being carved). O(1). */
+size_t zev__buf_carve_gap(const zev_loop_t *loop, const zev_buf_t *prev, const char *prev_end,
+                          const zev_buf_t *b, const char *base);
 
 /* The shared read area: every socket's reads land in the tail of one pool chunk. Get the
  * free tail (at least min_len bytes, or a fresh chunk); NULL when memory is exhausted. */

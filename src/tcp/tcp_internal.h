@@ -56,6 +56,7 @@ enum {
     ZEV__TCP_USER_BUF = 1u << 24, /* t->extra->user_buf is set */
     ZEV__TCP_URGENT = 1u << 25,   /* the kernel reported urgent data: read until EAGAIN */
     ZEV__TCP_FD_SHORT = 1u << 26, /* servers: out of descriptors since the last accept */
+    ZEV__TCP_IDLE_READS = 1u << 27, /* the idle timeout counts reads only (timeout.c) */
 };
 
 /* Fairness is the loop's budget (reactor_internal.h), spent by read.c, write.c and listen.c. */
@@ -72,7 +73,10 @@ struct zev__wentry {
     void *arg;
     int file_fd;          /* sendfile source, or -1 */
     unsigned flags;       /* ZEV__WE_* */
-    off_t file_off;
+    union {
+        off_t file_off;   /* a file region: where the rest starts */
+        size_t gap;       /* a carved slice: chunk memory charged beyond len (write.c) */
+    };
 };
 
 enum {
@@ -172,6 +176,10 @@ void zev__tcp_cancel_writes(zev_tcp_t *t, int err);
 /* timeout.c */
 /* Stamp activity for the idle timeout: one store, plus a heap insert only if it had fired. */
 void zev__tcp_touch(zev_tcp_t *t);
+/* The same for a write, which does not count if the timeout counts reads only. */
+static inline void zev__tcp_touch_write(zev_tcp_t *t) {
+    if (!(t->handle.flags & ZEV__TCP_IDLE_READS)) zev__tcp_touch(t);
+}
 /* The connect started / ended: time it if asked, then switch to the idle timeout if set. */
 void zev__tcp_timeout_connect_started(zev_tcp_t *t);
 void zev__tcp_timeout_connect_ended(zev_tcp_t *t);

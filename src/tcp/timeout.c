@@ -1,5 +1,8 @@
 /* src/tcp/timeout.c: a socket's idle timeout (Node's setTimeout) and connect timeout.
  *
+ * The idle timeout counts reads and writes, as Node's, or reads only (ZEV_TCP_TIMEOUT_READ:
+ * read.c stamps with zev__tcp_touch, write.c with zev__tcp_touch_write, which skips it).
+ *
  * Neither costs a heap operation per read or write. Activity only stamps last_active_ms; when
  * the node fires it compares the stamp with the clock and, if the socket was busy, re-arms for
  * the rest of the period. So a busy socket touches the heap about once per timeout period.
@@ -58,12 +61,20 @@ void zev__tcp_timeout_connect_ended(zev_tcp_t *t) {
 }
 
 int zev_tcp_set_timeout(zev_tcp_t *t, int64_t ms) {
-    if (!t || ms < 0) return -EINVAL;
+    return zev_tcp_set_timeout_ex(t, ms, 0);
+}
+
+int zev_tcp_set_timeout_ex(zev_tcp_t *t, int64_t ms, unsigned flags) {
+    if (!t || ms < 0 || (flags & ~(unsigned)ZEV_TCP_TIMEOUT_READ)) return -EINVAL;
     if (!zev__handle_usable(&t->handle)) return zev__handle_error(&t->handle);
     if (ms == 0 && !t->extra) return 0; /* already none: nothing to allocate */
     struct zev__tcp_extra *x = zev__tcp_extra_get(t);
     if (!x) return -ENOMEM;
     x->idle_ms = (uint64_t)ms;
+    /* A handle flag, not extra state: the write path tests it with the flags it has loaded,
+     * and the extra state has no byte to spare. */
+    t->handle.flags &= ~(unsigned)ZEV__TCP_IDLE_READS;
+    if (flags & ZEV_TCP_TIMEOUT_READ) t->handle.flags |= ZEV__TCP_IDLE_READS;
     if (times_connect(t, x)) return 0; /* takes over once connected */
     if (ms == 0) {
         zev__timer_node_stop(t->handle.loop, &x->node);

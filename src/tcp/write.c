@@ -52,26 +52,41 @@ static void flush_later(zev_tcp_t *t) {
         zev__watcher_feed(t->handle.loop, &t->io, ZEV__WRITABLE);
 }
 
-/* What an unsent entry holds: itself, plus the unsent bytes of raw memory (the caller keeps
- * them alive for us), or, for a pool slice, the whole chunk, since any slice of it keeps all
- * of it. A chunk is counted once for a run of consecutive entries that share it (PIN on the
- * first; passed on as entries finish): cheap, and it is how slices of one read queue up. The
- * same chunk queued again after another owner's slice is counted again: conservative. A file
- * region holds only its entry. O(1). */
+/* Whether an entry is charged its unsent bytes, which then leave the charge as they are sent:
+ * raw memory, and slices carved by zev_buf_alloc. A carved chunk is shared by many messages
+ * and its slices by many sockets, so charging each queued copy the whole chunk would make one
+ * small message put every slow subscriber over the mark at once. */
+static bool charged_by_bytes(const struct zev__wentry *e) {
+    return e->base && (!e->owner || e->owner->carved);
+}
+
+/* What an unsent entry holds: itself, plus its unsent bytes (charged_by_bytes; a carved slice
+ * also its gap, below), or, for another pool slice, the whole chunk, since any slice of it
+ * keeps all of it. A chunk is counted once for a run of consecutive entries that share it (PIN
+ * on the first; passed on as entries finish): cheap, and it is how slices of one read queue
+ * up. The same chunk queued again after another owner's slice is counted again:
+ * conservative. A file region holds only its entry. O(1). */
 static size_t entry_charge(const struct zev__wentry *e) {
     size_t held = sizeof(*e);
-    if (e->owner) {
-        if (e->flags & ZEV__WE_PIN) held += zev__buf_footprint(e->owner);
-    } else if (e->base) {
-        held += e->len;
+    if (charged_by_bytes(e)) {
+        held += e->len + (e->owner ? e->gap : 0);
+    } else if (e->flags & ZEV__WE_PIN) {
+        held += zev__buf_footprint(e->owner);
     }
     return held;
 }
 
-/* Charge a new unsent entry, about to be appended: it pins its chunk unless the tail (the
- * entry before it) already holds the same one. */
+/* Charge a new unsent entry, about to be appended: a pool slice pins its chunk unless the
+ * tail (the entry before it) already holds the same one; a carved slice after another unsent
+ * one is also charged the chunk memory between them (zev__buf_carve_gap), so that a socket
+ * holding one slice here and there still pays for the chunks it keeps. */
 static void entry_charge_new(zev_tcp_t *t, struct zev__wentry *e) {
-    if (e->owner && (!t->wq_tail || t->wq_tail->owner != e->owner)) e->flags |= ZEV__WE_PIN;
+    const struct zev__wentry *prev = t->wq_tail;
+    bool by_bytes = charged_by_bytes(e);
+    if (e->owner && !by_bytes && (!prev || prev->owner != e->owner)) e->flags |= ZEV__WE_PIN;
+    if (e->owner && by_bytes && prev && prev->owner && prev->owner->carved)
+        e->gap = zev__buf_carve_gap(t->handle.loop, prev->owner, prev->base + prev->len,
+                                    e->owner, e->base);
     t->wq_held += entry_charge(e);
 }
 
@@ -112,7 +127,7 @@ static ssize_t send_iov(zev_tcp_t *t, struct iovec *iov, int n) {
 
 static void account_written(zev_tcp_t *t, size_t n) {
     t->bytes_written += n;
-    zev__tcp_touch(t);
+    zev__tcp_touch_write(t);
 }
 
 /* Queue the part of slices[] past `skip` bytes; the last entry carries the callback. A write
@@ -273,7 +288,7 @@ static void advance(zev_tcp_t *t, size_t n) {
             continue;
         }
         size_t take = n < e->len ? n : e->len;
-        if (!e->owner && e->base) t->wq_held -= take; /* raw bytes are charged as they are */
+        if (charged_by_bytes(e)) t->wq_held -= take;
         e->len -= take;
         if (e->base) e->base += take;
         n -= take;
