@@ -10,6 +10,7 @@
 
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -208,7 +209,7 @@ Test(examples, echo_server_with_threads_serves_every_connection_and_exits_zero_o
                                      "127.0.0.1", &port);
     char task_dir[64];
     snprintf(task_dir, sizeof(task_dir), "/proc/%d/task", (int)srv->pid);
-    cr_assert_eq(zt_dir_entries(task_dir), 4, "main, signal helper and two worker threads");
+    cr_assert_eq(zt_dir_entries(task_dir), 3, "the main thread (signals) and two workers");
     /* Which listener the kernel hands a connection to is its choice (SO_REUSEPORT hashes the
      * peer's port), so only the service is checked: every connection echoes, none is lost. */
     enum { N = 8 };
@@ -295,4 +296,151 @@ Test(examples, tcp_client_reports_connection_refused) {
     snprintf(want, sizeof(want), "zev-tcp-client: connect 127.0.0.1:%d: ECONNREFUSED", port);
     cr_assert_eq(strncmp(err, want, strlen(want)), 0, "stderr '%s'", err);
     close(holder);
+}
+
+/* A file as stdin (which epoll cannot watch: read directly, a chunk per iteration) goes
+ * through the echo server and back byte for byte, and the client exits 0 at the end. */
+Test(examples, tcp_client_pipes_a_1mib_file_through_the_echo_server_byte_exact) {
+    int port;
+    struct child *srv = start_server("zev-echo-server", ephemeral, "127.0.0.1", &port);
+    char port_text[16];
+    snprintf(port_text, sizeof(port_text), "%d", port);
+    size_t n = 1 << 20;
+    char *out = pattern(n);
+    FILE *f = tmpfile();
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(out, 1, n, f), n);
+    cr_assert_eq(fflush(f), 0);
+    int fd = dup(fileno(f));
+    fclose(f);
+    cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+    struct child *cli = spawn_stdin_fd(
+        "zev-tcp-client", (const char *const[]){"--port", port_text, NULL}, fd);
+    char *in = malloc(n + 2);
+    cr_assert_eq(read_all(cli->out, in, n + 2), n);
+    cr_assert_eq(memcmp(in, out, n), 0);
+    cr_assert_eq(wait_exit(cli), 0);
+    free(out);
+    free(in);
+    stop_clean(srv);
+}
+
+/* The client and a plain server: what reaches the server, in order, and when. */
+static struct child *client_of(int listener, bool with_stdin, int *conn) {
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    cr_assert_eq(getsockname(listener, (struct sockaddr *)&a, &len), 0);
+    char port_text[16];
+    snprintf(port_text, sizeof(port_text), "%d", ntohs(a.sin_port));
+    struct child *cli =
+        spawn("zev-tcp-client", (const char *const[]){"--port", port_text, NULL}, with_stdin);
+    *conn = accept_one(listener);
+    return cli;
+}
+
+/* stdin's EOF is a half-close: the server sees the bytes then EOF, and the client still
+ * prints what the server sends after that, then exits 0 at the server's EOF. */
+Test(examples, tcp_client_half_closes_at_stdin_eof_and_keeps_reading) {
+    struct sockaddr_in a;
+    int l = plain_listener(1, &a);
+    int conn;
+    struct child *cli = client_of(l, true, &conn);
+    cr_assert_eq(write(cli->in, "hello", 5), 5);
+    char buf[64];
+    cr_assert_eq(read_exact(conn, buf, 5), 5);
+    cr_assert_eq(memcmp(buf, "hello", 5), 0);
+    close_fd(&cli->in);
+    cr_assert_eq(read_all(conn, buf, sizeof(buf)), 0, "EOF after the bytes, got '%s'", buf);
+    cr_assert_eq(send(conn, "world", 5, MSG_NOSIGNAL), 5); /* the other way is still open */
+    close(conn);
+    cr_assert_eq(read_all(cli->out, buf, sizeof(buf)), 5);
+    cr_assert_str_eq(buf, "world");
+    cr_assert_eq(wait_exit(cli), 0);
+    close(l);
+}
+
+/* /dev/null (which epoll cannot watch) is an empty stdin: the half-close comes at once. */
+Test(examples, tcp_client_with_stdin_from_dev_null_half_closes_at_once) {
+    struct sockaddr_in a;
+    int l = plain_listener(1, &a);
+    int conn;
+    struct child *cli = client_of(l, false, &conn);
+    char buf[64];
+    cr_assert_eq(read_all(conn, buf, sizeof(buf)), 0, "EOF at once, got '%s'", buf);
+    cr_assert_eq(send(conn, "bye", 3, MSG_NOSIGNAL), 3);
+    close(conn);
+    cr_assert_eq(read_all(cli->out, buf, sizeof(buf)), 3);
+    cr_assert_str_eq(buf, "bye");
+    cr_assert_eq(wait_exit(cli), 0);
+    char err[256];
+    cr_assert_eq(read_all(cli->err, err, sizeof(err)), 0, "stderr: '%s'", err);
+    close(l);
+}
+
+/* A stdout nobody reads stops the client reading the socket (the server's sends stall at
+ * the kernel's buffers) without blocking its loop: SIGTERM still ends it with exit 0, and
+ * the data held meanwhile is a bounded amount. */
+Test(examples, tcp_client_with_a_stalled_stdout_stops_reading_and_still_exits_on_sigterm) {
+    struct sockaddr_in a;
+    int l = plain_listener(1, &a);
+    int conn;
+    struct child *cli = client_of(l, true, &conn);
+    fcntl(conn, F_SETFL, O_NONBLOCK);
+    size_t chunk = 64 * 1024;
+    char *block = pattern(chunk);
+    size_t sent = 0;
+    for (;;) { /* until a send waits in vain: the client no longer reads */
+        ssize_t w = send(conn, block, chunk, MSG_NOSIGNAL);
+        if (w > 0) {
+            sent += (size_t)w;
+            cr_assert_lt(sent, (size_t)256 << 20, "the client never stopped reading");
+            continue;
+        }
+        cr_assert(w < 0 && errno == EAGAIN, "send: %s", strerror(errno));
+        struct pollfd p = {.fd = conn, .events = POLLOUT};
+        if (poll(&p, 1, 200) == 0) break;
+    }
+    cr_assert_eq(child_threads(cli), 1, "the client runs on one thread");
+    stop_with(cli, SIGTERM);
+    free(block);
+    close(conn);
+    close(l);
+}
+
+/* ---- one thread ------------------------------------------------------------------------ */
+
+/* Signals are handles on the loop, and stdin a watcher: with one loop, one thread. */
+Test(examples, every_program_runs_on_one_thread) {
+    static const struct {
+        const char *prog;
+        const char *args[3];
+        const char *host;
+    } servers[] = {
+        {"zev-echo-server", {"--port", "0"}, "127.0.0.1"},
+        {"zev-http-hello", {"--port", "0"}, "127.0.0.1"},
+        {"zev-proxy", {"--listen", "0"}, "127.0.0.1"},
+        {"zev-udp-echo", {"--port", "0"}, "127.0.0.1"},
+    };
+    for (size_t i = 0; i < sizeof(servers) / sizeof(servers[0]); i++) {
+        const char *args[6] = {servers[i].args[0], servers[i].args[1]};
+        if (strcmp(servers[i].prog, "zev-proxy") == 0) {
+            args[2] = "--to";
+            args[3] = "127.0.0.1:9";
+        }
+        int port;
+        struct child *srv = start_server(servers[i].prog, args, servers[i].host, &port);
+        cr_assert_eq(child_threads(srv), 1, "%s: threads", servers[i].prog);
+        stop_clean(srv);
+    }
+    struct sockaddr_in a;
+    int l = plain_listener(1, &a);
+    int conn;
+    struct child *cli = client_of(l, true, &conn);
+    cr_assert_eq(write(cli->in, "x", 1), 1);
+    char buf[4];
+    cr_assert_eq(read_exact(conn, buf, 1), 1); /* connected, stdin watched */
+    cr_assert_eq(child_threads(cli), 1, "zev-tcp-client: threads");
+    stop_with(cli, SIGINT);
+    close(conn);
+    close(l);
 }
