@@ -23,19 +23,20 @@
 
 #include "cli.h"
 #include "list.h"
+#include "names.h"
 #include "shutdown.h"
 
 #include <errno.h>
 #include <stdlib.h>
-#include <stdnoreturn.h>
 
 static const char usage[] =
-    "usage: zev-echo-server [--host ADDR] [--port N] [--max-connections N] [--backlog N]\n"
+    "usage: zev-echo-server [--host HOST] [--port N] [--max-connections N] [--backlog N]\n"
     "                       [--threads N]\n"
     "\n"
     "Echo every byte received back to its sender.\n"
     "\n"
-    "  --host ADDR            numeric IPv4 or IPv6 address to listen on (default 127.0.0.1)\n"
+    "  --host HOST            address to listen on: IPv4, IPv6, or a host name resolved\n"
+    "                         once at start to its first address (default 127.0.0.1)\n"
     "  --port N               port to listen on, 0 for an ephemeral one (default 8431)\n"
     "  --max-connections N    close connections beyond N at once (default 0: no limit)\n"
     "  --backlog N            listen backlog (default 511)\n"
@@ -56,7 +57,8 @@ struct server {
 /* The whole program's: written by main before the workers start and by each worker's setup,
  * which run one after another (see zev_workers_start), so no lock is needed. */
 struct app {
-    const char *host;
+    const char *host;             /* as given: a name or an address, for messages */
+    char addr[ZEV_ADDR_TEXT_MAX]; /* host resolved once at start: what every loop listens on */
     int port; /* once worker 0 listens: the port it bound, which the others reuse */
     unsigned max_connections;
     zev_tcp_listen_opts_t opts;
@@ -144,7 +146,7 @@ static int serve(struct app *app, unsigned index, zev_loop_t *loop) {
     ex_list_init(&srv->conns);
     zev_tcp_server_init(loop, &srv->tcp);
     zev_tcp_server_set_max_connections(&srv->tcp, app->max_connections, NULL);
-    int err = zev_tcp_listen(&srv->tcp, app->host, app->port, &app->opts, on_connection);
+    int err = zev_tcp_listen(&srv->tcp, app->addr, app->port, &app->opts, on_connection);
     app->listen_failed = err < 0;
     zev_addr_info_t bound;
     if (err == 0) err = zev_tcp_server_address(&srv->tcp, &bound);
@@ -194,11 +196,6 @@ static void stop_workers(void *arg) {
     if (err < 0) ex_fatal(err, "stop workers");
 }
 
-static noreturn void listen_failed(const struct app *app, int err) {
-    char where[EX_HOST_PORT_MAX];
-    ex_fatal(err, "listen %s", ex_format_host_port(where, sizeof(where), app->host, app->port));
-}
-
 int main(int argc, char **argv) {
     struct app app = {.host = "127.0.0.1", .port = 8431, .threads = 1};
 
@@ -226,12 +223,15 @@ int main(int argc, char **argv) {
     app.workers = calloc(app.threads, sizeof(*app.workers));
     if (!app.servers || !app.workers) ex_fatal(-ENOMEM, "allocate %u loops", app.threads);
 
+    int err = ex_resolve_text(app.host, 0, app.addr);
+    if (err < 0) ex_fatal_at(err, "listen", app.host, app.port);
+
     zev_loop_t loop;
-    int err = zev_loop_init(&loop);
+    err = zev_loop_init(&loop);
     if (err < 0) ex_fatal(err, "loop init");
     if (app.threads == 1) {
         err = serve(&app, 0, &loop);
-        if (err < 0 && app.listen_failed) listen_failed(&app, err);
+        if (err < 0 && app.listen_failed) ex_fatal_at(err, "listen", app.host, app.port);
         if (err < 0) ex_fatal(err, "server address");
         err = ex_shutdown_init(&loop, close_everything, &app);
         if (err < 0) ex_fatal(err, "install signal handlers");
@@ -241,7 +241,7 @@ int main(int argc, char **argv) {
         if (err < 0) ex_fatal(err, "install signal handlers");
         ex_shutdown_keep_alive();
         err = zev_workers_start(app.workers, app.threads, start_worker, stop_worker, &app);
-        if (err < 0 && app.listen_failed) listen_failed(&app, err);
+        if (err < 0 && app.listen_failed) ex_fatal_at(err, "listen", app.host, app.port);
         if (err < 0) ex_fatal(err, "start workers");
     }
     ex_print_listening(&app.bound);

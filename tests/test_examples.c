@@ -6,6 +6,7 @@
  * tests/support/examples.h.
  */
 #include "examples.h"
+#include "fake_dns.h"
 #include "zt.h"
 
 #include <criterion/criterion.h>
@@ -38,6 +39,8 @@ Test(examples, help_prints_usage_and_exits_zero) {
         snprintf(want, sizeof(want), "usage: %s ", programs[i]);
         cr_assert_eq(strncmp(out, want, strlen(want)), 0, "%s --help printed '%s'", programs[i],
                      out);
+        cr_assert_not_null(strstr(out, "host name"), "%s --help: names", programs[i]);
+        cr_assert_not_null(strstr(out, "SIGINT or SIGTERM"), "%s --help: signals", programs[i]);
     }
     /* The limits a server exposed to hostile peers needs are all documented. */
     static const struct {
@@ -72,7 +75,8 @@ Test(examples, bad_arguments_exit_two_with_a_message) {
         {"zev-echo-server", {"--port", "abc"}, "invalid port 'abc'"},
         {"zev-echo-server", {"--port=-1"}, "invalid port '-1'"},
         {"zev-echo-server", {"--bogus"}, "unknown option '--bogus'"},
-        {"zev-echo-server", {"--host", "localhost"}, "invalid address 'localhost'"},
+        {"zev-echo-server", {"--host", "no such host"}, "invalid host 'no such host' for --host"},
+        {"zev-echo-server", {"--host", "127.0.0.256"}, "invalid host '127.0.0.256'"},
         {"zev-echo-server", {"--port"}, "option '--port' needs a value"},
         {"zev-echo-server", {"extra"}, "unexpected argument 'extra'"},
         {"zev-echo-server", {"--max-connections", "x"}, "invalid value 'x'"},
@@ -82,6 +86,8 @@ Test(examples, bad_arguments_exit_two_with_a_message) {
         {"zev-proxy", {"--listen", "0"}, "missing --to"},
         {"zev-proxy", {"--to", "127.0.0.1"}, "expected HOST:PORT"},
         {"zev-proxy", {"--to", "::1:80"}, "in brackets"},
+        {"zev-proxy", {"--to", "bad/host:80"}, "an IPv4 address or a host name"},
+        {"zev-proxy", {"--to", "[localhost]:80"}, "expected [IPV6]:PORT"},
         {"zev-proxy", {"--listen", "[::1]:99999", "--to", "[::1]:80"}, "invalid address"},
         {"zev-http-hello", {"--port", "8080x"}, "invalid port '8080x'"},
         {"zev-http-hello", {"--max-header-size", "0"}, "invalid value '0' for --max-header-size"},
@@ -443,4 +449,98 @@ Test(examples, every_program_runs_on_one_thread) {
     stop_with(cli, SIGINT);
     close(conn);
     close(l);
+}
+
+/* ---- host names ------------------------------------------------------------------------ */
+
+/* Only names this machine answers from /etc/hosts: nothing is asked of a DNS server. */
+#define LOCALHOST_OR_SKIP()                                                                    \
+    do {                                                                                       \
+        if (!zt_hosts_has("localhost", "127.0.0.1"))                                           \
+            cr_skip_test("/etc/hosts does not map localhost to 127.0.0.1");                    \
+    } while (0)
+
+/* A server given a name listens on its first address and prints it numerically; resolving
+ * it left no thread behind. */
+Test(examples, servers_listen_on_a_host_name_and_print_the_numeric_address) {
+    LOCALHOST_OR_SKIP();
+    static const char *const progs[] = {"zev-echo-server", "zev-http-hello", "zev-udp-echo"};
+    for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+        int port;
+        struct child *srv = start_server(
+            progs[i], (const char *const[]){"--host", "localhost", "--port", "0", NULL},
+            "127.0.0.1", &port);
+        cr_assert_eq(child_threads(srv), 1, "%s: threads", progs[i]);
+        if (i == 0) {
+            int fd = connect_to("127.0.0.1", port);
+            char in[16];
+            cr_assert_eq(exchange(fd, "by name", 7, true, in, sizeof(in)), 7);
+            cr_assert_eq(memcmp(in, "by name", 7), 0);
+            close(fd);
+        }
+        stop_clean(srv);
+    }
+}
+
+/* zev-tcp-client and zev-proxy connect by name (zev_tcp_connect with the name); the proxy
+ * also listens on one. */
+Test(examples, client_and_proxy_connect_by_host_name) {
+    LOCALHOST_OR_SKIP();
+    int echo_port;
+    struct child *srv = start_server("zev-echo-server", ephemeral, "127.0.0.1", &echo_port);
+    char to[32];
+    snprintf(to, sizeof(to), "localhost:%d", echo_port);
+    int proxy_port;
+    struct child *px = start_server(
+        "zev-proxy", (const char *const[]){"--listen", "localhost:0", "--to", to, NULL},
+        "127.0.0.1", &proxy_port);
+    char port_text[16];
+    snprintf(port_text, sizeof(port_text), "%d", proxy_port);
+    struct child *cli = spawn(
+        "zev-tcp-client", (const char *const[]){"--host", "localhost", "--port", port_text, NULL},
+        true);
+    cr_assert_eq(write(cli->in, "through both", 12), 12);
+    close_fd(&cli->in);
+    char out[64];
+    cr_assert_eq(read_all(cli->out, out, sizeof(out)), 12);
+    cr_assert_str_eq(out, "through both");
+    cr_assert_eq(wait_exit(cli), 0);
+    stop_clean(px);
+    stop_clean(srv);
+}
+
+/* A name that does not resolve: "PROG: WHAT HOST:PORT: ENOTFOUND (...)" and exit 1. The text
+ * starts with '-', which getaddrinfo refuses as a host name without asking a DNS server, and
+ * the program runs in a network namespace of its own besides, so that no query could leave
+ * this machine even from a resolver that asked. */
+Test(examples, a_host_name_that_does_not_resolve_is_enotfound_and_exit_1) {
+    if (!can_isolate()) cr_skip_test("cannot create a network namespace");
+    static const char bad[] = "-nosuchhost.invalid";
+    static const struct {
+        const char *prog;
+        const char *args[5];
+        const char *message;
+    } cases[] = {
+        {"zev-tcp-client", {"--host", bad, "--port", "80"}, "connect -nosuchhost.invalid:80"},
+        {"zev-echo-server", {"--host", bad, "--port", "0"}, "listen -nosuchhost.invalid:0"},
+        {"zev-http-hello", {"--host", bad, "--port", "0"}, "listen -nosuchhost.invalid:0"},
+        {"zev-proxy", {"--to", "-nosuchhost.invalid:80"}, "target -nosuchhost.invalid:80"},
+        {"zev-proxy", {"--listen", "-nosuchhost.invalid:0", "--to", "127.0.0.1:9"},
+         "listen -nosuchhost.invalid:0"},
+        {"zev-udp-echo", {"--host", bad, "--port", "0"}, "bind -nosuchhost.invalid:0"},
+        {"zev-udp-send", {"--to", "-nosuchhost.invalid:9", "--size", "1"},
+         "send -nosuchhost.invalid:9"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct child *c = spawn_isolated(cases[i].prog, cases[i].args);
+        char out[256];
+        char err[512];
+        cr_assert_eq(read_all(c->out, out, sizeof(out)), 0, "%s: stdout '%s'", cases[i].prog, out);
+        read_all(c->err, err, sizeof(err));
+        cr_assert_eq(wait_exit(c), 1, "%s: exit status (stderr '%s')", cases[i].prog, err);
+        char want[256];
+        snprintf(want, sizeof(want), "%s: %s: ENOTFOUND (host name not found)\n", cases[i].prog,
+                 cases[i].message);
+        cr_assert_str_eq(err, want);
+    }
 }
