@@ -8,11 +8,14 @@
  * drain event (Node's backpressure). On the peer's EOF zev ends our side once everything is
  * flushed, and the finish event closes the connection.
  *
- * Threads: the server runs on zev_workers (include/zev/workers.h), one loop per thread, each
- * with its own listener; with --threads N > 1 the listeners share the port through
- * SO_REUSEPORT. The same per-loop code runs for one thread or many: start_server opens a
- * loop's listener, close_everything closes it and its connections. The main thread keeps a
- * loop only for SIGINT/SIGTERM (examples/common/shutdown.h), whose callback stops the workers.
+ * Threads: one loop on the main thread by default, which also takes SIGINT/SIGTERM through
+ * signal handles (examples/common/shutdown.h): the whole server is one thread. With
+ * --threads N > 1 it runs on zev_workers (include/zev/workers.h), one loop per thread, each
+ * with its own listener sharing the port through SO_REUSEPORT; the main thread's loop then
+ * only holds the signal handles, whose callback stops the workers (zev's signal handler wakes
+ * the main loop from whichever thread the kernel delivers the signal to). The same per-loop
+ * code runs either way: serve opens a loop's listener, close_server closes it and its
+ * connections.
  *
  * Command line and messages: docs/tcp.md. Shared CLI helpers: examples/common.
  */
@@ -20,24 +23,26 @@
 
 #include "cli.h"
 #include "list.h"
+#include "names.h"
 #include "shutdown.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
 static const char usage[] =
-    "usage: zev-echo-server [--host ADDR] [--port N] [--max-connections N] [--backlog N]\n"
+    "usage: zev-echo-server [--host HOST] [--port N] [--max-connections N] [--backlog N]\n"
     "                       [--threads N]\n"
     "\n"
     "Echo every byte received back to its sender.\n"
     "\n"
-    "  --host ADDR            numeric IPv4 or IPv6 address to listen on (default 127.0.0.1)\n"
+    "  --host HOST            address to listen on: IPv4, IPv6, or a host name resolved\n"
+    "                         once at start to its first address (default 127.0.0.1)\n"
     "  --port N               port to listen on, 0 for an ephemeral one (default 8431)\n"
     "  --max-connections N    close connections beyond N at once (default 0: no limit)\n"
     "  --backlog N            listen backlog (default 511)\n"
     "  --threads N            event loops, one per thread, each with its own listener on the\n"
-    "                         port (SO_REUSEPORT); 1..64 (default 1). --max-connections\n"
-    "                         then counts per thread\n"
+    "                         port (SO_REUSEPORT); 1..64 (default 1: the main thread only).\n"
+    "                         --max-connections then counts per thread\n"
     "  --help                 show this help\n"
     "\n"
     "Prints 'listening on HOST:PORT' once ready; SIGINT or SIGTERM closes every connection\n"
@@ -52,7 +57,8 @@ struct server {
 /* The whole program's: written by main before the workers start and by each worker's setup,
  * which run one after another (see zev_workers_start), so no lock is needed. */
 struct app {
-    const char *host;
+    const char *host;             /* as given: a name or an address, for messages */
+    char addr[ZEV_ADDR_TEXT_MAX]; /* host resolved once at start: what every loop listens on */
     int port; /* once worker 0 listens: the port it bound, which the others reuse */
     unsigned max_connections;
     zev_tcp_listen_opts_t opts;
@@ -132,36 +138,55 @@ static void on_connection(zev_tcp_server_t *s, int status) {
     zev_tcp_read_start(&c->tcp);
 }
 
-/* A worker's setup, on its thread: listen on its loop. */
-static int start_server(zev_worker_t *w) {
-    struct app *app = w->data;
-    struct server *srv = &app->servers[w->index];
+/* Listen on loop as server index (0 first: with port 0 it picks the port the others reuse).
+ * 0 or a negative errno; on failure the listener is closed and app->listen_failed says whether
+ * zev_tcp_listen was the step that failed. */
+static int serve(struct app *app, unsigned index, zev_loop_t *loop) {
+    struct server *srv = &app->servers[index];
     ex_list_init(&srv->conns);
-    zev_tcp_server_init(&w->loop, &srv->tcp);
+    zev_tcp_server_init(loop, &srv->tcp);
     zev_tcp_server_set_max_connections(&srv->tcp, app->max_connections, NULL);
-    int err = zev_tcp_listen(&srv->tcp, app->host, app->port, &app->opts, on_connection);
+    int err = zev_tcp_listen(&srv->tcp, app->addr, app->port, &app->opts, on_connection);
     app->listen_failed = err < 0;
     zev_addr_info_t bound;
     if (err == 0) err = zev_tcp_server_address(&srv->tcp, &bound);
     if (err < 0) {
-        zev_close(&srv->tcp.handle, NULL); /* the worker finishes the close */
+        zev_close(&srv->tcp.handle, NULL); /* the loop's owner finishes the close */
         return err;
     }
-    if (w->index == 0) {
+    if (index == 0) {
         app->bound = bound;
         app->port = bound.port; /* port 0 asked for an ephemeral one: the others take it too */
     }
     return 0;
 }
 
-/* Stop accepting and close every connection; the worker's loop then ends. */
-static void close_everything(zev_worker_t *w) {
-    struct app *app = w->data;
-    struct server *srv = &app->servers[w->index];
+/* Stop accepting and close every connection; the loop then ends. */
+static void close_server(struct server *srv) {
     zev_close(&srv->tcp.handle, NULL);
     for (ex_link_t *n = srv->conns.next; n != &srv->conns; n = n->next) {
         conn_close(&ex_container_of(n, struct conn, link)->tcp);
     }
+}
+
+/* ---- one loop, on the main thread ---------------------------------------------------------- */
+
+static void close_everything(void *arg) {
+    struct app *app = arg;
+    close_server(&app->servers[0]);
+}
+
+/* ---- --threads N > 1: zev_workers --------------------------------------------------------- */
+
+/* A worker's setup, on its thread. */
+static int start_worker(zev_worker_t *w) {
+    return serve(w->data, w->index, &w->loop);
+}
+
+/* On the worker's thread, once zev_workers_stop asks. */
+static void stop_worker(zev_worker_t *w) {
+    struct app *app = w->data;
+    close_server(&app->servers[w->index]);
 }
 
 /* SIGINT/SIGTERM, on the main loop: each worker closes everything; wait for all of them. */
@@ -198,21 +223,27 @@ int main(int argc, char **argv) {
     app.workers = calloc(app.threads, sizeof(*app.workers));
     if (!app.servers || !app.workers) ex_fatal(-ENOMEM, "allocate %u loops", app.threads);
 
-    /* The main thread's loop only waits for the signals; the workers do the serving. */
-    zev_loop_t loop;
-    int err = zev_loop_init(&loop);
-    if (err < 0) ex_fatal(err, "loop init");
-    /* Before the workers start, so their threads inherit the blocked signals. */
-    err = ex_shutdown_init(&loop, stop_workers, &app);
-    if (err < 0) ex_fatal(err, "install signal handlers");
-    ex_shutdown_keep_alive();
+    int err = ex_resolve_text(app.host, 0, app.addr);
+    if (err < 0) ex_fatal_at(err, "listen", app.host, app.port);
 
-    err = zev_workers_start(app.workers, app.threads, start_server, close_everything, &app);
-    if (err < 0 && app.listen_failed) {
-        char where[EX_HOST_PORT_MAX];
-        ex_fatal(err, "listen %s", ex_format_host_port(where, sizeof(where), app.host, app.port));
+    zev_loop_t loop;
+    err = zev_loop_init(&loop);
+    if (err < 0) ex_fatal(err, "loop init");
+    if (app.threads == 1) {
+        err = serve(&app, 0, &loop);
+        if (err < 0 && app.listen_failed) ex_fatal_at(err, "listen", app.host, app.port);
+        if (err < 0) ex_fatal(err, "server address");
+        err = ex_shutdown_init(&loop, close_everything, &app);
+        if (err < 0) ex_fatal(err, "install signal handlers");
+    } else {
+        /* The main thread's loop only waits for the signals; the workers do the serving. */
+        err = ex_shutdown_init(&loop, stop_workers, &app);
+        if (err < 0) ex_fatal(err, "install signal handlers");
+        ex_shutdown_keep_alive();
+        err = zev_workers_start(app.workers, app.threads, start_worker, stop_worker, &app);
+        if (err < 0 && app.listen_failed) ex_fatal_at(err, "listen", app.host, app.port);
+        if (err < 0) ex_fatal(err, "start workers");
     }
-    if (err < 0) ex_fatal(err, "start workers");
     ex_print_listening(&app.bound);
 
     ex_run(&loop);

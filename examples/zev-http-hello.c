@@ -27,6 +27,7 @@
 #include "cli.h"
 #include "http_request.h"
 #include "list.h"
+#include "names.h"
 #include "shutdown.h"
 
 #include <errno.h>
@@ -35,12 +36,13 @@
 #include <stdlib.h>
 
 static const char usage[] =
-    "usage: zev-http-hello [--host ADDR] [--port N] [--max-header-size BYTES]\n"
+    "usage: zev-http-hello [--host HOST] [--port N] [--max-header-size BYTES]\n"
     "                      [--headers-timeout MS] [--keep-alive-timeout MS]\n"
     "\n"
     "Answer every HTTP request with 'Hello, World!' (HTTP/1.1 keep-alive, pipelining).\n"
     "\n"
-    "  --host ADDR                numeric IPv4 or IPv6 address to listen on (default 127.0.0.1)\n"
+    "  --host HOST                address to listen on: IPv4, IPv6, or a host name resolved\n"
+    "                             once at start to its first address (default 127.0.0.1)\n"
     "  --port N                   port to listen on, 0 for an ephemeral one (default 8431)\n"
     "  --max-header-size BYTES    request line and headers larger than this get 431\n"
     "                             (default 16384, as Node)\n"
@@ -371,8 +373,12 @@ int main(int argc, char **argv) {
         }
     }
 
+    char addr[ZEV_ADDR_TEXT_MAX];
+    int err = ex_resolve_text(host, 0, addr);
+    if (err < 0) ex_fatal_at(err, "listen", host, port);
+
     zev_loop_t loop;
-    int err = zev_loop_init(&loop);
+    err = zev_loop_init(&loop);
     if (err < 0) ex_fatal(err, "loop init");
     struct server srv = {.cfg = cfg};
     ex_list_init(&srv.conns);
@@ -386,11 +392,8 @@ int main(int argc, char **argv) {
     err = ex_shutdown_init(&loop, close_everything, &srv);
     if (err < 0) ex_fatal(err, "install signal handlers");
 
-    err = zev_tcp_listen(&srv.tcp, host, port, NULL, on_connection);
-    if (err < 0) {
-        char where[EX_HOST_PORT_MAX];
-        ex_fatal(err, "listen %s", ex_format_host_port(where, sizeof(where), host, port));
-    }
+    err = zev_tcp_listen(&srv.tcp, addr, port, NULL, on_connection);
+    if (err < 0) ex_fatal_at(err, "listen", host, port);
     zev_addr_info_t bound;
     err = zev_tcp_server_address(&srv.tcp, &bound);
     if (err < 0) ex_fatal(err, "server address");

@@ -12,6 +12,7 @@
 #include <zev.h>
 
 #include "cli.h"
+#include "names.h"
 #include "shutdown.h"
 
 #include <errno.h>
@@ -24,11 +25,13 @@ static const char usage[] =
     "\n"
     "Listen to a multicast group and print each message on its own line, or send one.\n"
     "\n"
-    "  --group G        IPv4 or IPv6 multicast group\n"
+    "  --group G        IPv4 or IPv6 multicast group (numeric)\n"
     "  --port P         port (listening: 0 for an ephemeral one)\n"
     "  --iface NAME     interface: a name, an index or an address of it (default: the\n"
     "                   kernel's choice)\n"
-    "  --source S       listening: only S's traffic (source-specific); sending: from S\n"
+    "  --source S       listening: only S's traffic (source-specific); sending: from S.\n"
+    "                   An address of the group's family, or a host name resolved once at\n"
+    "                   start to its first address of that family\n"
     "  --listen         print every message received, one per line\n"
     "  --count N        with --listen: exit after N messages (default 0: never)\n"
     "  --send TEXT      send TEXT to the group once\n"
@@ -128,6 +131,7 @@ static void send_text(struct mcast *m, const char *text, int ttl, int loopback) 
 
 int main(int argc, char **argv) {
     struct mcast m = {0};
+    char source_addr[ZEV_ADDR_TEXT_MAX];
     int have_port = 0;
     int listen = 0;
     const char *text = NULL;
@@ -138,7 +142,7 @@ int main(int argc, char **argv) {
     ex_args_init(&a, argc, argv, usage);
     while (ex_args_next(&a)) {
         if (ex_args_is(&a, "--group")) {
-            m.group = ex_args_host(&a);
+            m.group = ex_args_address(&a);
         } else if (ex_args_is(&a, "--port")) {
             m.port = ex_args_port(&a, 0);
             have_port = 1;
@@ -165,6 +169,11 @@ int main(int argc, char **argv) {
     if (listen == (text != NULL)) ex_usage_error("give exactly one of --listen and --send");
     if (text && m.port == 0) ex_usage_error("--send needs a port other than 0");
     ex_format_host_port(m.where, sizeof(m.where), m.group, m.port);
+    if (m.source && !zev_ip_family(m.source)) {
+        int err = ex_resolve_text(m.source, zev_ip_family(m.group), source_addr);
+        if (err < 0) ex_fatal(err, "source %s", m.source);
+        m.source = source_addr;
+    }
 
     zev_loop_t loop;
     int err = zev_loop_init(&loop);

@@ -6,14 +6,17 @@
  * destination is over its high-water mark, and ends the destination when the source ends.
  * Both sockets allow half-open connections, so a client that shuts down its sending side
  * still gets the rest of the answer; the pair closes once both directions have finished
- * (both sockets saw 'finish'), or at once on an error (a reset) on either side.
+ * (both sockets saw 'finish'), or at once on an error (a reset) on either side. A target
+ * given by name is looked up for each connection by zev_tcp_connect, which races its IPv6 and
+ * IPv4 addresses (Happy Eyeballs), after one check at start that the name resolves.
  *
  * Exposed to hostile peers (defaults as nginx's proxy_connect_timeout and
  * proxy_read_timeout, 60 s; docs/tcp.md):
  * - the pipes start at once, while the target is still connecting: the client is read (its
  *   bytes queue on the connecting socket, pausing at the high-water mark), so a client that
  *   leaves before the target answers is seen at once and frees both sockets;
- * - --connect-timeout fails a connect the target never completes;
+ * - --connect-timeout fails a connect the target never completes (for a target given by
+ *   name, the lookup and the raced attempts of zev_tcp_connect count in it);
  * - --idle-timeout closes the pair when either socket has seen no I/O for that long (a
  *   stopped target, or a client that went silent).
  *
@@ -23,6 +26,7 @@
 
 #include "cli.h"
 #include "list.h"
+#include "names.h"
 #include "shutdown.h"
 
 #include <errno.h>
@@ -37,7 +41,7 @@ static const char usage[] =
     "\n"
     "  --listen [HOST:]PORT   where to listen (default 127.0.0.1:8431; port 0: ephemeral)\n"
     "  --to HOST:PORT         the target (required)\n"
-    "  --host ADDR            same as the HOST of --listen\n"
+    "  --host HOST            same as the HOST of --listen\n"
     "  --port N               same as the PORT of --listen\n"
     "  --connect-timeout MS   give up a connect to the target after MS (default 60000, as\n"
     "                         nginx; 0: the kernel's limit)\n"
@@ -45,13 +49,16 @@ static const char usage[] =
     "                         (default 60000, as nginx; 0: no limit)\n"
     "  --help                 show this help\n"
     "\n"
-    "Addresses are numeric; write IPv6 ones in brackets: [::1]:8080. Prints\n"
-    "'listening on HOST:PORT' once ready; SIGINT or SIGTERM closes every connection and\n"
-    "exits 0.\n";
+    "HOST is an IPv4 address, [IPv6] in brackets ([::1]:8080), or a host name. --listen's\n"
+    "name is resolved once at start to its first address; --to's is checked at start and\n"
+    "looked up again for each connection, its IPv6 and IPv4 addresses raced as Happy\n"
+    "Eyeballs does. Prints 'listening on ADDRESS:PORT' once ready; SIGINT or SIGTERM closes\n"
+    "every connection and exits 0.\n";
 
 struct proxy {
     zev_tcp_server_t tcp;
-    zev_sockaddr_t target;
+    const char *to_host; /* as given: a name is looked up per connection */
+    int to_port;
     char target_text[EX_HOST_PORT_MAX];
     ex_link_t pairs;            /* live pairs, for shutdown */
     int64_t connect_timeout_ms; /* 0: the kernel's */
@@ -143,7 +150,9 @@ static int pair_start(struct pair *p) {
     if (err == 0 && px->connect_timeout_ms > 0) {
         err = zev_tcp_set_connect_timeout(&p->upstream, px->connect_timeout_ms);
     }
-    if (err == 0) err = zev_tcp_connect_addr(&p->upstream, &px->target, on_upstream_connect);
+    if (err == 0) {
+        err = zev_tcp_connect(&p->upstream, px->to_host, px->to_port, on_upstream_connect);
+    }
     if (err < 0) {
         ex_warn(err, "connect %s", px->target_text);
         return err;
@@ -198,9 +207,9 @@ static void close_everything(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    char listen_host[ZEV_ADDR_TEXT_MAX] = "127.0.0.1";
+    char listen_host[EX_HOST_MAX] = "127.0.0.1";
     int listen_port = 8431;
-    char to_host[ZEV_ADDR_TEXT_MAX];
+    char to_host[EX_HOST_MAX];
     int to_port = 0;
     int have_to = 0;
     unsigned connect_timeout_ms = 60000;
@@ -228,12 +237,20 @@ int main(int argc, char **argv) {
     }
     if (!have_to) ex_usage_error("missing --to HOST:PORT");
 
-    struct proxy px = {.connect_timeout_ms = connect_timeout_ms,
+    struct proxy px = {.to_host = to_host,
+                       .to_port = to_port,
+                       .connect_timeout_ms = connect_timeout_ms,
                        .idle_timeout_ms = idle_timeout_ms};
     ex_list_init(&px.pairs);
     ex_format_host_port(px.target_text, sizeof(px.target_text), to_host, to_port);
-    int err = zev_addr_parse(&px.target, to_host, to_port);
+    /* A target that does not resolve now is a mistake to report now (nginx's "host not found
+     * in upstream"), not on every connection. */
+    zev_sockaddr_t unused;
+    int err = ex_resolve(to_host, to_port, 0, &unused);
     if (err < 0) ex_fatal(err, "target %s", px.target_text);
+    char listen_addr[ZEV_ADDR_TEXT_MAX];
+    err = ex_resolve_text(listen_host, 0, listen_addr);
+    if (err < 0) ex_fatal_at(err, "listen", listen_host, listen_port);
 
     zev_loop_t loop;
     err = zev_loop_init(&loop);
@@ -243,12 +260,8 @@ int main(int argc, char **argv) {
     err = ex_shutdown_init(&loop, close_everything, &px);
     if (err < 0) ex_fatal(err, "install signal handlers");
 
-    err = zev_tcp_listen(&px.tcp, listen_host, listen_port, NULL, on_connection);
-    if (err < 0) {
-        char where[EX_HOST_PORT_MAX];
-        ex_fatal(err, "listen %s",
-                 ex_format_host_port(where, sizeof(where), listen_host, listen_port));
-    }
+    err = zev_tcp_listen(&px.tcp, listen_addr, listen_port, NULL, on_connection);
+    if (err < 0) ex_fatal_at(err, "listen", listen_host, listen_port);
     zev_addr_info_t bound;
     err = zev_tcp_server_address(&px.tcp, &bound);
     if (err < 0) ex_fatal(err, "server address");

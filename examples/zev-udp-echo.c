@@ -11,16 +11,18 @@
 #include <zev.h>
 
 #include "cli.h"
+#include "names.h"
 #include "shutdown.h"
 
 #include <errno.h>
 
 static const char usage[] =
-    "usage: zev-udp-echo [--host ADDR] [--port N]\n"
+    "usage: zev-udp-echo [--host HOST] [--port N]\n"
     "\n"
     "Send every UDP datagram received back to its sender, unchanged.\n"
     "\n"
-    "  --host ADDR    numeric IPv4 or IPv6 address to bind (default 127.0.0.1)\n"
+    "  --host HOST    address to bind: IPv4, IPv6, or a host name resolved once at start\n"
+    "                 to its first address (default 127.0.0.1)\n"
     "  --port N       port to bind, 0 for an ephemeral one (default 41234)\n"
     "  --help         show this help\n"
     "\n"
@@ -84,21 +86,22 @@ int main(int argc, char **argv) {
         }
     }
 
+    char addr[ZEV_ADDR_TEXT_MAX];
+    int err = ex_resolve_text(host, 0, addr);
+    if (err < 0) ex_fatal_at(err, "bind", host, port);
+
     zev_loop_t loop;
-    int err = zev_loop_init(&loop);
+    err = zev_loop_init(&loop);
     if (err < 0) ex_fatal(err, "loop init");
     zev_udp_t udp;
-    err = zev_udp_init(&loop, &udp, zev_ip_family(host));
+    err = zev_udp_init(&loop, &udp, zev_ip_family(addr));
     if (err < 0) ex_fatal(err, "socket");
     zev_udp_set_drain_cb(&udp, on_drain);
     err = ex_shutdown_init(&loop, close_everything, &udp);
     if (err < 0) ex_fatal(err, "install signal handlers");
 
-    err = zev_udp_bind(&udp, host, port, NULL, on_listening);
-    if (err < 0) {
-        char where[EX_HOST_PORT_MAX];
-        ex_fatal(err, "bind %s", ex_format_host_port(where, sizeof(where), host, port));
-    }
+    err = zev_udp_bind(&udp, addr, port, NULL, on_listening);
+    if (err < 0) ex_fatal_at(err, "bind", host, port);
     err = zev_udp_recv_start(&udp, on_message);
     if (err < 0) ex_fatal(err, "receive");
 

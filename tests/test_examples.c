@@ -6,10 +6,12 @@
  * tests/support/examples.h.
  */
 #include "examples.h"
+#include "fake_dns.h"
 #include "zt.h"
 
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -37,6 +39,8 @@ Test(examples, help_prints_usage_and_exits_zero) {
         snprintf(want, sizeof(want), "usage: %s ", programs[i]);
         cr_assert_eq(strncmp(out, want, strlen(want)), 0, "%s --help printed '%s'", programs[i],
                      out);
+        cr_assert_not_null(strstr(out, "host name"), "%s --help: names", programs[i]);
+        cr_assert_not_null(strstr(out, "SIGINT or SIGTERM"), "%s --help: signals", programs[i]);
     }
     /* The limits a server exposed to hostile peers needs are all documented. */
     static const struct {
@@ -71,7 +75,8 @@ Test(examples, bad_arguments_exit_two_with_a_message) {
         {"zev-echo-server", {"--port", "abc"}, "invalid port 'abc'"},
         {"zev-echo-server", {"--port=-1"}, "invalid port '-1'"},
         {"zev-echo-server", {"--bogus"}, "unknown option '--bogus'"},
-        {"zev-echo-server", {"--host", "localhost"}, "invalid address 'localhost'"},
+        {"zev-echo-server", {"--host", "no such host"}, "invalid host 'no such host' for --host"},
+        {"zev-echo-server", {"--host", "127.0.0.256"}, "invalid host '127.0.0.256'"},
         {"zev-echo-server", {"--port"}, "option '--port' needs a value"},
         {"zev-echo-server", {"extra"}, "unexpected argument 'extra'"},
         {"zev-echo-server", {"--max-connections", "x"}, "invalid value 'x'"},
@@ -81,6 +86,8 @@ Test(examples, bad_arguments_exit_two_with_a_message) {
         {"zev-proxy", {"--listen", "0"}, "missing --to"},
         {"zev-proxy", {"--to", "127.0.0.1"}, "expected HOST:PORT"},
         {"zev-proxy", {"--to", "::1:80"}, "in brackets"},
+        {"zev-proxy", {"--to", "bad/host:80"}, "an IPv4 address or a host name"},
+        {"zev-proxy", {"--to", "[localhost]:80"}, "expected [IPV6]:PORT"},
         {"zev-proxy", {"--listen", "[::1]:99999", "--to", "[::1]:80"}, "invalid address"},
         {"zev-http-hello", {"--port", "8080x"}, "invalid port '8080x'"},
         {"zev-http-hello", {"--max-header-size", "0"}, "invalid value '0' for --max-header-size"},
@@ -208,7 +215,7 @@ Test(examples, echo_server_with_threads_serves_every_connection_and_exits_zero_o
                                      "127.0.0.1", &port);
     char task_dir[64];
     snprintf(task_dir, sizeof(task_dir), "/proc/%d/task", (int)srv->pid);
-    cr_assert_eq(zt_dir_entries(task_dir), 4, "main, signal helper and two worker threads");
+    cr_assert_eq(zt_dir_entries(task_dir), 3, "the main thread (signals) and two workers");
     /* Which listener the kernel hands a connection to is its choice (SO_REUSEPORT hashes the
      * peer's port), so only the service is checked: every connection echoes, none is lost. */
     enum { N = 8 };
@@ -295,4 +302,245 @@ Test(examples, tcp_client_reports_connection_refused) {
     snprintf(want, sizeof(want), "zev-tcp-client: connect 127.0.0.1:%d: ECONNREFUSED", port);
     cr_assert_eq(strncmp(err, want, strlen(want)), 0, "stderr '%s'", err);
     close(holder);
+}
+
+/* A file as stdin (which epoll cannot watch: read directly, a chunk per iteration) goes
+ * through the echo server and back byte for byte, and the client exits 0 at the end. */
+Test(examples, tcp_client_pipes_a_1mib_file_through_the_echo_server_byte_exact) {
+    int port;
+    struct child *srv = start_server("zev-echo-server", ephemeral, "127.0.0.1", &port);
+    char port_text[16];
+    snprintf(port_text, sizeof(port_text), "%d", port);
+    size_t n = 1 << 20;
+    char *out = pattern(n);
+    FILE *f = tmpfile();
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(out, 1, n, f), n);
+    cr_assert_eq(fflush(f), 0);
+    int fd = dup(fileno(f));
+    fclose(f);
+    cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+    struct child *cli = spawn_stdin_fd(
+        "zev-tcp-client", (const char *const[]){"--port", port_text, NULL}, fd);
+    char *in = malloc(n + 2);
+    cr_assert_eq(read_all(cli->out, in, n + 2), n);
+    cr_assert_eq(memcmp(in, out, n), 0);
+    cr_assert_eq(wait_exit(cli), 0);
+    free(out);
+    free(in);
+    stop_clean(srv);
+}
+
+/* The client and a plain server: what reaches the server, in order, and when. */
+static struct child *client_of(int listener, bool with_stdin, int *conn) {
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    cr_assert_eq(getsockname(listener, (struct sockaddr *)&a, &len), 0);
+    char port_text[16];
+    snprintf(port_text, sizeof(port_text), "%d", ntohs(a.sin_port));
+    struct child *cli =
+        spawn("zev-tcp-client", (const char *const[]){"--port", port_text, NULL}, with_stdin);
+    *conn = accept_one(listener);
+    return cli;
+}
+
+/* stdin's EOF is a half-close: the server sees the bytes then EOF, and the client still
+ * prints what the server sends after that, then exits 0 at the server's EOF. */
+Test(examples, tcp_client_half_closes_at_stdin_eof_and_keeps_reading) {
+    struct sockaddr_in a;
+    int l = plain_listener(1, &a);
+    int conn;
+    struct child *cli = client_of(l, true, &conn);
+    cr_assert_eq(write(cli->in, "hello", 5), 5);
+    char buf[64];
+    cr_assert_eq(read_exact(conn, buf, 5), 5);
+    cr_assert_eq(memcmp(buf, "hello", 5), 0);
+    close_fd(&cli->in);
+    cr_assert_eq(read_all(conn, buf, sizeof(buf)), 0, "EOF after the bytes, got '%s'", buf);
+    cr_assert_eq(send(conn, "world", 5, MSG_NOSIGNAL), 5); /* the other way is still open */
+    close(conn);
+    cr_assert_eq(read_all(cli->out, buf, sizeof(buf)), 5);
+    cr_assert_str_eq(buf, "world");
+    cr_assert_eq(wait_exit(cli), 0);
+    close(l);
+}
+
+/* /dev/null (which epoll cannot watch) is an empty stdin: the half-close comes at once. */
+Test(examples, tcp_client_with_stdin_from_dev_null_half_closes_at_once) {
+    struct sockaddr_in a;
+    int l = plain_listener(1, &a);
+    int conn;
+    struct child *cli = client_of(l, false, &conn);
+    char buf[64];
+    cr_assert_eq(read_all(conn, buf, sizeof(buf)), 0, "EOF at once, got '%s'", buf);
+    cr_assert_eq(send(conn, "bye", 3, MSG_NOSIGNAL), 3);
+    close(conn);
+    cr_assert_eq(read_all(cli->out, buf, sizeof(buf)), 3);
+    cr_assert_str_eq(buf, "bye");
+    cr_assert_eq(wait_exit(cli), 0);
+    char err[256];
+    cr_assert_eq(read_all(cli->err, err, sizeof(err)), 0, "stderr: '%s'", err);
+    close(l);
+}
+
+/* A stdout nobody reads stops the client reading the socket (the server's sends stall at
+ * the kernel's buffers) without blocking its loop: SIGTERM still ends it with exit 0, and
+ * the data held meanwhile is a bounded amount. */
+Test(examples, tcp_client_with_a_stalled_stdout_stops_reading_and_still_exits_on_sigterm) {
+    struct sockaddr_in a;
+    int l = plain_listener(1, &a);
+    int conn;
+    struct child *cli = client_of(l, true, &conn);
+    fcntl(conn, F_SETFL, O_NONBLOCK);
+    size_t chunk = 64 * 1024;
+    char *block = pattern(chunk);
+    size_t sent = 0;
+    for (;;) { /* until a send waits in vain: the client no longer reads */
+        ssize_t w = send(conn, block, chunk, MSG_NOSIGNAL);
+        if (w > 0) {
+            sent += (size_t)w;
+            cr_assert_lt(sent, (size_t)256 << 20, "the client never stopped reading");
+            continue;
+        }
+        cr_assert(w < 0 && errno == EAGAIN, "send: %s", strerror(errno));
+        struct pollfd p = {.fd = conn, .events = POLLOUT};
+        if (poll(&p, 1, 200) == 0) break;
+    }
+    cr_assert_eq(child_threads(cli), 1, "the client runs on one thread");
+    stop_with(cli, SIGTERM);
+    free(block);
+    close(conn);
+    close(l);
+}
+
+/* ---- one thread ------------------------------------------------------------------------ */
+
+/* Signals are handles on the loop, and stdin a watcher: with one loop, one thread. */
+Test(examples, every_program_runs_on_one_thread) {
+    static const struct {
+        const char *prog;
+        const char *args[3];
+        const char *host;
+    } servers[] = {
+        {"zev-echo-server", {"--port", "0"}, "127.0.0.1"},
+        {"zev-http-hello", {"--port", "0"}, "127.0.0.1"},
+        {"zev-proxy", {"--listen", "0"}, "127.0.0.1"},
+        {"zev-udp-echo", {"--port", "0"}, "127.0.0.1"},
+    };
+    for (size_t i = 0; i < sizeof(servers) / sizeof(servers[0]); i++) {
+        const char *args[6] = {servers[i].args[0], servers[i].args[1]};
+        if (strcmp(servers[i].prog, "zev-proxy") == 0) {
+            args[2] = "--to";
+            args[3] = "127.0.0.1:9";
+        }
+        int port;
+        struct child *srv = start_server(servers[i].prog, args, servers[i].host, &port);
+        cr_assert_eq(child_threads(srv), 1, "%s: threads", servers[i].prog);
+        stop_clean(srv);
+    }
+    struct sockaddr_in a;
+    int l = plain_listener(1, &a);
+    int conn;
+    struct child *cli = client_of(l, true, &conn);
+    cr_assert_eq(write(cli->in, "x", 1), 1);
+    char buf[4];
+    cr_assert_eq(read_exact(conn, buf, 1), 1); /* connected, stdin watched */
+    cr_assert_eq(child_threads(cli), 1, "zev-tcp-client: threads");
+    stop_with(cli, SIGINT);
+    close(conn);
+    close(l);
+}
+
+/* ---- host names ------------------------------------------------------------------------ */
+
+/* Only names this machine answers from /etc/hosts: nothing is asked of a DNS server. */
+#define LOCALHOST_OR_SKIP()                                                                    \
+    do {                                                                                       \
+        if (!zt_hosts_has("localhost", "127.0.0.1"))                                           \
+            cr_skip_test("/etc/hosts does not map localhost to 127.0.0.1");                    \
+    } while (0)
+
+/* A server given a name listens on its first address and prints it numerically; resolving
+ * it left no thread behind. */
+Test(examples, servers_listen_on_a_host_name_and_print_the_numeric_address) {
+    LOCALHOST_OR_SKIP();
+    static const char *const progs[] = {"zev-echo-server", "zev-http-hello", "zev-udp-echo"};
+    for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+        int port;
+        struct child *srv = start_server(
+            progs[i], (const char *const[]){"--host", "localhost", "--port", "0", NULL},
+            "127.0.0.1", &port);
+        cr_assert_eq(child_threads(srv), 1, "%s: threads", progs[i]);
+        if (i == 0) {
+            int fd = connect_to("127.0.0.1", port);
+            char in[16];
+            cr_assert_eq(exchange(fd, "by name", 7, true, in, sizeof(in)), 7);
+            cr_assert_eq(memcmp(in, "by name", 7), 0);
+            close(fd);
+        }
+        stop_clean(srv);
+    }
+}
+
+/* zev-tcp-client and zev-proxy connect by name (zev_tcp_connect with the name); the proxy
+ * also listens on one. */
+Test(examples, client_and_proxy_connect_by_host_name) {
+    LOCALHOST_OR_SKIP();
+    int echo_port;
+    struct child *srv = start_server("zev-echo-server", ephemeral, "127.0.0.1", &echo_port);
+    char to[32];
+    snprintf(to, sizeof(to), "localhost:%d", echo_port);
+    int proxy_port;
+    struct child *px = start_server(
+        "zev-proxy", (const char *const[]){"--listen", "localhost:0", "--to", to, NULL},
+        "127.0.0.1", &proxy_port);
+    char port_text[16];
+    snprintf(port_text, sizeof(port_text), "%d", proxy_port);
+    struct child *cli = spawn(
+        "zev-tcp-client", (const char *const[]){"--host", "localhost", "--port", port_text, NULL},
+        true);
+    cr_assert_eq(write(cli->in, "through both", 12), 12);
+    close_fd(&cli->in);
+    char out[64];
+    cr_assert_eq(read_all(cli->out, out, sizeof(out)), 12);
+    cr_assert_str_eq(out, "through both");
+    cr_assert_eq(wait_exit(cli), 0);
+    stop_clean(px);
+    stop_clean(srv);
+}
+
+/* A name that does not resolve: "PROG: WHAT HOST:PORT: ENOTFOUND (...)" and exit 1. The text
+ * starts with '-', which getaddrinfo refuses as a host name without asking a DNS server, and
+ * the program runs in a network namespace of its own besides, so that no query could leave
+ * this machine even from a resolver that asked. */
+Test(examples, a_host_name_that_does_not_resolve_is_enotfound_and_exit_1) {
+    if (!can_isolate()) cr_skip_test("cannot create a network namespace");
+    static const char bad[] = "-nosuchhost.invalid";
+    static const struct {
+        const char *prog;
+        const char *args[5];
+        const char *message;
+    } cases[] = {
+        {"zev-tcp-client", {"--host", bad, "--port", "80"}, "connect -nosuchhost.invalid:80"},
+        {"zev-echo-server", {"--host", bad, "--port", "0"}, "listen -nosuchhost.invalid:0"},
+        {"zev-http-hello", {"--host", bad, "--port", "0"}, "listen -nosuchhost.invalid:0"},
+        {"zev-proxy", {"--to", "-nosuchhost.invalid:80"}, "target -nosuchhost.invalid:80"},
+        {"zev-proxy", {"--listen", "-nosuchhost.invalid:0", "--to", "127.0.0.1:9"},
+         "listen -nosuchhost.invalid:0"},
+        {"zev-udp-echo", {"--host", bad, "--port", "0"}, "bind -nosuchhost.invalid:0"},
+        {"zev-udp-send", {"--to", "-nosuchhost.invalid:9", "--size", "1"},
+         "send -nosuchhost.invalid:9"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct child *c = spawn_isolated(cases[i].prog, cases[i].args);
+        char out[256];
+        char err[512];
+        cr_assert_eq(read_all(c->out, out, sizeof(out)), 0, "%s: stdout '%s'", cases[i].prog, out);
+        read_all(c->err, err, sizeof(err));
+        cr_assert_eq(wait_exit(c), 1, "%s: exit status (stderr '%s')", cases[i].prog, err);
+        char want[256];
+        snprintf(want, sizeof(want), "%s: %s: ENOTFOUND (host name not found)\n", cases[i].prog,
+                 cases[i].message);
+        cr_assert_str_eq(err, want);
+    }
 }

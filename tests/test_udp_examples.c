@@ -5,6 +5,7 @@
  *
  * The programs are found next to this test in the build tree (../examples/); in a build
  * without examples every test skips. Every wait is bounded; every child is reaped. */
+#include "fake_dns.h"
 #include "netns.h"
 #include "zt.h"
 
@@ -197,6 +198,8 @@ Test(udp_examples, help_prints_usage_and_exits_0) {
         char want[64];
         snprintf(want, sizeof(want), "usage: %s ", names[i]);
         cr_assert_eq(strncmp(out, want, strlen(want)), 0, "%s", out);
+        cr_assert_not_null(strstr(out, "host name"), "%s --help: names", names[i]);
+        cr_assert_not_null(strstr(out, "SIGINT or SIGTERM"), "%s --help: signals", names[i]);
     }
 }
 
@@ -284,6 +287,25 @@ Test(udp_examples, send_sends_stdin_count_times) {
     static char big[2000];
     cr_assert_eq(recv(fd, big, sizeof(big), 0), 1000);
     cr_assert_eq(memcmp(big, "0123456789", 10), 0);
+    close(fd);
+}
+
+/* A destination given by name (only localhost, from /etc/hosts) is resolved once at start. */
+Test(udp_examples, send_to_a_host_name_reaches_its_first_address) {
+    if (!zt_hosts_has("localhost", "127.0.0.1")) cr_skip_test("/etc/hosts lacks localhost");
+    int port = 0;
+    int fd = plain_socket("127.0.0.1", 0, &port);
+    char to[32];
+    snprintf(to, sizeof(to), "localhost:%d", port);
+    struct proc p;
+    const char *args[] = {"--to", to, "--size", "5", "--count", "2", NULL};
+    spawn(&p, "zev-udp-send", args, NULL, 0);
+    cr_assert_eq(finish(&p, 10000), 0);
+    char buf[16];
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(recv(fd, buf, sizeof(buf), 0), 5);
+        cr_assert_eq(memcmp(buf, "01234", 5), 0);
+    }
     close(fd);
 }
 

@@ -42,6 +42,11 @@ void ex_fatal(int err, const char *fmt, ...) {
     exit(EX_EXIT_FAILURE);
 }
 
+void ex_fatal_at(int err, const char *what, const char *host, int port) {
+    char where[EX_HOST_PORT_MAX];
+    ex_fatal(err, "%s %s", what, ex_format_host_port(where, sizeof(where), host, port));
+}
+
 void ex_warn(int err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -75,13 +80,42 @@ int ex_parse_port(const char *text, int min, int *port) {
     return 0;
 }
 
-/* host_len bytes of text as an address of the wanted family (0: either) into host. */
-static int take_host(const char *text, size_t host_len, int family, char *host) {
-    if (host_len == 0 || host_len >= ZEV_ADDR_TEXT_MAX) return -1;
+static int is_name_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_';
+}
+
+/* Host-name syntax as zev_resolve takes it: dot-separated labels of 1..63 letters, digits,
+ * '-' or '_' (names in /etc/hosts use them), 253 bytes at most, an optional final dot, and a
+ * last label not all digits (so "127.0.0.256" is a bad address, not a name). */
+int ex_is_host_name(const char *text) {
+    size_t label = 0;
+    int digits_only = 1;
+    size_t i = 0;
+    for (; text[i]; i++) {
+        if (i >= 253) return 0;
+        if (text[i] == '.') {
+            if (label == 0) return 0;
+            if (text[i + 1] == '\0') break;
+            label = 0;
+            digits_only = 1;
+            continue;
+        }
+        if (!is_name_char(text[i]) || ++label > 63) return 0;
+        digits_only = digits_only && text[i] >= '0' && text[i] <= '9';
+    }
+    return i > 0 && !digits_only;
+}
+
+/* host_len bytes of text into host: an address of the wanted family (0: either), or a host
+ * name if names is set. */
+static int take_host(const char *text, size_t host_len, int family, int names, char *host) {
+    if (host_len == 0 || host_len >= EX_HOST_MAX) return -1;
     memcpy(host, text, host_len);
     host[host_len] = '\0';
     int f = zev_ip_family(host);
-    return f != 0 && (family == 0 || f == family) ? 0 : -1;
+    if (f == 0) return names && ex_is_host_name(host) ? 0 : -1;
+    return family == 0 || f == family ? 0 : -1;
 }
 
 int ex_parse_host_port(const char *text, const char *default_host, int min_port, char *host,
@@ -89,7 +123,8 @@ int ex_parse_host_port(const char *text, const char *default_host, int min_port,
     const char *port_text;
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
-        if (!close || close[1] != ':' || take_host(text + 1, (size_t)(close - text - 1), 6, host)) {
+        if (!close || close[1] != ':' ||
+            take_host(text + 1, (size_t)(close - text - 1), 6, 0, host)) {
             *why = "expected [IPV6]:PORT";
             return -1;
         }
@@ -101,13 +136,13 @@ int ex_parse_host_port(const char *text, const char *default_host, int min_port,
                 *why = "expected HOST:PORT";
                 return -1;
             }
-            snprintf(host, ZEV_ADDR_TEXT_MAX, "%s", default_host);
+            snprintf(host, EX_HOST_MAX, "%s", default_host);
             port_text = text;
         } else if (strchr(text, ':') != colon) {
             *why = "write an IPv6 address in brackets: [ADDR]:PORT";
             return -1;
-        } else if (take_host(text, (size_t)(colon - text), 4, host)) {
-            *why = "the host must be a numeric IP address";
+        } else if (take_host(text, (size_t)(colon - text), 4, 1, host)) {
+            *why = "the host must be an IPv4 address or a host name";
             return -1;
         } else {
             port_text = colon + 1;
@@ -169,6 +204,15 @@ const char *ex_args_value(ex_args_t *a) {
 }
 
 const char *ex_args_host(ex_args_t *a) {
+    const char *v = ex_args_value(a);
+    if (zev_ip_family(v) == 0 && !ex_is_host_name(v)) {
+        ex_usage_error("invalid host '%s' for %s (an IPv4 or IPv6 address, or a host name)", v,
+                       a->flag);
+    }
+    return v;
+}
+
+const char *ex_args_address(ex_args_t *a) {
     const char *v = ex_args_value(a);
     if (zev_ip_family(v) == 0) {
         ex_usage_error("invalid address '%s' for %s (a numeric IPv4 or IPv6 address)", v, a->flag);

@@ -24,8 +24,11 @@
 
 enum { EX_EXIT_OK = 0, EX_EXIT_FAILURE = 1, EX_EXIT_USAGE = 2 };
 
-/* Room for "[address%scope]:65535". */
-#define EX_HOST_PORT_MAX (ZEV_ADDR_TEXT_MAX + 8)
+/* Room for a host as given on the command line: a host name (253 bytes at most) or an
+ * address text. */
+#define EX_HOST_MAX 256
+/* Room for "[HOST]:65535". */
+#define EX_HOST_PORT_MAX (EX_HOST_MAX + 8)
 
 /* The program's name for messages ("zev-echo-server"); "example" before ex_args_init. */
 const char *ex_prog(void);
@@ -51,20 +54,26 @@ const char *ex_args_next(ex_args_t *a);
 int ex_args_is(const ex_args_t *a, const char *name);
 /* The current flag's value ("--flag V" or "--flag=V"); exits 2 if it is missing. */
 const char *ex_args_value(ex_args_t *a);
-/* A numeric IPv4 or IPv6 address (zev resolves no names); exits 2 otherwise. */
+/* A numeric IPv4 or IPv6 address or a host name (resolved later: names.h, or by
+ * zev_tcp_connect); exits 2 on text that is neither. */
 const char *ex_args_host(ex_args_t *a);
+/* A numeric IPv4 or IPv6 address only (a multicast group); exits 2 otherwise. */
+const char *ex_args_address(ex_args_t *a);
 /* A port min..65535 (min is 0 where 0 means ephemeral, else 1); exits 2 otherwise. */
 int ex_args_port(ex_args_t *a, int min);
 /* A decimal integer min..max; exits 2 otherwise. */
 unsigned ex_args_uint(ex_args_t *a, unsigned min, unsigned max);
-/* "HOST:PORT", "[IPV6]:PORT", or "PORT" alone if default_host is not NULL (then host is
- * default_host). host gets ZEV_ADDR_TEXT_MAX bytes. Exits 2 on anything else. */
+/* "HOST:PORT" (HOST an IPv4 address or a host name), "[IPV6]:PORT", or "PORT" alone if
+ * default_host is not NULL (then host is default_host). host gets EX_HOST_MAX bytes.
+ * Exits 2 on anything else. */
 void ex_args_host_port(ex_args_t *a, const char *default_host, int min_port, char *host, int *port);
 /* Report the current flag as unknown; exits 2. */
 noreturn void ex_args_unknown(const ex_args_t *a);
 
 /* ---- parsing without exiting (for programs with their own syntax) ---------------------- */
 
+/* 1 if text has the syntax of a host name (not whether it resolves), else 0. */
+int ex_is_host_name(const char *text);
 /* Parse a decimal port min..65535 into *port. 0 or -1 (bad text or range). */
 int ex_parse_port(const char *text, int min, int *port);
 /* Parse "[HOST:]PORT" as ex_args_host_port does. 0, or -1 with *why set to a reason. */
@@ -82,6 +91,8 @@ noreturn void ex_usage_error(const char *fmt, ...) __attribute__((format(printf,
 /* "PROG: WHAT: ENAME (text)" on stderr (just "PROG: WHAT" if err is 0), exit 1. err is a
  * negative errno as zev returns them. */
 noreturn void ex_fatal(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* ex_fatal for a failure at an address: "PROG: WHAT HOST:PORT: ENAME (text)", exit 1. */
+noreturn void ex_fatal_at(int err, const char *what, const char *host, int port);
 /* As ex_fatal without exiting: for failures that end one connection, not the program. */
 void ex_warn(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -5,6 +5,7 @@
  * recorded; the fixture kills (by pid) and reaps whatever a failing test left behind.
  */
 #include "examples.h"
+#include "zt.h"
 
 #include <criterion/criterion.h>
 
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,9 +66,11 @@ void examples_teardown(void) {
     n_children = 0;
 }
 
-/* Start ZT_EXAMPLES_DIR/prog with args (NULL-terminated); stdin is a pipe if with_stdin,
- * else /dev/null. */
-struct child *spawn(const char *prog, const char *const *args, bool with_stdin) {
+/* Start ZT_EXAMPLES_DIR/prog with args (NULL-terminated) and stdin_fd as its stdin (the
+ * caller's, closed here), or a pipe to it if stdin_fd is -1. In a new network namespace (only
+ * a loopback that is down) if isolated. */
+static struct child *spawn_with(const char *prog, const char *const *args, int stdin_fd,
+                                bool isolated) {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", ZT_EXAMPLES_DIR, prog);
     const char *argv[16] = {path};
@@ -77,15 +81,10 @@ struct child *spawn(const char *prog, const char *const *args, bool with_stdin) 
     }
     argv[argc] = NULL;
 
-    int in[2] = {-1, -1};
+    int in[2] = {stdin_fd, -1};
     int out[2];
     int err[2];
-    if (with_stdin) {
-        cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
-    } else {
-        in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        cr_assert_geq(in[0], 0);
-    }
+    if (stdin_fd < 0) cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
     cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
     cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
     cr_assert_lt(n_children, MAX_CHILDREN);
@@ -102,6 +101,7 @@ struct child *spawn(const char *prog, const char *const *args, bool with_stdin) 
         dup2(in[0], STDIN_FILENO);
         dup2(out[1], STDOUT_FILENO);
         dup2(err[1], STDERR_FILENO);
+        if (isolated && unshare(CLONE_NEWNET) != 0) _exit(126);
         execv(path, (char *const *)argv);
         _exit(127);
     }
@@ -111,6 +111,33 @@ struct child *spawn(const char *prog, const char *const *args, bool with_stdin) 
     struct child *c = &children[n_children++];
     *c = (struct child){.pid = pid, .in = in[1], .out = out[0], .err = err[0]};
     return c;
+}
+
+static int open_dev_null(void) {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    return fd;
+}
+
+struct child *spawn(const char *prog, const char *const *args, bool with_stdin) {
+    return spawn_with(prog, args, with_stdin ? -1 : open_dev_null(), false);
+}
+
+struct child *spawn_stdin_fd(const char *prog, const char *const *args, int stdin_fd) {
+    return spawn_with(prog, args, stdin_fd, false);
+}
+
+struct child *spawn_isolated(const char *prog, const char *const *args) {
+    return spawn_with(prog, args, open_dev_null(), true);
+}
+
+bool can_isolate(void) {
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) _exit(unshare(CLONE_NEWNET) == 0 ? 0 : 1);
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 static long elapsed_ms(const struct timespec *start) {
@@ -380,6 +407,13 @@ void wait_child_sockets(const struct child *c, int want, const char *what) {
                       want);
         nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
     }
+}
+
+/* Threads of a running child, from /proc. */
+int child_threads(const struct child *c) {
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)c->pid);
+    return zt_dir_entries(dir);
 }
 
 /* VmRSS of a child in KiB. */

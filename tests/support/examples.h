@@ -40,6 +40,13 @@ void close_fd(int *fd);
 /* Start ZT_EXAMPLES_DIR/prog with args (NULL-terminated); stdin a pipe if with_stdin, else
  * /dev/null. */
 struct child *spawn(const char *prog, const char *const *args, bool with_stdin);
+/* As spawn with stdin_fd (which this closes in the test) as the child's stdin. */
+struct child *spawn_stdin_fd(const char *prog, const char *const *args, int stdin_fd);
+/* As spawn (stdin /dev/null), in a network namespace of its own with only a loopback that is
+ * down: whatever the child tries to send cannot leave the machine. */
+struct child *spawn_isolated(const char *prog, const char *const *args);
+/* Whether this process may create network namespaces (spawn_isolated works). */
+bool can_isolate(void);
 /* Wait for the child to exit and return its exit status; kill it and fail on a timeout. */
 int wait_exit(struct child *c);
 /* Send sig to the child and expect a clean exit 0. */
@@ -53,6 +60,8 @@ struct child *start_server(const char *prog, const char *const *args, const char
 int child_sockets(const struct child *c);
 /* Poll until the child has want sockets open; fail (naming what) after IO_TIMEOUT_MS. */
 void wait_child_sockets(const struct child *c, int want, const char *what);
+/* Threads of a running child, from /proc/PID/task. */
+int child_threads(const struct child *c);
 /* VmRSS of a running child in KiB. */
 long child_rss_kib(const struct child *c);
 
