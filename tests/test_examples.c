@@ -426,6 +426,7 @@ Test(examples, every_program_runs_on_one_thread) {
         {"zev-http-hello", {"--port", "0"}, "127.0.0.1"},
         {"zev-proxy", {"--listen", "0"}, "127.0.0.1"},
         {"zev-udp-echo", {"--port", "0"}, "127.0.0.1"},
+        {"zev-pubsub", {"--port", "0"}, "127.0.0.1"},
     };
     for (size_t i = 0; i < sizeof(servers) / sizeof(servers[0]); i++) {
         const char *args[6] = {servers[i].args[0], servers[i].args[1]};
