@@ -233,7 +233,7 @@ int zev_resolve(zev_loop_t *loop, zev_resolve_t *req, const char *host, int port
     struct zev__resolve_job *job = malloc(sizeof(*job) + len + 1);
     if (!job) return -ENOMEM;
     *job = (struct zev__resolve_job){.req = req, .family = family_of(family)};
-    memcpy(job->host, host, len + 1); /* a name, not payload */
+    memcpy(job->host, host, len + 1); /* zero-copy-ok: a host name, not payload */
 
     pthread_mutex_lock(&r->lock);
     zev__list_push_back(&r->waiting, &job->link);
