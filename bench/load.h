@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "hist.h"
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -40,6 +41,8 @@ struct load_opts {
     double warmup_s;
     pid_t server_pid; /* 0: unknown */
     int close_fin;    /* connrate: close with a FIN (default: a reset, see load_tcp.c) */
+    double rate;      /* pingpong / pipeline: messages/s over all connections, open loop; 0:
+                       * closed loop (send as soon as the window has room) */
     int quiet;
 };
 
@@ -50,6 +53,8 @@ struct conn {
     uint64_t sent;    /* TCP: bytes written; UDP: datagrams sent */
     uint64_t recvd;   /* TCP: bytes read back; UDP: datagrams received */
     uint64_t last_ns; /* UDP: last send or receive, to spot losses */
+    uint64_t *stamps; /* pingpong / pipeline, closed loop: send time of message m at m % depth */
+    uint64_t base_ns; /* open loop: intended send time of this connection's message 0 */
 };
 
 struct load {
@@ -70,6 +75,9 @@ struct load {
     int stopping;     /* the measuring window is over: open no more connections */
     int done;         /* idle: every connection is idle */
     const char *fail; /* set with a reason to end the run with an error */
+    struct hist *lat;    /* pingpong / pipeline: per-message latency in ns, this window's */
+    uint64_t *stamp_mem; /* conns' stamps, n_conns * depth, allocated once */
+    uint64_t interval_ns; /* open loop: time between one connection's intended sends */
 };
 
 /* Failures tolerated before a run is declared broken (connect refusals, resets). */
@@ -95,6 +103,11 @@ int tcp_start(struct load *l);
 void tcp_event(struct load *l, struct conn *c, uint32_t events);
 void tcp_tick(struct load *l);
 void tcp_stop(struct load *l);
+/* pingpong / pipeline: whether per-message latency is measured. */
+int tcp_timed(const struct load *l);
+/* Open loop: send every message now due; the next intended send time (UINT64_MAX: none until
+ * an echo frees the window). */
+uint64_t tcp_pace(struct load *l);
 
 /* UDP modes (load_udp.c), same contract; udp_tick resends what seems lost. */
 int udp_start(struct load *l);

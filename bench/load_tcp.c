@@ -81,25 +81,66 @@ static int check_bytes(struct load *l, uint64_t from, size_t n) {
     return load_fail(l, "the echo differs from what was sent (bytes lost, reordered or mixed)");
 }
 
+int tcp_timed(const struct load *l) {
+    return l->o.mode == LOAD_PINGPONG || l->o.mode == LOAD_PIPELINE;
+}
+
+/* Messages of the stream at or after byte `from`: the index of the first one that starts there. */
+static uint64_t msg_at(const struct load *l, uint64_t from) {
+    return (from + l->o.size - 1) / l->o.size;
+}
+
+/* Open loop: how far the stream may have been sent by `now`, every message whose intended
+ * time has come. */
+static uint64_t due_bytes(const struct load *l, const struct conn *c, uint64_t now) {
+    if (now < c->base_ns) return 0;
+    return ((now - c->base_ns) / l->interval_ns + 1) * l->o.size;
+}
+
+/* Closed loop: a message is timed from the write that carries its first byte. */
+static void stamp_sent(struct load *l, struct conn *c, uint64_t from, uint64_t to) {
+    if (!tcp_timed(l) || l->o.rate > 0) return;
+    uint64_t now = load_now_ns();
+    for (uint64_t m = msg_at(l, from); m < msg_at(l, to); m++) {
+        c->stamps[m % l->o.depth] = now;
+    }
+}
+
+/* Messages echoed whole by bytes [from, to): their latency, from the send (closed loop) or
+ * from the INTENDED send time (open loop), so a stalled server cannot hide its stall by
+ * holding the client back (coordinated omission, corrected as wrk2 does). */
+static void record_done(struct load *l, struct conn *c, uint64_t from, uint64_t to) {
+    uint64_t first = from / l->o.size, end = to / l->o.size;
+    if (!tcp_timed(l) || first == end) return;
+    uint64_t now = load_now_ns();
+    for (uint64_t m = first; m < end; m++) {
+        uint64_t at = l->o.rate > 0 ? c->base_ns + m * l->interval_ns : c->stamps[m % l->o.depth];
+        hist_record(l->lat, now > at ? now - at : 0);
+    }
+}
+
 /* ---- stream modes ------------------------------------------------------------------------ */
 
 /* Top the window up: as many whole messages as fit, in one write where the kernel allows. */
 static void stream_refill(struct load *l, struct conn *c) {
     size_t size = l->o.size;
     uint64_t window = (uint64_t)l->o.depth * size;
+    uint64_t due = l->o.rate > 0 ? due_bytes(l, c, load_now_ns()) : UINT64_MAX;
     for (;;) {
         uint64_t in_flight = c->sent - c->recvd;
-        if (in_flight + size > window) return;
+        if (in_flight + size > window || c->sent >= due) return;
         uint64_t room = window - in_flight;
         size_t n = (size_t)(room - room % size);
         size_t cap = LOAD_PATTERN_SPAN - LOAD_PATTERN_SPAN % size;
         if (n > cap) n = cap;
+        if (n > due - c->sent) n = (size_t)(due - c->sent);
         ssize_t w = send(c->fd, load_pattern + c->sent % 256, n, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno != EAGAIN) conn_error(l, c, "send", errno);
             return; /* EAGAIN: the next EPOLLOUT edge calls us again */
         }
+        stamp_sent(l, c, c->sent, c->sent + (uint64_t)w);
         c->sent += (uint64_t)w;
         if ((size_t)w < n) return;
     }
@@ -118,6 +159,7 @@ static void stream_read(struct load *l, struct conn *c, uint32_t events) {
             }
             if (check_bytes(l, c->recvd, (size_t)n) < 0) return;
             l->ops += (c->recvd + (uint64_t)n) / unit - c->recvd / unit;
+            record_done(l, c, c->recvd, c->recvd + (uint64_t)n);
             c->recvd += (uint64_t)n;
             if ((size_t)n < l->rbuf_len && !hup) return; /* drained: a new edge will come */
             continue;
@@ -258,6 +300,21 @@ int tcp_start(struct load *l) {
     }
     l->opened = first;
     return 0;
+}
+
+uint64_t tcp_pace(struct load *l) {
+    uint64_t next = UINT64_MAX;
+    for (unsigned i = 0; i < l->n_conns && !l->fail; i++) {
+        struct conn *c = &l->conns[i];
+        if (c->state != CONN_STREAMING) continue;
+        stream_refill(l, c);
+        if (c->state != CONN_STREAMING) continue;
+        /* Window full: the echo that frees it sends the next message, no timer needed. */
+        if (c->sent - c->recvd + l->o.size > (uint64_t)l->o.depth * l->o.size) continue;
+        uint64_t at = c->base_ns + msg_at(l, c->sent) * l->interval_ns;
+        if (at < next) next = at;
+    }
+    return next;
 }
 
 /* Slots whose connection failed get a new one here (connrate, idle): the slots started so

@@ -6,6 +6,9 @@
  * time (/proc/PID/task/TID/schedstat, every thread) and memory (/proc/PID/status, VmRSS), the progress line on
  * stderr and the one result line on stdout:
  *   scenario=pingpong-50 impl=zev value=123456.78 unit=roundtrips/s count=... total=... ...
+ * pingpong and pipeline also time every message, send to echo complete, in a log-linear
+ * histogram (hist.h) and append lat_p50_us .. lat_max_us; with --rate they run open loop, each
+ * message timed from its intended send time (see record_done in load_tcp.c).
  * The traffic itself is in load_tcp.c and load_udp.c (see load.h).
  *
  * Bounded: at most MAX_CONNS sockets (MAX_IDLE_CONNS for idle-memory), a measuring window
@@ -33,6 +36,7 @@
 #define IDLE_SETTLE_MS 100
 #define TICK_NS 10000000ull /* 10 ms */
 #define MAX_EVENTS 256
+#define MAX_RATE 10000000.0
 
 struct mode_info {
     const char *name;
@@ -103,6 +107,8 @@ static void usage(FILE *out) {
             "  --name LABEL         scenario label for the result (default: MODE)\n"
             "  --server-pid PID     read the server's CPU time and memory (idle-memory needs it)\n"
             "  --close rst|fin      connrate: close with a reset (default) or a FIN\n"
+            "  --rate N             pingpong, pipeline: open loop, N messages/s over all\n"
+            "                       connections, latency from each intended send time\n"
             "  --quiet              no progress line on stderr\n"
             "\n"
             "Modes (default connections, size, depth):\n",
@@ -193,6 +199,8 @@ static int parse_args(int argc, char **argv, struct load_opts *o) {
             } else if (strcmp(val, "rst") != 0) {
                 rc = bad_arg(opt, val);
             }
+        } else if (!strcmp(opt, "--rate")) {
+            rc = parse_seconds(opt, val, 1.0, MAX_RATE, &o->rate);
         } else if (!strcmp(opt, "--server-pid")) {
             rc = parse_uint(opt, val, 1, 1u << 30, &pid);
         } else {
@@ -226,6 +234,10 @@ static int parse_args(int argc, char **argv, struct load_opts *o) {
         return -1;
     }
     if (o->mode == LOAD_PINGPONG || o->mode == LOAD_UDP_PINGPONG) o->depth = 1;
+    if (o->rate > 0 && o->mode != LOAD_PINGPONG && o->mode != LOAD_PIPELINE) {
+        fprintf(stderr, "zev-bench: --rate is for pingpong and pipeline\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -339,6 +351,29 @@ static void dispatch(struct load *l, struct conn *c, uint32_t events) {
     }
 }
 
+/* Open loop: connection i's intended sends are interval_ns apart, the connections staggered
+ * evenly across one interval so the total rate is smooth. */
+static void pace_setup(struct load *l, uint64_t start) {
+    l->interval_ns = (uint64_t)((double)l->o.connections * 1e9 / l->o.rate);
+    if (l->interval_ns == 0) l->interval_ns = 1;
+    for (unsigned i = 0; i < l->n_conns; i++) {
+        l->conns[i].base_ns = start + l->interval_ns * i / l->n_conns;
+    }
+}
+
+/* Wait for events; open loop, no later than the next intended send (to the ns where
+ * epoll_pwait2 exists, else rounded up to the ms). */
+static int wait_events(struct load *l, struct epoll_event *events, uint64_t next_send) {
+    if (l->o.rate <= 0) return epoll_wait(l->ep, events, MAX_EVENTS, 10);
+    uint64_t now = load_now_ns();
+    uint64_t wait = next_send > now ? next_send - now : 0;
+    if (wait > TICK_NS) wait = TICK_NS;
+    struct timespec ts = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
+    int n = epoll_pwait2(l->ep, events, MAX_EVENTS, &ts, NULL);
+    if (n < 0 && errno == ENOSYS) n = epoll_wait(l->ep, events, MAX_EVENTS, (int)((wait + 999999) / 1000000));
+    return n;
+}
+
 /* Drive the traffic until the window closes (or, idle-memory, every connection is idle). */
 static int run(struct load *l, struct window *w) {
     int tty = !l->o.quiet && isatty(STDERR_FILENO);
@@ -351,15 +386,18 @@ static int run(struct load *l, struct window *w) {
     uint64_t next_progress = start + (tty ? 250000000ull : 1000000000ull);
     int measuring = 0;
     static struct epoll_event events[MAX_EVENTS];
+    uint64_t next_send = UINT64_MAX;
     l->now_ns = start;
+    if (l->o.rate > 0) pace_setup(l, start);
     if ((is_udp(l) ? udp_start(l) : tcp_start(l)) < 0) return -1;
     for (;;) {
-        int n = epoll_wait(l->ep, events, MAX_EVENTS, 10);
+        int n = wait_events(l, events, next_send);
         if (n < 0 && errno != EINTR) return load_fail(l, "epoll_wait failed");
         l->now_ns = load_now_ns();
         for (int i = 0; i < n && !l->fail; i++) {
             dispatch(l, events[i].data.ptr, events[i].events);
         }
+        if (l->o.rate > 0 && !l->fail) next_send = tcp_pace(l);
         if (l->fail) return -1;
         uint64_t now = l->now_ns;
         if (now >= next_tick) {
@@ -377,6 +415,7 @@ static int run(struct load *l, struct window *w) {
             measuring = 1;
             w->t0 = now;
             w->ops0 = l->ops;
+            if (l->lat) hist_reset(l->lat); /* warm-up latencies do not count */
             if (l->o.server_pid) w->cpu0 = server_cpu_ns(l->o.server_pid);
         } else if (measuring && now >= end_at) {
             w->t1 = now;
@@ -393,6 +432,20 @@ static int run(struct load *l, struct window *w) {
     }
     if (tty) fputc('\n', stderr);
     return 0;
+}
+
+/* New fields go last, so parsers of the older line keep working. */
+static void print_latency(const struct load *l) {
+    static const struct {
+        const char *key;
+        double p;
+    } ps[] = {{"p50", 50}, {"p90", 90}, {"p99", 99}, {"p999", 99.9}};
+    for (unsigned i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+        printf(" lat_%s_us=%.1f", ps[i].key, (double)hist_percentile(l->lat, ps[i].p) / 1e3);
+    }
+    printf(" lat_max_us=%.1f lat_count=%llu", (double)l->lat->max / 1e3,
+           (unsigned long long)l->lat->total);
+    if (l->o.rate > 0) printf(" rate=%.0f", l->o.rate);
 }
 
 static void print_result(const struct load *l, const struct window *w, long rss0, long rss1) {
@@ -420,6 +473,7 @@ static void print_result(const struct load *l, const struct window *w, long rss0
         double per = l->o.mode == LOAD_BULK ? (double)count / (double)l->o.size : (double)count;
         printf(" server_ns_op=%.0f", per > 0 ? cpu_ns / per : 0);
     }
+    if (l->lat) print_latency(l);
     putchar('\n');
 }
 
@@ -438,12 +492,21 @@ int main(int argc, char **argv) {
     l.rbuf_len = LOAD_RBUF_LEN;
     l.rbuf = malloc(l.rbuf_len);
     l.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (tcp_timed(&l)) { /* everything latency needs, allocated before measuring */
+        l.lat = calloc(1, sizeof(*l.lat));
+        l.stamp_mem = calloc((size_t)l.n_conns * l.o.depth, sizeof(*l.stamp_mem));
+        if (!l.lat || !l.stamp_mem) {
+            perror("zev-bench: setup");
+            return 1;
+        }
+    }
     if (!l.conns || !l.rbuf || l.ep < 0) {
         perror("zev-bench: setup");
         return 1;
     }
     for (unsigned i = 0; i < l.n_conns; i++) {
         l.conns[i].fd = -1;
+        if (l.stamp_mem) l.conns[i].stamps = l.stamp_mem + (size_t)i * l.o.depth;
     }
 
     long rss0 = 0, rss1 = 0;
@@ -482,5 +545,7 @@ int main(int argc, char **argv) {
     close(l.ep);
     free(l.rbuf);
     free(l.conns);
+    free(l.lat);
+    free(l.stamp_mem);
     return fflush(stdout) == 0 ? 0 : 1;
 }

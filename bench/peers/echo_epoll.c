@@ -17,7 +17,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_EVENTS 1024
@@ -135,6 +137,19 @@ static void accept_some(int ep) {
     epoll_ctl(ep, EPOLL_CTL_MOD, listen_fd, &ev);
 }
 
+/* --stall-ms: the whole server sleeps, as one stuck on a slow disk or a long GC pause would. */
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void stall(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
 int main(int argc, char **argv) {
     struct peer_args a;
     peer_parse(argc, argv, &a);
@@ -149,8 +164,19 @@ int main(int argc, char **argv) {
     peer_print_listening(argv[0], listen_fd);
 
     static struct epoll_event events[MAX_EVENTS];
+    uint64_t next_stall = a.stall_ms ? mono_ms() + 1000 : 0;
     for (;;) {
-        int n = epoll_wait(ep, events, MAX_EVENTS, -1);
+        int timeout = -1;
+        if (next_stall) {
+            uint64_t now = mono_ms();
+            if (now >= next_stall) {
+                stall(a.stall_ms);
+                next_stall = now + 1000;
+                now = mono_ms();
+            }
+            timeout = next_stall > now ? (int)(next_stall - now) : 0;
+        }
+        int n = epoll_wait(ep, events, MAX_EVENTS, timeout);
         if (n < 0) {
             if (errno == EINTR) continue;
             perror("echo_epoll: epoll_wait");

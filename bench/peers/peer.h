@@ -31,14 +31,17 @@ struct peer_args {
     socklen_t addr_len;
     struct sockaddr_storage to; /* --to HOST:PORT (proxies only); to_len 0 if not given */
     socklen_t to_len;
+    long stall_ms; /* --stall-ms (echo_epoll only): stop answering this long once a second */
 };
 
 static inline void peer_usage(const char *prog, int status) {
     fprintf(status ? stderr : stdout,
-            "usage: %s [--host ADDR] [--port N] [--to HOST:PORT]\n"
+            "usage: %s [--host ADDR] [--port N] [--to HOST:PORT] [--stall-ms MS]\n"
             "Echo server (or, with --to, proxy) for scripts/bench (default 127.0.0.1, port 0 =\n"
             "ephemeral).\n"
-            "Prints 'listening on HOST:PORT' once ready; SIGTERM ends it.\n",
+            "Prints 'listening on HOST:PORT' once ready; SIGTERM ends it.\n"
+            "--stall-ms (echo_epoll): stop answering for MS once a second, a deliberately\n"
+            "stalling server for checking latency measurement.\n",
             prog);
     exit(status);
 }
@@ -94,6 +97,7 @@ static inline void peer_parse(int argc, char **argv, struct peer_args *a) {
     a->host = "127.0.0.1";
     a->port = 0;
     a->to_len = 0;
+    a->stall_ms = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0) peer_usage(prog, 0);
         if (i + 1 >= argc) peer_usage(prog, 2);
@@ -103,6 +107,9 @@ static inline void peer_parse(int argc, char **argv, struct peer_args *a) {
             long p = peer_port(argv[++i]);
             if (p < 0) peer_usage(prog, 2);
             a->port = (int)p;
+        } else if (strcmp(argv[i], "--stall-ms") == 0) {
+            a->stall_ms = peer_port(argv[++i]); /* 0 .. 65535 ms */
+            if (a->stall_ms < 0 || a->stall_ms >= 1000) peer_usage(prog, 2);
         } else if (strcmp(argv[i], "--to") == 0) {
             if (peer_parse_to(argv[++i], a) < 0) {
                 fprintf(stderr, "%s: --to wants a numeric HOST:PORT, not '%s'\n", prog, argv[i]);
