@@ -9,17 +9,11 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
-static int get_int(int fd, int name, int *out) {
-    socklen_t len = sizeof(*out);
-    *out = 0;
-    return zev__sys_getsockopt(fd, SOL_SOCKET, name, out, &len);
-}
-
 /* Whether a stream socket listens. Where SO_ACCEPTCONN is missing, a listener is the one whose
  * getpeername fails and which accepts nothing; zev assumes no such system. */
 static int is_listening(int fd, bool *out) {
     int v;
-    int err = get_int(fd, SO_ACCEPTCONN, &v);
+    int err = zev__sys_getsockopt_int(fd, SOL_SOCKET, SO_ACCEPTCONN, &v);
     *out = v != 0;
     return err;
 }
@@ -27,7 +21,7 @@ static int is_listening(int fd, bool *out) {
 int zev__sock_describe(int fd, int type, struct zev__sock_kind *out) {
     if (fd < 0) return -EBADF;
     int got; /* SO_TYPE answers EBADF for a closed descriptor, ENOTSOCK for a pipe or file */
-    int err = get_int(fd, SO_TYPE, &got);
+    int err = zev__sys_getsockopt_int(fd, SOL_SOCKET, SO_TYPE, &got);
     if (err < 0) return err;
     if (got != type) return -EINVAL;
     socklen_t len = sizeof(out->local);

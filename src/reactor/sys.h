@@ -180,6 +180,13 @@ static inline int zev__sys_getsockopt(int fd, int level, int name, void *v, sock
     return f < 0 ? f : zev__sys_result(getsockopt(fd, level, name, v, n));
 }
 
+/* An int-valued option into *out (0 on failure). 0 or a negative errno. */
+static inline int zev__sys_getsockopt_int(int fd, int level, int name, int *out) {
+    socklen_t len = sizeof(*out);
+    *out = 0;
+    return zev__sys_getsockopt(fd, level, name, out, &len);
+}
+
 static inline int zev__sys_getsockname(int fd, struct sockaddr *sa, socklen_t *len) {
     int f = zev__fault_hit(ZEV_SYS_GETSOCKNAME, NULL);
     return f < 0 ? f : zev__sys_result(getsockname(fd, sa, len));

@@ -154,16 +154,19 @@ close_fd:
     return err;
 }
 
-int zev__tcp_connect_result(zev_tcp_t *t, unsigned revents) {
-    if (t->handle.flags & ZEV__TCP_CONNECT_DUE) return t->err;
+int zev__tcp_handshake_status(int fd, unsigned revents) {
     /* Readable alone is no answer: bytes cannot come before the handshake is done, and the
      * writable edge that says so is on its way. */
     if (!(revents & (ZEV__WRITABLE | ZEV__ERROR | ZEV__HANGUP))) return -EINPROGRESS;
-    int so_error = 0;
-    socklen_t len = sizeof(so_error);
-    int err = zev__sys_getsockopt(t->io.fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
+    int so_error;
+    int err = zev__sys_getsockopt_int(fd, SOL_SOCKET, SO_ERROR, &so_error);
     if (err < 0) return err;
     return so_error == EINPROGRESS ? -EINPROGRESS : -so_error;
+}
+
+int zev__tcp_connect_result(zev_tcp_t *t, unsigned revents) {
+    if (t->handle.flags & ZEV__TCP_CONNECT_DUE) return t->err;
+    return zev__tcp_handshake_status(t->io.fd, revents);
 }
 
 /* The connect failed: the socket is unusable. Stop hearing from it; the user closes it. */

@@ -276,16 +276,13 @@ static void on_delay(zev_loop_t *loop, struct zev__timer_node *n) {
 /* An attempt's handshake answered, as connect.c reads it: SO_ERROR after a kernel event. */
 static void attempt_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
     struct attempt *a = zev__container_of(w, struct attempt, io);
-    if (!(revents & (ZEV__WRITABLE | ZEV__ERROR | ZEV__HANGUP))) return;
-    int so_error = 0;
-    socklen_t len = sizeof(so_error);
-    int err = zev__sys_getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
-    if (err == 0 && so_error == EINPROGRESS) return;
-    if (err == 0 && so_error == 0) {
+    int status = zev__tcp_handshake_status(w->fd, revents);
+    if (status == -EINPROGRESS) return;
+    if (status == 0) {
         win(a->name, a);
         return;
     }
     attempt_close(loop, a);
-    a->name->last_err = err < 0 ? err : -so_error;
+    a->name->last_err = status;
     start_next(a->name);
 }

@@ -54,9 +54,8 @@ static int set_buffer(int fd, int name, size_t bytes) {
 /* What the kernel reports: Linux doubles a request for its own bookkeeping (socket(7)). */
 static int get_buffer(int fd, int name) {
     if (fd < 0) return fd;
-    int value = 0;
-    socklen_t len = sizeof(value);
-    int err = zev__sys_getsockopt(fd, SOL_SOCKET, name, &value, &len);
+    int value;
+    int err = zev__sys_getsockopt_int(fd, SOL_SOCKET, name, &value);
     return err < 0 ? err : value;
 }
 

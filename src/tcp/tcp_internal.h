@@ -154,6 +154,9 @@ static inline bool zev__tcp_closing(const zev_tcp_t *t) {
 /* The connect's answer carried by revents (or recorded at connect()): 0 or -errno; -EINPROGRESS
  * if this is no answer. */
 int zev__tcp_connect_result(zev_tcp_t *t, unsigned revents);
+/* What the kernel says of fd's handshake after an event on it (SO_ERROR): 0, -EINPROGRESS
+ * (not over yet), or -errno. Shared by connect.c and eyeballs.c's attempts. */
+int zev__tcp_handshake_status(int fd, unsigned revents);
 /* End the connecting phase with status and run the connect callback. Returns true if the
  * socket is now connected and still open (the caller goes on with what waited for it). */
 bool zev__tcp_connect_finish(zev_tcp_t *t, int status);

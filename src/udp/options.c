@@ -18,9 +18,8 @@ static int set_int(const zev_udp_t *u, int level, int name, int value) {
 static int get_int(const zev_udp_t *u, int level, int name) {
     int fd = zev__udp_fd(u);
     if (fd < 0) return fd;
-    int value = 0;
-    socklen_t len = sizeof(value);
-    int err = zev__sys_getsockopt(fd, level, name, &value, &len);
+    int value;
+    int err = zev__sys_getsockopt_int(fd, level, name, &value);
     return err < 0 ? err : value;
 }
 

@@ -434,18 +434,24 @@ static void start_forwarding(struct fz_stream *src, struct fz_stream *dst, enum 
     src->fwd_used = true;
 }
 
-int op_pipe(struct fz *fz) {
-    struct fz_stream *src, *dst;
-    if (!pick_forwarding(fz, &src, &dst)) return 0;
-    bool end_dst = fz_below(fz, 2);
+/* Pipe src into dst (op_pipe, op_proxy): the model follows only a pipe the library took. */
+static void pipe_streams(struct fz *fz, struct fz_stream *src, struct fz_stream *dst,
+                         bool end_dst, const char *what) {
     int r = zev_tcp_pipe(&src->pipe, &src->tcp, &dst->tcp, end_dst);
-    fz_log(fz, "pipe s%u -> s%u end %d -> %d", src->id, dst->id, end_dst, r);
-    if (r < 0 && (r == -EBADF || r == -EINVAL || r == -EBUSY))
+    fz_log(fz, "%s s%u%s -> s%u end %d -> %d", what, src->id,
+           src->user_mem ? " (user memory)" : "", dst->id, end_dst, r);
+    if (r == -EBADF || r == -EINVAL || r == -EBUSY)
         fz_fail(fz, "zev_tcp_pipe(s%u, s%u): %s", src->id, dst->id, zev_err_name(r));
-    if (r < 0) return 1; /* a failed source: the call changed nothing */
+    if (r < 0) return; /* a failed source: the call changed nothing */
     start_forwarding(src, dst, FZ_FWD_PIPE, end_dst);
     dst->was_pipe_dst = true;
     src->reading = true;
+}
+
+int op_pipe(struct fz *fz) {
+    struct fz_stream *src, *dst;
+    if (!pick_forwarding(fz, &src, &dst)) return 0;
+    pipe_streams(fz, src, dst, fz_below(fz, 2), "pipe");
     return 1;
 }
 
@@ -480,15 +486,7 @@ int op_proxy(struct fz *fz) {
         start_forwarding(src, dst, FZ_FWD_RELAY, end_dst);
         return 1;
     }
-    int r = zev_tcp_pipe(&src->pipe, &src->tcp, &dst->tcp, end_dst);
-    fz_log(fz, "proxy: pipe s%u%s -> s%u end %d -> %d", src->id,
-           src->user_mem ? " (user memory)" : "", dst->id, end_dst, r);
-    if (r == -EBADF || r == -EINVAL || r == -EBUSY)
-        fz_fail(fz, "zev_tcp_pipe(s%u, s%u): %s", src->id, dst->id, zev_err_name(r));
-    if (r < 0) return 1; /* a failed source: the call changed nothing */
-    start_forwarding(src, dst, FZ_FWD_PIPE, end_dst);
-    dst->was_pipe_dst = true;
-    src->reading = true;
+    pipe_streams(fz, src, dst, end_dst, "proxy: pipe");
     return 1;
 }
 
