@@ -182,12 +182,24 @@ typedef struct {
     uint64_t timers_fired;   /* timer callbacks run */
 } zev_loop_metrics_t;
 
+/* Which kernel interface a loop drives (zev_loop_options_t.backend, zev_loop_backend). */
+typedef enum {
+    ZEV_BACKEND_DEFAULT = 0, /* the ZEV_BACKEND environment variable if set, else the readiness
+                                backend the library was built with (epoll or kqueue) */
+    ZEV_BACKEND_EPOLL,       /* Linux readiness: epoll, edge-triggered */
+    ZEV_BACKEND_KQUEUE,      /* BSD and macOS readiness: kqueue */
+    ZEV_BACKEND_IO_URING     /* Linux completion: io_uring (kernel 6.0 or later); falls back to
+                                epoll when unavailable, and zev_loop_backend says why */
+} zev_backend_kind;
+
 typedef struct {
     zev_allocator_t allocator;    /* zeroed: malloc/free */
     unsigned max_events;          /* events fetched per poll; 0: 1024 */
     size_t buf_size;              /* bytes per pool chunk, 256..ZEV_BUF_SIZE_MAX; 0: 64 KiB */
     unsigned idle_ms;             /* pool chunks and slab blocks left unused this long go back
                                      to the allocator (past 1 MiB of chunks); 0: 1000 */
+    zev_backend_kind backend;     /* ZEV_BACKEND_DEFAULT: see above. A backend this build or
+                                     this kernel cannot run falls back to the built-in one */
 } zev_loop_options_t;
 
 /* private: an entry of the loop's timer heap. Timers and the loop itself (to give idle memory
@@ -315,8 +327,14 @@ ZEV_EXPORT void zev_update_time(zev_loop_t *loop);
 ZEV_EXPORT uint64_t zev_hrtime(void);
 /* Copy the loop's counters into *out. -EINVAL on NULL. */
 ZEV_EXPORT int zev_loop_metrics(const zev_loop_t *loop, zev_loop_metrics_t *out);
-/* "epoll" or "kqueue": the backend this library was built with. */
+/* "epoll" or "kqueue": the readiness backend this library was built with. */
 ZEV_EXPORT const char *zev_backend_name(void);
+/* The backend this loop runs: "epoll", "kqueue" or "io_uring"; NULL on NULL or a closed
+ * loop. If why is not NULL, *why gets one line saying how it was chosen ("built-in default",
+ * "ZEV_BACKEND=io_uring", "options", or the reason a requested io_uring fell back, such as
+ * "io_uring unavailable (io_uring_setup: EPERM, blocked by seccomp or the
+ * kernel.io_uring_disabled sysctl); using epoll"). The text lives as long as the loop. */
+ZEV_EXPORT const char *zev_loop_backend(const zev_loop_t *loop, const char **why);
 
 /* ---- common handle calls ------------------------------------------------------------------ */
 

@@ -65,13 +65,21 @@ struct zev__backend {
     unsigned n_changes;
     unsigned max_changes;
     int wake_fds[2]; /* eventfd or self-pipe (wake.c); -1 where EVFILT_USER is used */
+    void *priv;      /* state only one backend has (io_uring: the rings), its init's own */
+    char why[160];   /* how the backend was chosen (zev_loop_backend) */
 };
 
 /* The readiness backend meson compiled in: backend_epoll.c or backend_kqueue.c defines it. */
 extern const struct zev__backend_ops zev__backend_builtin;
+#ifdef ZEV_HAVE_IO_URING
+/* The completion backend (backend_uring.c), Linux builds only; chosen at run time. */
+extern const struct zev__backend_ops zev__backend_uring;
+#endif
 
-/* (poll.c) Allocate loop->backend with a max_events batch and start the build's backend. */
-int zev__backend_open(zev_loop_t *loop, unsigned max_events);
+/* (backend_select.c) Allocate loop->backend with a max_events batch and start the backend
+ * asked for (options, else $ZEV_BACKEND, else the built-in one), falling back to the built-in
+ * one with the reason in backend->why. -EINVAL if $ZEV_BACKEND names no backend. */
+int zev__backend_open(zev_loop_t *loop, unsigned max_events, zev_backend_kind asked);
 void zev__backend_close(zev_loop_t *loop);
 /* (poll.c) The poll phase: wait (EINTR retried with the time left), update the clock and the
  * counters, dispatch the batch. 0 or the wait's negative errno. */

@@ -68,6 +68,7 @@ int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts) {
     if (o.max_events > MAX_MAX_EVENTS) return -EINVAL;
     if (o.buf_size != 0 && (o.buf_size < MIN_BUF_SIZE || o.buf_size > ZEV_BUF_SIZE_MAX))
         return -EINVAL; /* past the maximum, the chunk header plus size could wrap */
+    if ((unsigned)o.backend > ZEV_BACKEND_IO_URING) return -EINVAL;
 
     *loop = (zev_loop_t){0};
     loop->allocator = o.allocator;
@@ -86,7 +87,8 @@ int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts) {
     zev__trim_init(loop, o.idle_ms);
     zev_update_time(loop);
 
-    int err = zev__backend_open(loop, o.max_events ? o.max_events : DEFAULT_MAX_EVENTS);
+    int err = zev__backend_open(loop, o.max_events ? o.max_events : DEFAULT_MAX_EVENTS,
+                                o.backend);
     if (err < 0) {
         loop->state = ZEV__LOOP_CLOSED;
         return err;

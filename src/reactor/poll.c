@@ -12,41 +12,6 @@
 
 #include <errno.h>
 
-const char *zev_backend_name(void) {
-    return zev__backend_builtin.name;
-}
-
-static size_t state_size(unsigned max_events) {
-    return sizeof(struct zev__backend) + sizeof(struct zev__ready) * max_events;
-}
-
-int zev__backend_open(zev_loop_t *loop, unsigned max_events) {
-    struct zev__backend *b = zev__alloc(loop, state_size(max_events));
-    if (!b) return -ENOMEM;
-    *b = (struct zev__backend){0};
-    /* A run-time choice (io_uring, falling back to epoll) would be made here. */
-    b->ops = &zev__backend_builtin;
-    b->ready = (struct zev__ready *)(b + 1);
-    b->max_events = max_events;
-    b->fd = -1;
-    b->wake_fds[0] = b->wake_fds[1] = -1;
-    loop->backend = b;
-    int err = b->ops->init(loop);
-    if (err < 0) {
-        zev__free(loop, b, state_size(max_events));
-        loop->backend = NULL;
-    }
-    return err;
-}
-
-void zev__backend_close(zev_loop_t *loop) {
-    struct zev__backend *b = loop->backend;
-    if (!b) return;
-    b->ops->close(loop);
-    zev__free(loop, b, state_size(b->max_events));
-    loop->backend = NULL;
-}
-
 int zev__backend_wake(zev_loop_t *loop) {
     return loop->backend->ops->wake(loop);
 }

@@ -45,11 +45,13 @@ enum zev_sys {
     ZEV_SYS_RECVMMSG,
     ZEV_SYS_SENDMMSG,
     ZEV_SYS_SENDFILE,
-    ZEV_SYS_POLL_CREATE, /* epoll_create1 / kqueue */
-    ZEV_SYS_POLL_CTL,    /* epoll_ctl / kevent with only a changelist */
+    ZEV_SYS_POLL_CREATE, /* epoll_create1 / kqueue / io_uring_setup */
+    ZEV_SYS_POLL_CTL,    /* epoll_ctl / kevent with only a changelist / io_uring: a poll SQE */
     ZEV_SYS_POLL_WAIT,   /* epoll_wait / kevent with an eventlist */
     ZEV_SYS_WAKE_OPEN,   /* eventfd / pipe2 */
     ZEV_SYS_GETSOCKNAME, /* getsockname / getpeername */
+    ZEV_SYS_RING_MAP,    /* io_uring: mapping the rings after io_uring_setup */
+    ZEV_SYS_RING_SUBMIT, /* io_uring_enter that only submits (the wait is ZEV_SYS_POLL_WAIT) */
     ZEV_SYS__COUNT
 };
 

@@ -35,6 +35,8 @@ static const char *const sys_names[ZEV_SYS__COUNT] = {
     [ZEV_SYS_POLL_WAIT] = "epoll_wait/kevent",
     [ZEV_SYS_WAKE_OPEN] = "eventfd/pipe2",
     [ZEV_SYS_GETSOCKNAME] = "getsockname",
+    [ZEV_SYS_RING_MAP] = "io_uring mmap",
+    [ZEV_SYS_RING_SUBMIT] = "io_uring_enter (submit)",
 };
 
 const char *sweep_sys_name(enum zev_sys id) {

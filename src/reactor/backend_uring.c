@@ -1,0 +1,281 @@
+/* src/reactor/backend_uring.c: the io_uring backend's readiness half, with the same contract
+ * as backend_epoll.c (backend.h), so every handle type runs on it unchanged.
+ *
+ * A watcher is one multishot poll request (IORING_OP_POLL_ADD with IORING_POLL_ADD_MULTI):
+ * the kernel posts a CQE each time the fd becomes ready, as EPOLLET would report it, until
+ * the request is removed. A level-triggered watcher (fdwatch.c) is a one-shot poll, armed
+ * again each time its CQE is read, so the condition is reported again on every wait while it
+ * holds. Registration costs no syscall: the SQE goes in with the next wait's io_uring_enter,
+ * which both submits and waits.
+ *
+ * What epoll gives for free and a ring does not is the end of a registration: after
+ * epoll_ctl(DEL) the kernel never names the watcher again, and the watcher's memory can go
+ * back to the user after its close callback. A poll request lives on until its removal is
+ * processed, and its last CQE may come later. So unwatch is synchronous: it submits
+ * IORING_OP_POLL_REMOVE and reads the CQ until the request's last CQE (the one without
+ * IORING_CQE_F_MORE) has come, keeping the other CQEs it meets for the next wait (the stash).
+ * That costs one io_uring_enter per unwatch, where epoll costs one epoll_ctl.
+ *
+ * The CQE's user_data says what it is about. Watchers are 8-aligned (they follow a
+ * zev_handle_t), so the low three bits are free: bit 0 is the instance bit (watcher.c), and
+ * bits 1-2 the kind of request. See docs/internals.md, "The completion loop".
+ */
+#include "backend.h"
+#include "reactor_internal.h"
+#include "sys.h"
+#include "uring.h"
+#include "wake.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+
+_Static_assert(sizeof(zev_handle_t) % 8 == 0, "a watcher after its handle is 8-aligned");
+
+enum {
+    KIND_POLL = 0u << 1,   /* a watcher's poll: user_data is zev__watcher_tag(w) */
+    KIND_REMOVE = 1u << 1, /* the removal of w's poll: (uintptr_t)w | KIND_REMOVE */
+    KIND_MASK = 3u << 1,
+};
+
+#define SQ_ENTRIES 256u
+#define CQ_MIN_ENTRIES 4096u
+
+struct uring_backend {
+    struct zev__uring ring;
+    struct zev__ready *stash; /* CQEs read by a synchronous unwatch, for the next wait */
+    unsigned n_stash;
+    unsigned cap_stash;
+};
+
+static struct uring_backend *state(zev_loop_t *loop) {
+    return loop->backend->priv;
+}
+
+static struct zev_watcher *user_data_watcher(uint64_t ud) {
+    return (struct zev_watcher *)(uintptr_t)(ud & ~(uint64_t)7);
+}
+
+static unsigned poll_mask(const struct zev_watcher *w, unsigned events) {
+    unsigned mask = 0;
+    if (events & ZEV__READABLE) mask |= EPOLLIN | EPOLLRDHUP | EPOLLPRI;
+    if (events & ZEV__WRITABLE) mask |= EPOLLOUT;
+    (void)w;
+    return mask;
+}
+
+/* The same translation as epoll's: io_uring reports poll events in epoll's bits. */
+static unsigned to_revents(uint32_t e) {
+    unsigned r = 0;
+    if (e & EPOLLIN) r |= ZEV__READABLE;
+    if (e & EPOLLOUT) r |= ZEV__WRITABLE;
+    if (e & (EPOLLRDHUP | EPOLLHUP)) r |= ZEV__HANGUP | ZEV__READABLE;
+    if (e & EPOLLERR) r |= ZEV__ERROR | ZEV__READABLE | ZEV__WRITABLE;
+    if (e & EPOLLPRI) r |= ZEV__URGENT | ZEV__READABLE;
+    return r;
+}
+
+/* Queue w's poll request for events. */
+static int arm(zev_loop_t *loop, struct zev_watcher *w, unsigned events) {
+    int err = 0;
+    struct io_uring_sqe *sqe = zev__uring_sqe(&state(loop)->ring, &err);
+    if (!sqe) return err;
+    sqe->opcode = IORING_OP_POLL_ADD;
+    sqe->fd = w->fd;
+    sqe->poll32_events = poll_mask(w, events);
+    /* Level: one shot, armed again when read (take_cqe). Edge: multishot, which the kernel
+     * runs edge-triggered unless asked for IORING_POLL_ADD_LEVEL. */
+    sqe->len = (w->flags & ZEV__W_LEVEL) ? 0 : IORING_POLL_ADD_MULTI;
+    sqe->user_data = zev__watcher_tag(w) | KIND_POLL;
+    return 0;
+}
+
+/* Turn one CQE into a ready entry; false if there is nothing to deliver. A poll that ended
+ * while its watcher still wants it (a level watcher's one shot, or a multishot the kernel
+ * dropped, as it does when the CQ overflows) is armed again first. */
+static bool take_cqe(zev_loop_t *loop, const struct io_uring_cqe *c, struct zev__ready *out) {
+    uint64_t ud = c->user_data;
+    if ((ud & KIND_MASK) != KIND_POLL) return false;
+    struct zev_watcher *w = user_data_watcher(ud);
+    bool current = (w->flags & ZEV__W_REGISTERED) && zev__watcher_tag(w) == ud;
+    bool ended = !(c->flags & IORING_CQE_F_MORE);
+    if (ended && current && c->res >= 0) (void)arm(loop, w, w->events);
+    if (c->res == 0 || c->res == -ECANCELED) return false;
+    out->tag = (uintptr_t)ud;
+    /* A poll that failed (the fd was not pollable): the owner's next call meets the error,
+     * as its next read would after epoll_ctl refused the fd. */
+    out->revents = c->res > 0 ? to_revents((uint32_t)c->res)
+                              : ZEV__ERROR | ZEV__READABLE | ZEV__WRITABLE;
+    return true;
+}
+
+static int stash_push(zev_loop_t *loop, struct uring_backend *u, struct zev__ready e) {
+    if (u->n_stash == u->cap_stash) {
+        unsigned cap = u->cap_stash ? u->cap_stash * 2 : 64;
+        struct zev__ready *grown = zev__alloc(loop, cap * sizeof(*grown));
+        if (!grown) return -ENOMEM;
+        for (unsigned i = 0; i < u->n_stash; i++) grown[i] = u->stash[i];
+        zev__free(loop, u->stash, u->cap_stash * sizeof(*u->stash));
+        u->stash = grown;
+        u->cap_stash = cap;
+    }
+    u->stash[u->n_stash++] = e;
+    return 0;
+}
+
+/* Forget w's entries in the stash: after unwatch the kernel never names it again, and
+ * neither does the stash. */
+static void stash_purge(struct uring_backend *u, const struct zev_watcher *w) {
+    unsigned kept = 0;
+    for (unsigned i = 0; i < u->n_stash; i++) {
+        if (zev__tag_watcher(u->stash[i].tag) != w) u->stash[kept++] = u->stash[i];
+    }
+    u->n_stash = kept;
+}
+
+static int uring_init(zev_loop_t *loop) {
+    struct zev__backend *b = loop->backend;
+    struct uring_backend *u = zev__alloc(loop, sizeof(*u));
+    if (!u) return -ENOMEM;
+    *u = (struct uring_backend){0};
+    unsigned cq = CQ_MIN_ENTRIES;
+    while (cq < 2 * b->max_events) cq *= 2;
+    int err = zev__uring_setup(&u->ring, SQ_ENTRIES, cq);
+    if (err < 0) goto free_state;
+    b->priv = u;
+    b->fd = u->ring.fd;
+    err = zev__wake_start(loop);
+    if (err < 0) goto close_ring;
+    return 0;
+
+close_ring:
+    zev__uring_close(&u->ring);
+    b->priv = NULL;
+    b->fd = -1;
+free_state:
+    zev__free(loop, u, sizeof(*u));
+    return err;
+}
+
+static void uring_close(zev_loop_t *loop) {
+    struct uring_backend *u = state(loop);
+    zev__wake_close(loop);
+    zev__uring_close(&u->ring);
+    zev__free(loop, u->stash, u->cap_stash * sizeof(*u->stash));
+    zev__free(loop, u, sizeof(*u));
+    loop->backend->priv = NULL;
+    loop->backend->fd = -1;
+}
+
+static void uring_unwatch(zev_loop_t *loop, struct zev_watcher *w);
+
+static int uring_watch(zev_loop_t *loop, struct zev_watcher *w, unsigned events) {
+    int err = zev__fault_hit(ZEV_SYS_POLL_CTL, NULL);
+    if (err < 0) return err;
+    /* Widening the set: the request is replaced (rare: fdwatch and UDP register once). */
+    if (w->flags & ZEV__W_REGISTERED) uring_unwatch(loop, w);
+    return arm(loop, w, events);
+}
+
+/* Whether a CQE read during unwatch ends the wait for w's poll (see uring_unwatch). */
+struct removal {
+    bool removed;     /* the POLL_REMOVE's own CQE came */
+    int remove_res;   /* its result: 0, -ENOENT (no such poll: it had ended), -EALREADY */
+    bool poll_ended;  /* the poll's last CQE came */
+};
+
+static void note_removal_cqe(struct removal *r, const struct io_uring_cqe *c) {
+    if ((c->user_data & KIND_MASK) == KIND_REMOVE) {
+        r->removed = true;
+        r->remove_res = c->res;
+    } else if (!(c->flags & IORING_CQE_F_MORE)) {
+        r->poll_ended = true;
+    }
+}
+
+static bool removal_done(const struct removal *r) {
+    return r->removed && (r->poll_ended || r->remove_res == -ENOENT);
+}
+
+static int queue_removal(struct zev__uring *ring, struct zev_watcher *w) {
+    int err = 0;
+    struct io_uring_sqe *sqe = zev__uring_sqe(ring, &err);
+    if (!sqe) return err;
+    sqe->opcode = IORING_OP_POLL_REMOVE;
+    sqe->addr = zev__watcher_tag(w) | KIND_POLL;
+    sqe->user_data = (uintptr_t)w | KIND_REMOVE;
+    return 0;
+}
+
+/* Synchronous, as epoll_ctl(DEL) is: when this returns, no CQE will name w again. Every other
+ * CQE met on the way is kept in the stash for the next wait. A removal that finds the poll
+ * busy posting an event (-EALREADY) is asked again: the kernel does not promise to end a
+ * multishot request it could not catch. A failure to enter the ring (other than an
+ * interruption) leaves the poll to the ring's own teardown. */
+static void uring_unwatch(zev_loop_t *loop, struct zev_watcher *w) {
+    struct uring_backend *u = state(loop);
+    stash_purge(u, w);
+    if (queue_removal(&u->ring, w) < 0) return;
+    struct removal r = {0};
+    while (!removal_done(&r)) {
+        int err = zev__uring_enter(&u->ring, 1, -1);
+        if (err < 0 && err != -EINTR) return;
+        unsigned n = zev__uring_cq_ready(&u->ring);
+        for (unsigned i = 0; i < n; i++) {
+            const struct io_uring_cqe *c = zev__uring_cqe(&u->ring, i);
+            struct zev__ready e;
+            if (user_data_watcher(c->user_data) == w) {
+                note_removal_cqe(&r, c);
+            } else if (take_cqe(loop, c, &e)) {
+                (void)stash_push(loop, u, e); /* -ENOMEM: only under a failing allocator */
+            }
+        }
+        zev__uring_cq_advance(&u->ring, n);
+        if (r.removed && r.remove_res == -EALREADY && !r.poll_ended) {
+            r.removed = false;
+            if (queue_removal(&u->ring, w) < 0) return;
+        }
+    }
+}
+
+/* Hand the stash to the ready list first: it holds what unwatch read ahead. */
+static unsigned take_stash(struct uring_backend *u, struct zev__ready *ready, unsigned max) {
+    unsigned n = u->n_stash < max ? u->n_stash : max;
+    for (unsigned i = 0; i < n; i++) ready[i] = u->stash[i];
+    for (unsigned i = n; i < u->n_stash; i++) u->stash[i - n] = u->stash[i];
+    u->n_stash -= n;
+    return n;
+}
+
+static int uring_wait(zev_loop_t *loop, int timeout_ms) {
+    struct zev__backend *b = loop->backend;
+    struct uring_backend *u = state(loop);
+    struct zev__uring *ring = &u->ring;
+    int err = zev__fault_hit(ZEV_SYS_POLL_WAIT, NULL);
+    if (err < 0) return err;
+    unsigned n = take_stash(u, b->ready, b->max_events);
+    bool block = timeout_ms != 0 && n == 0 && zev__uring_cq_ready(ring) == 0;
+    /* The one syscall of an iteration: submit what the last one queued, and wait. With
+     * nothing to submit, CQEs already there and nothing held back, none is needed. */
+    if (block || zev__uring_unsubmitted(ring) > 0 || zev__uring_kernel_has_more(ring)) {
+        err = zev__uring_enter(ring, block ? 1 : 0, block ? timeout_ms : 0);
+        if (err < 0 && n == 0) return err;
+    }
+    unsigned avail = zev__uring_cq_ready(ring);
+    unsigned used = 0;
+    while (used < avail && n < b->max_events) {
+        if (take_cqe(loop, zev__uring_cqe(ring, used), &b->ready[n])) n++;
+        used++;
+    }
+    zev__uring_cq_advance(ring, used);
+    return (int)n;
+}
+
+const struct zev__backend_ops zev__backend_uring = {
+    .name = "io_uring",
+    .init = uring_init,
+    .close = uring_close,
+    .watch = uring_watch,
+    .unwatch = uring_unwatch,
+    .wait = uring_wait,
+    .wake = zev__wake_signal,
+};
