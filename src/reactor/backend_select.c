@@ -60,6 +60,13 @@ static const char *refusal_hint(int err) {
     }
 }
 
+/* Errors that mean "io_uring cannot run here" and so fall back to epoll. Others (-EMFILE,
+ * -ENOMEM) are the process's condition, which epoll would meet as well: they are returned. */
+static bool unavailable(int err) {
+    return err == -ENOSYS || err == -EPERM || err == -EACCES || err == -EINVAL ||
+           err == -EOPNOTSUPP;
+}
+
 static size_t state_size(unsigned max_events) {
     return sizeof(struct zev__backend) + sizeof(struct zev__ready) * max_events;
 }
@@ -91,7 +98,7 @@ int zev__backend_open(zev_loop_t *loop, unsigned max_events, zev_backend_kind as
     } else if (err == 0) {
         snprintf(b->why, sizeof(b->why), "%s%s%s", source, source[0] == 'Z' ? "=" : "",
                  source[0] == 'Z' ? kind_names[asked] : "");
-    } else if (ops != &zev__backend_builtin) {
+    } else if (ops != &zev__backend_builtin && (!ops || unavailable(err))) {
         /* What was asked is not here: the built-in backend runs, and says why. */
         snprintf(b->why, sizeof(b->why), "%s unavailable (%s%s%s); using %s", kind_names[asked],
                  ops ? "setup failed: " : "not built in",

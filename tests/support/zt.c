@@ -1,4 +1,5 @@
 /* tests/support/zt.c: the loop fixture, fd-leak check and small callbacks for the suites. */
+#include <string.h>
 #include "zt.h"
 
 #include <dirent.h>
@@ -23,9 +24,20 @@ int zt_fd_count(void) {
     return zt_dir_entries("/proc/self/fd") - 1; /* the directory's own fd */
 }
 
+/* Under `meson test --setup uring` the suites must really run io_uring: a fallback to epoll
+ * (the kernel refused it) fails every test instead of passing on the wrong backend. */
+static void expect_backend(void) {
+    const char *want = getenv("ZT_EXPECT_BACKEND");
+    if (!want) return;
+    const char *why = NULL;
+    const char *got = zev_loop_backend(&zt_loop, &why);
+    cr_assert(got && strcmp(got, want) == 0, "backend %s, expected %s: %s", got, want, why);
+}
+
 void zt_setup(void) {
     fds_at_setup = zt_fd_count();
     cr_assert_eq(zev_loop_init(&zt_loop), 0);
+    expect_backend();
 }
 
 void zt_teardown(void) {
@@ -103,6 +115,7 @@ void zt_loop_counting(void) {
     zt_allocs = (zt_alloc_count_t){0};
     zev_loop_options_t o = {.allocator = {counting_alloc, counting_free, NULL}, .idle_ms = 1};
     cr_assert_eq(zev_loop_init_ex(&zt_loop, &o), 0);
+    expect_backend();
 }
 
 int zt_run_until_live_at_most(long long base, long long bytes, int rounds) {
