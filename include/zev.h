@@ -114,6 +114,9 @@ struct zev__handle_ops {
     zev__io_cb io;
     /* zev_handle_info: fill the fields that belong to the type (may be NULL). */
     void (*inspect)(const zev_handle_t *handle, zev_handle_info_t *out);
+    /* Completion backends (io_uring): an operation the type submitted has a result
+     * (struct zev__ready, src/reactor/backend.h). NULL for types that only use readiness. */
+    void (*complete)(zev_handle_t *handle, const void *result);
 };
 
 /* The first member of every handle. Pass &h->handle to the calls below. */

@@ -21,10 +21,18 @@
 /* One entry of the batch: filled by ops->wait, dispatched by the loop, voided (0) by the loop
  * when its watcher is stopped in a way the instance bit cannot cover (watcher.c). */
 struct zev__ready {
-    uintptr_t tag;    /* zev__watcher_tag() as registered with the kernel */
+    uintptr_t tag;    /* zev__watcher_tag() as registered with the kernel; for a completion,
+                       * the watcher with the operation's kind in the low bits */
     unsigned revents; /* ZEV__READABLE | ZEV__WRITABLE | ZEV__HANGUP | ZEV__ERROR; for a
-                       * signal watcher (ops->signal), the signal number */
+                       * signal watcher (ops->signal), the signal number; ZEV__COMPLETED for
+                       * the result of an operation (completion backends) */
+    int32_t res;      /* a completion: the operation's result (bytes, or a negative errno) */
+    uint32_t flags;   /* a completion: IORING_CQE_F_* (MORE: the operation goes on; BUFFER:
+                       * buffer id in the top 16 bits) */
 };
+
+/* revents of a completion: dispatched to the owner's ops->complete, never queued. */
+#define ZEV__COMPLETED (1u << 7)
 
 struct zev__backend_ops {
     const char *name; /* "epoll", "kqueue" */

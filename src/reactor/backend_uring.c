@@ -23,38 +23,23 @@
 #include "backend.h"
 #include "reactor_internal.h"
 #include "sys.h"
-#include "uring.h"
+#include "uring_backend.h"
 #include "wake.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 
 _Static_assert(sizeof(zev_handle_t) % 8 == 0, "a watcher after its handle is 8-aligned");
 
-enum {
-    KIND_POLL = 0u << 1,   /* a watcher's poll: user_data is zev__watcher_tag(w) */
-    KIND_REMOVE = 1u << 1, /* the removal of w's poll: (uintptr_t)w | KIND_REMOVE */
-    KIND_MASK = 3u << 1,
-};
-
 #define SQ_ENTRIES 256u
 #define CQ_MIN_ENTRIES 4096u
 
-struct uring_backend {
-    struct zev__uring ring;
-    struct zev__ready *stash; /* CQEs read by a synchronous unwatch, for the next wait */
-    unsigned n_stash;
-    unsigned cap_stash;
-};
 
-static struct uring_backend *state(zev_loop_t *loop) {
-    return loop->backend->priv;
-}
-
-static struct zev_watcher *user_data_watcher(uint64_t ud) {
-    return (struct zev_watcher *)(uintptr_t)(ud & ~(uint64_t)7);
-}
-
+/* EPOLLPRI is asked for, as on epoll, so urgent data is seen (read.c then reads to EAGAIN).
+ * io_uring's poll reports it with every arrival of plain TCP data too (kernel 6.18), so on
+ * this backend each short read is followed by one that finds nothing; see docs/internals.md,
+ * "The completion loop". */
 static unsigned poll_mask(const struct zev_watcher *w, unsigned events) {
     unsigned mask = 0;
     if (events & ZEV__READABLE) mask |= EPOLLIN | EPOLLRDHUP | EPOLLPRI;
@@ -77,7 +62,7 @@ static unsigned to_revents(uint32_t e) {
 /* Queue w's poll request for events. */
 static int arm(zev_loop_t *loop, struct zev_watcher *w, unsigned events) {
     int err = 0;
-    struct io_uring_sqe *sqe = zev__uring_sqe(&state(loop)->ring, &err);
+    struct io_uring_sqe *sqe = zev__uring_sqe(&zev__uring_state(loop)->ring, &err);
     if (!sqe) return err;
     sqe->opcode = IORING_OP_POLL_ADD;
     sqe->fd = w->fd;
@@ -85,22 +70,28 @@ static int arm(zev_loop_t *loop, struct zev_watcher *w, unsigned events) {
     /* Level: one shot, armed again when read (take_cqe). Edge: multishot, which the kernel
      * runs edge-triggered unless asked for IORING_POLL_ADD_LEVEL. */
     sqe->len = (w->flags & ZEV__W_LEVEL) ? 0 : IORING_POLL_ADD_MULTI;
-    sqe->user_data = zev__watcher_tag(w) | KIND_POLL;
+    sqe->user_data = zev__watcher_tag(w);
     return 0;
 }
 
 /* Turn one CQE into a ready entry; false if there is nothing to deliver. A poll that ended
  * while its watcher still wants it (a level watcher's one shot, or a multishot the kernel
- * dropped, as it does when the CQ overflows) is armed again first. */
-static bool take_cqe(zev_loop_t *loop, const struct io_uring_cqe *c, struct zev__ready *out) {
+ * dropped, as it does when the CQ overflows) is armed again first. An operation's result
+ * always goes to its owner, even a cancellation: it may carry a buffer to give back. */
+bool zev__uring_take_cqe(zev_loop_t *loop, const struct io_uring_cqe *c, struct zev__ready *out) {
     uint64_t ud = c->user_data;
-    if ((ud & KIND_MASK) != KIND_POLL) return false;
-    struct zev_watcher *w = user_data_watcher(ud);
+    if (zev__ud_is_op(ud)) {
+        *out = (struct zev__ready){.tag = (uintptr_t)ud, .revents = ZEV__COMPLETED,
+                                   .res = c->res, .flags = c->flags};
+        return true;
+    }
+    if (!zev__ud_is_poll(ud)) return false; /* removals and cancellations */
+    struct zev_watcher *w = zev__ud_watcher(ud);
     bool current = (w->flags & ZEV__W_REGISTERED) && zev__watcher_tag(w) == ud;
     bool ended = !(c->flags & IORING_CQE_F_MORE);
     if (ended && current && c->res >= 0) (void)arm(loop, w, w->events);
     if (c->res == 0 || c->res == -ECANCELED) return false;
-    out->tag = (uintptr_t)ud;
+    *out = (struct zev__ready){.tag = (uintptr_t)ud};
     /* A poll that failed (the fd was not pollable): the owner's next call meets the error,
      * as its next read would after epoll_ctl refused the fd. */
     out->revents = c->res > 0 ? to_revents((uint32_t)c->res)
@@ -108,41 +99,51 @@ static bool take_cqe(zev_loop_t *loop, const struct io_uring_cqe *c, struct zev_
     return true;
 }
 
-static int stash_push(zev_loop_t *loop, struct uring_backend *u, struct zev__ready e) {
-    if (u->n_stash == u->cap_stash) {
-        unsigned cap = u->cap_stash ? u->cap_stash * 2 : 64;
-        struct zev__ready *grown = zev__alloc(loop, cap * sizeof(*grown));
+int zev__ready_push(zev_loop_t *loop, struct zev__ready **arr, unsigned *n, unsigned *cap,
+                    struct zev__ready e) {
+    if (*n == *cap) {
+        unsigned grown_cap = *cap ? *cap * 2 : 64;
+        struct zev__ready *grown = zev__alloc(loop, grown_cap * sizeof(*grown));
         if (!grown) return -ENOMEM;
-        for (unsigned i = 0; i < u->n_stash; i++) grown[i] = u->stash[i];
-        zev__free(loop, u->stash, u->cap_stash * sizeof(*u->stash));
-        u->stash = grown;
-        u->cap_stash = cap;
+        for (unsigned i = 0; i < *n; i++) grown[i] = (*arr)[i];
+        zev__free(loop, *arr, *cap * sizeof(**arr));
+        *arr = grown;
+        *cap = grown_cap;
     }
-    u->stash[u->n_stash++] = e;
+    (*arr)[(*n)++] = e;
     return 0;
+}
+
+static int stash_push(zev_loop_t *loop, struct zev__uring_backend *u, struct zev__ready e) {
+    return zev__ready_push(loop, &u->stash, &u->n_stash, &u->cap_stash, e);
 }
 
 /* Forget w's entries in the stash: after unwatch the kernel never names it again, and
  * neither does the stash. */
-static void stash_purge(struct uring_backend *u, const struct zev_watcher *w) {
+static void stash_purge(struct zev__uring_backend *u, const struct zev_watcher *w) {
     unsigned kept = 0;
     for (unsigned i = 0; i < u->n_stash; i++) {
-        if (zev__tag_watcher(u->stash[i].tag) != w) u->stash[kept++] = u->stash[i];
+        const struct zev__ready *e = &u->stash[i];
+        bool its_poll = !(e->revents & ZEV__COMPLETED) && zev__tag_watcher(e->tag) == w;
+        if (!its_poll) u->stash[kept++] = *e;
     }
     u->n_stash = kept;
 }
 
 static int uring_init(zev_loop_t *loop) {
     struct zev__backend *b = loop->backend;
-    struct uring_backend *u = zev__alloc(loop, sizeof(*u));
+    struct zev__uring_backend *u = zev__alloc(loop, sizeof(*u));
     if (!u) return -ENOMEM;
-    *u = (struct uring_backend){0};
+    *u = (struct zev__uring_backend){0};
     unsigned cq = CQ_MIN_ENTRIES;
     while (cq < 2 * b->max_events) cq *= 2;
     int err = zev__uring_setup(&u->ring, SQ_ENTRIES, cq);
     if (err < 0) goto free_state;
     b->priv = u;
     b->fd = u->ring.fd;
+    /* Experimental: TCP streams in completion mode (src/tcp/ring.c) only when asked. */
+    const char *mode = getenv("ZEV_URING_COMPLETION");
+    u->completion = mode && mode[0] == '1';
     err = zev__wake_start(loop);
     if (err < 0) goto close_ring;
     return 0;
@@ -157,10 +158,12 @@ free_state:
 }
 
 static void uring_close(zev_loop_t *loop) {
-    struct uring_backend *u = state(loop);
+    struct zev__uring_backend *u = zev__uring_state(loop);
     zev__wake_close(loop);
+    zev__ring_bufs_release(loop);
     zev__uring_close(&u->ring);
     zev__free(loop, u->stash, u->cap_stash * sizeof(*u->stash));
+    zev__free(loop, u->parked, u->cap_parked * sizeof(*u->parked));
     zev__free(loop, u, sizeof(*u));
     loop->backend->priv = NULL;
     loop->backend->fd = -1;
@@ -184,7 +187,7 @@ struct removal {
 };
 
 static void note_removal_cqe(struct removal *r, const struct io_uring_cqe *c) {
-    if ((c->user_data & KIND_MASK) == KIND_REMOVE) {
+    if ((c->user_data & 7u) == ZEV__UD_REMOVE) {
         r->removed = true;
         r->remove_res = c->res;
     } else if (!(c->flags & IORING_CQE_F_MORE)) {
@@ -201,8 +204,8 @@ static int queue_removal(struct zev__uring *ring, struct zev_watcher *w) {
     struct io_uring_sqe *sqe = zev__uring_sqe(ring, &err);
     if (!sqe) return err;
     sqe->opcode = IORING_OP_POLL_REMOVE;
-    sqe->addr = zev__watcher_tag(w) | KIND_POLL;
-    sqe->user_data = (uintptr_t)w | KIND_REMOVE;
+    sqe->addr = zev__watcher_tag(w);
+    sqe->user_data = (uintptr_t)w | ZEV__UD_REMOVE;
     return 0;
 }
 
@@ -212,7 +215,7 @@ static int queue_removal(struct zev__uring *ring, struct zev_watcher *w) {
  * multishot request it could not catch. A failure to enter the ring (other than an
  * interruption) leaves the poll to the ring's own teardown. */
 static void uring_unwatch(zev_loop_t *loop, struct zev_watcher *w) {
-    struct uring_backend *u = state(loop);
+    struct zev__uring_backend *u = zev__uring_state(loop);
     stash_purge(u, w);
     if (queue_removal(&u->ring, w) < 0) return;
     struct removal r = {0};
@@ -223,9 +226,10 @@ static void uring_unwatch(zev_loop_t *loop, struct zev_watcher *w) {
         for (unsigned i = 0; i < n; i++) {
             const struct io_uring_cqe *c = zev__uring_cqe(&u->ring, i);
             struct zev__ready e;
-            if (user_data_watcher(c->user_data) == w) {
+            bool its_poll = zev__ud_watcher(c->user_data) == w && !zev__ud_is_op(c->user_data);
+            if (its_poll) {
                 note_removal_cqe(&r, c);
-            } else if (take_cqe(loop, c, &e)) {
+            } else if (zev__uring_take_cqe(loop, c, &e)) {
                 (void)stash_push(loop, u, e); /* -ENOMEM: only under a failing allocator */
             }
         }
@@ -238,7 +242,7 @@ static void uring_unwatch(zev_loop_t *loop, struct zev_watcher *w) {
 }
 
 /* Hand the stash to the ready list first: it holds what unwatch read ahead. */
-static unsigned take_stash(struct uring_backend *u, struct zev__ready *ready, unsigned max) {
+static unsigned take_stash(struct zev__uring_backend *u, struct zev__ready *ready, unsigned max) {
     unsigned n = u->n_stash < max ? u->n_stash : max;
     for (unsigned i = 0; i < n; i++) ready[i] = u->stash[i];
     for (unsigned i = n; i < u->n_stash; i++) u->stash[i - n] = u->stash[i];
@@ -246,9 +250,28 @@ static unsigned take_stash(struct uring_backend *u, struct zev__ready *ready, un
     return n;
 }
 
+/* A multishot poll posts one CQE per wake-up, where epoll reports a ready fd once per wait:
+ * data and an ACK arriving together make two CQEs, and the second would cost a read that
+ * finds nothing. So a poll event joins an entry of the same registration among the last few
+ * of the batch (bursts come together; a wider search would cost more than the read). */
+#define MERGE_WINDOW 16u
+
+static bool merged_into_batch(struct zev__ready *ready, unsigned n) {
+    const struct zev__ready *e = &ready[n];
+    if (e->revents & ZEV__COMPLETED) return false;
+    unsigned from = n > MERGE_WINDOW ? n - MERGE_WINDOW : 0;
+    for (unsigned i = n; i-- > from;) {
+        if (ready[i].tag == e->tag && !(ready[i].revents & ZEV__COMPLETED)) {
+            ready[i].revents |= e->revents;
+            return true;
+        }
+    }
+    return false;
+}
+
 static int uring_wait(zev_loop_t *loop, int timeout_ms) {
     struct zev__backend *b = loop->backend;
-    struct uring_backend *u = state(loop);
+    struct zev__uring_backend *u = zev__uring_state(loop);
     struct zev__uring *ring = &u->ring;
     int err = zev__fault_hit(ZEV_SYS_POLL_WAIT, NULL);
     if (err < 0) return err;
@@ -263,7 +286,9 @@ static int uring_wait(zev_loop_t *loop, int timeout_ms) {
     unsigned avail = zev__uring_cq_ready(ring);
     unsigned used = 0;
     while (used < avail && n < b->max_events) {
-        if (take_cqe(loop, zev__uring_cqe(ring, used), &b->ready[n])) n++;
+        if (zev__uring_take_cqe(loop, zev__uring_cqe(ring, used), &b->ready[n]) &&
+            !merged_into_batch(b->ready, n))
+            n++;
         used++;
     }
     zev__uring_cq_advance(ring, used);

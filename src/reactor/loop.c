@@ -10,6 +10,7 @@
  * sequences them.
  */
 #include "backend.h"
+#include "ring.h"
 #include "reactor_internal.h"
 
 #include <errno.h>
@@ -105,6 +106,11 @@ int zev_loop_close(zev_loop_t *loop) {
     if (loop->slab.in_use > 0 || loop->slab_large.in_use > 0) return -EBUSY;
     int err = zev__resolver_close(loop); /* -EBUSY while a lookup's callback is due */
     if (err < 0) return err;
+    /* A completion backend lends chunks to the kernel: they come back before the pool's
+     * check (and are lent again if the loop goes on after -EBUSY). */
+#ifdef ZEV_HAVE_IO_URING
+    if (zev__loop_completes(loop)) zev__ring_bufs_release(loop);
+#endif
     err = zev__buf_pool_close(loop);
     if (err < 0) return err;
     zev__slab_close(loop, &loop->slab);

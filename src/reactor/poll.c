@@ -56,12 +56,26 @@ static void deliver(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
     zev__watcher_feed(loop, w, revents);
 }
 
+/* A completion backend's result for an operation a handle submitted: it carries data (a
+ * received buffer, a count of bytes sent), so it goes to the owner at once, never to the
+ * pending queue. No instance bit: a handle that stops ends its operations synchronously
+ * (ring.h, zev__ring_forget), voiding its results in this batch (tag 0). */
+static void complete(const struct zev__ready *e) {
+    if (!e->tag) return;
+    zev_handle_t *owner = zev__watcher_owner(zev__tag_watcher(e->tag & ~(uintptr_t)7));
+    owner->ops->complete(owner, e);
+}
+
 /* Hazard: any callback may stop, close or restart any watcher, this one or one later in the
  * batch; live_watcher() checks each entry just before its turn, never ahead. */
 static void dispatch(zev_loop_t *loop, struct zev__backend *b, unsigned n) {
     b->n_ready = n;
     for (unsigned i = 0; i < n; i++) {
         b->next_ready = i + 1;
+        if (b->ready[i].revents & ZEV__COMPLETED) {
+            complete(&b->ready[i]);
+            continue;
+        }
         struct zev_watcher *w = live_watcher(b->ready[i].tag);
         if (w) deliver(loop, w, b->ready[i].revents);
     }

@@ -71,7 +71,7 @@ int zev_tcp_open(zev_tcp_t *t, int fd) {
         t->io.fd = fd; /* as if bound: zev_tcp_connect uses it */
         return 0;
     }
-    err = zev__tcp_attach(t, fd);
+    err = zev__tcp_attach_connected(t, fd);
     if (err < 0) return err;
     zev__tcp_set_phase(t, ZEV__TCP_CONNECTED);
     return 0;

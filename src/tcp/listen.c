@@ -154,7 +154,7 @@ int zev_tcp_accept(zev_tcp_server_t *s, zev_tcp_t *client) {
     if (client->handle.loop != s->handle.loop) return -EINVAL;
     if (s->pending_fd < 0) return -EAGAIN;
     if (client->io.fd >= 0 || zev__tcp_phase(client) != ZEV__TCP_IDLE) return -EISCONN;
-    int err = zev__tcp_attach(client, s->pending_fd);
+    int err = zev__tcp_attach_connected(client, s->pending_fd);
     if (err < 0) return err; /* the fd stays pending and is dropped after the callback */
     s->pending_fd = -1;
     zev__tcp_set_phase(client, ZEV__TCP_CONNECTED);

@@ -23,9 +23,11 @@ int zev_tcp_read_start(zev_tcp_t *t) {
     if (f & ZEV__TCP_FAILED) return t->err;
     if (f & (ZEV__TCP_READING | ZEV__TCP_EOF)) return 0;
     t->handle.flags |= ZEV__TCP_READING;
-    /* Bytes that arrived while not reading raised an edge that is gone: look once, next
-     * iteration. A fresh socket needs no look: registering it reported what was there. */
-    if (phase == ZEV__TCP_CONNECTED && (f & (ZEV__TCP_READ_MISSED | ZEV__TCP_PEER_HUP))) {
+    if (f & ZEV__TCP_RING) {
+        zev__tcp_ring_read_start(t);
+    } else if (phase == ZEV__TCP_CONNECTED && (f & (ZEV__TCP_READ_MISSED | ZEV__TCP_PEER_HUP))) {
+        /* Bytes that arrived while not reading raised an edge that is gone: look once, next
+         * iteration. A fresh socket needs no look: registering it reported what was there. */
         t->handle.flags &= ~ZEV__TCP_READ_MISSED;
         zev__watcher_feed(t->handle.loop, &t->io, ZEV__READABLE);
     }
@@ -57,7 +59,7 @@ int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len) {
     return 0;
 }
 
-static void on_eof(zev_tcp_t *t) {
+void zev__tcp_on_eof(zev_tcp_t *t) {
     t->handle.flags |= ZEV__TCP_EOF;
     t->handle.flags &= ~ZEV__TCP_READING;
     zev__tcp_update_active(t);
@@ -65,6 +67,16 @@ static void on_eof(zev_tcp_t *t) {
     if (t->events && t->events->end) t->events->end(t);
     if (zev__tcp_closing(t)) return;
     if (!(t->handle.flags & ZEV__TCP_HALF_OPEN)) zev_tcp_end(t);
+}
+
+void zev__tcp_deliver(zev_tcp_t *t, zev_slice_t *slice) {
+    t->bytes_read += (uint64_t)slice->len;
+    zev__tcp_touch(t);
+    if (t->handle.flags & ZEV__TCP_PIPE_SRC) {
+        zev__tcp_pipe_data(t, slice);
+    } else if (t->events && t->events->data) {
+        t->events->data(t, slice);
+    }
 }
 
 /* One read into the shared area or the user's buffer. On return slice describes the space
@@ -76,8 +88,10 @@ static void on_eof(zev_tcp_t *t) {
  * sees the piped bytes, so where they land is zev's business; unpiping goes back to the
  * user's buffer. */
 static ssize_t read_once(zev_tcp_t *t, zev_slice_t *slice) {
-    if ((t->handle.flags & (ZEV__TCP_USER_BUF | ZEV__TCP_PIPE_SRC)) == ZEV__TCP_USER_BUF) {
-        *slice = (zev_slice_t){t->extra->user_buf, t->extra->user_buf_len, NULL};
+    size_t user_len;
+    char *user = zev__tcp_user_buf(t, &user_len);
+    if (user) {
+        *slice = (zev_slice_t){user, user_len, NULL};
     } else {
         slice->owner = zev__buf_read_area(t->handle.loop, MIN_READ_SPACE, &slice->base,
                                           &slice->len);
@@ -121,18 +135,12 @@ void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents) {
             return;
         }
         if (n == 0) {
-            on_eof(t);
+            zev__tcp_on_eof(t);
             return;
         }
         size_t asked = slice.len;
         slice.len = (size_t)n;
-        t->bytes_read += (uint64_t)n;
-        zev__tcp_touch(t);
-        if (t->handle.flags & ZEV__TCP_PIPE_SRC) {
-            zev__tcp_pipe_data(t, &slice);
-        } else if (t->events && t->events->data) {
-            t->events->data(t, &slice);
-        }
+        zev__tcp_deliver(t, &slice);
         if (slice.owner) zev__buf_read_done(loop, (size_t)n);
         bool turn_over = zev__budget_spend(loop, &turn, (size_t)n);
         /* A short read drained the socket: a new arrival raises a new edge, so skip the read

@@ -44,6 +44,7 @@ static void tcp_close(zev_handle_t *h) {
     zev_loop_t *loop = h->loop;
     zev__tcp_pipe_detach(t);
     zev__tcp_name_end(t); /* a connect by name: its lookup and attempts */
+    zev__tcp_ring_forget(t); /* completion mode: the kernel lets go of the socket first */
     zev__tcp_extra_free(t);
     zev__watcher_stop(loop, &t->io); /* frees the handle's queue slot for the close queue */
     if (t->io.fd >= 0) {
@@ -78,7 +79,11 @@ static void tcp_inspect(const zev_handle_t *h, zev_handle_info_t *out) {
 }
 
 static const struct zev__handle_ops tcp_ops = {
-    .close = tcp_close, .finish = tcp_finish, .io = zev__tcp_io, .inspect = tcp_inspect};
+    .close = tcp_close,
+    .finish = tcp_finish,
+    .io = zev__tcp_io,
+    .inspect = tcp_inspect,
+    .complete = zev__tcp_ring_complete};
 
 int zev_tcp_init(zev_loop_t *loop, zev_tcp_t *t) {
     if (!loop || !t) return -EINVAL;
@@ -159,6 +164,7 @@ static void report_failure(zev_tcp_t *t) {
         zev__tcp_connect_finish(t, t->err);
         return;
     }
+    zev__tcp_ring_forget(t); /* a send in flight reads the bytes about to be let go */
     zev__tcp_cancel_writes(t, t->err);
     if (zev__tcp_closing(t)) return;
     zev__tcp_update_active(t);
@@ -174,6 +180,8 @@ static unsigned on_connecting(zev_tcp_t *t, unsigned revents) {
     int status = zev__tcp_connect_result(t, revents);
     if (status == -EINPROGRESS) return 0;
     if (!zev__tcp_connect_finish(t, status)) return 0;
+    zev__tcp_ring_begin(t); /* on io_uring: completion mode from here on */
+    if (zev__tcp_closing(t) || (t->handle.flags & ZEV__TCP_FAILED)) return 0;
     unsigned events = ZEV__WRITABLE;
     if (t->handle.flags & ZEV__TCP_READ_MISSED) {
         t->handle.flags &= ~ZEV__TCP_READ_MISSED;
@@ -183,7 +191,11 @@ static unsigned on_connecting(zev_tcp_t *t, unsigned revents) {
 }
 
 static void on_connected(zev_tcp_t *t, unsigned revents) {
-    if (revents & (ZEV__READABLE | ZEV__HANGUP | ZEV__ERROR)) zev__tcp_on_readable(t, revents);
+    if (t->handle.flags & ZEV__TCP_RING) {
+        if (revents & ZEV__READABLE) zev__tcp_ring_resume(t); /* only ever fed */
+    } else if (revents & (ZEV__READABLE | ZEV__HANGUP | ZEV__ERROR)) {
+        zev__tcp_on_readable(t, revents);
+    }
     if (zev__tcp_closing(t) || t->handle.flags & ZEV__TCP_FAILED) return;
     bool ending = (t->handle.flags & (ZEV__TCP_ENDING | ZEV__TCP_SHUT)) == ZEV__TCP_ENDING;
     if (revents & (ZEV__WRITABLE | ZEV__ERROR) && (!zev__tcp_wq_empty(t) || ending))

@@ -57,7 +57,14 @@ enum {
     ZEV__TCP_URGENT = 1u << 25,   /* the kernel reported urgent data: read until EAGAIN */
     ZEV__TCP_FD_SHORT = 1u << 26, /* servers: out of descriptors since the last accept */
     ZEV__TCP_IDLE_READS = 1u << 27, /* the idle timeout counts reads only (timeout.c) */
+    /* Completion mode (ring.c): a connected socket on io_uring submits operations instead of
+     * waiting for readiness; its watcher is not registered, only fed. */
+    ZEV__TCP_RING = 1u << 28,
+    ZEV__TCP_RING_RECV = 1u << 29,   /* a receive is in flight */
+    ZEV__TCP_RING_SEND = 1u << 30,   /* a send, or a wait for room, is in flight */
 };
+/* A receive result waits for the reading to resume (bit 31: past an enum's int range). */
+#define ZEV__TCP_RING_PARKED (1u << 31)
 
 /* Fairness is the loop's budget (reactor_internal.h), spent by read.c, write.c and listen.c. */
 enum { ZEV__TCP_DEFAULT_HWM = 64 * 1024 };
@@ -170,6 +177,38 @@ void zev__tcp_name_end(zev_tcp_t *t);
 
 /* read.c */
 void zev__tcp_on_readable(zev_tcp_t *t, unsigned revents);
+/* Bytes arrived in slice: count them and hand them to the pipe or the data event. */
+void zev__tcp_deliver(zev_tcp_t *t, zev_slice_t *slice);
+/* The peer's EOF was read. */
+void zev__tcp_on_eof(zev_tcp_t *t);
+/* The user buffer reads go to, or NULL for the pool (a pipe's source always reads into the
+ * pool). */
+static inline char *zev__tcp_user_buf(const zev_tcp_t *t, size_t *len) {
+    if ((t->handle.flags & (ZEV__TCP_USER_BUF | ZEV__TCP_PIPE_SRC)) != ZEV__TCP_USER_BUF)
+        return NULL;
+    *len = t->extra->user_buf_len;
+    return t->extra->user_buf;
+}
+
+/* ring.c: completion mode (io_uring). Every call is a no-op unless the socket is in it. */
+/* Attach an accepted or adopted, connected fd: completion mode on a completion backend,
+ * else registered as zev__tcp_attach does. */
+int zev__tcp_attach_connected(zev_tcp_t *t, int fd);
+/* The connect succeeded: leave readiness for completion mode (if the loop completes). */
+void zev__tcp_ring_begin(zev_tcp_t *t);
+/* Reading (re)started: deliver what was kept while paused, keep a receive in flight. */
+void zev__tcp_ring_read_start(zev_tcp_t *t);
+/* The fed READABLE of a socket in completion mode (stream.c): the same, from the loop. */
+void zev__tcp_ring_resume(zev_tcp_t *t);
+/* ops->complete: an operation's result. */
+void zev__tcp_ring_complete(zev_handle_t *h, const void *result);
+/* End every operation in flight, synchronously (closing, or failed before the queued
+ * writes are cancelled: the kernel must be done with their bytes). */
+void zev__tcp_ring_forget(zev_tcp_t *t);
+/* write.c, completion mode: submit a send of the queue's first unsent bytes unless one is in
+ * flight; a send's result. */
+void zev__tcp_ring_send_next(zev_tcp_t *t);
+void zev__tcp_ring_sent(zev_tcp_t *t, int res);
 
 /* write.c */
 void zev__tcp_flush(zev_tcp_t *t);

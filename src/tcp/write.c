@@ -15,6 +15,7 @@
  * is fed, since a fed event must never pass for the kernel's answer to the connect
  * (connect.c). The first flush runs once connected, after the connect callback.
  */
+#include "ring.h"
 #include "tcp_internal.h"
 
 #include <errno.h>
@@ -186,6 +187,18 @@ static int after_queueing(zev_tcp_t *t) {
     return 0;
 }
 
+/* Whether a write with nothing queued goes straight to sendmsg. Always on a readiness
+ * backend. In completion mode only if a slice is raw memory (no owner): a caller may reuse
+ * that as soon as the write is sent, with no callback to wait for, which a send submitted
+ * for later would break. Owned slices are held by reference until their send's result. */
+static bool sends_now(const zev_tcp_t *t, const zev_slice_t *slices, unsigned n) {
+    if (!(t->handle.flags & ZEV__TCP_RING)) return true;
+    for (unsigned i = 0; i < n; i++) {
+        if (!slices[i].owner && slices[i].len > 0) return true;
+    }
+    return false;
+}
+
 int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, zev_tcp_write_cb cb,
                   void *arg) {
     if (!t || (n > 0 && !slices)) return -EINVAL;
@@ -198,7 +211,8 @@ int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, zev_tcp_w
 
     size_t sent = 0;
     /* wq_held is 0 exactly when nothing is left unsent (finished entries are not in it). */
-    if (t->wq_held == 0 && zev__tcp_phase(t) == ZEV__TCP_CONNECTED && n > 0) {
+    if (t->wq_held == 0 && zev__tcp_phase(t) == ZEV__TCP_CONNECTED && n > 0 &&
+        sends_now(t, slices, n)) {
         struct iovec iov[64];
         int n_iov = 0;
         size_t total = 0;
@@ -225,6 +239,7 @@ int zev_tcp_write(zev_tcp_t *t, const zev_slice_t *slices, unsigned n, zev_tcp_w
         zev__tcp_fail(t, err);
         return err;
     }
+    zev__tcp_ring_send_next(t);
     return after_queueing(t);
 }
 
@@ -346,12 +361,95 @@ static void after_flush(zev_tcp_t *t) {
     if (!zev__tcp_closing(t)) zev__tcp_update_active(t);
 }
 
+/* ---- completion mode (ring.c): the queue's head goes out as one send at a time ---- */
+#ifdef ZEV_HAVE_IO_URING
+
+static struct zev__wentry *first_unsent(const zev_tcp_t *t) {
+    struct zev__wentry *e = zev__tcp_wq_head(t);
+    while (e && (e->flags & ZEV__WE_DONE)) e = entry_next(t, e);
+    return e;
+}
+
+void zev__tcp_ring_send_next(zev_tcp_t *t) {
+    unsigned f = t->handle.flags;
+    if ((f & (ZEV__TCP_RING | ZEV__TCP_RING_SEND | ZEV__TCP_FAILED)) != ZEV__TCP_RING) return;
+    if (zev__tcp_phase(t) != ZEV__TCP_CONNECTED || zev__tcp_closing(t)) return;
+    struct zev__wentry *e = first_unsent(t);
+    if (!e) return;
+    zev_loop_t *loop = t->handle.loop;
+    int err;
+    if (e->base) {
+        err = zev__ring_send(loop, &t->io, e->base, e->len);
+    } else {
+#ifdef __linux__
+        /* A file region: sendfile has no SQE here, so it runs now and waits for room with a
+         * one-shot poll when the socket is full. */
+        ssize_t r = send_file_entry(t, e);
+        if (r >= 0) {
+            account_written(t, (size_t)r);
+            advance(t, (size_t)r);
+            flush_later(t);
+            return;
+        }
+        err = r == -EAGAIN ? zev__ring_pollout(loop, &t->io) : (int)r;
+#else
+        err = -ENOSYS;
+#endif
+    }
+    if (err < 0) {
+        zev__tcp_fail(t, err);
+        return;
+    }
+    t->handle.flags |= ZEV__TCP_RING_SEND;
+}
+
+void zev__tcp_ring_sent(zev_tcp_t *t, int res) {
+    if (res < 0) {
+        zev__tcp_fail(t, res);
+        return;
+    }
+    account_written(t, (size_t)res);
+    advance(t, (size_t)res);
+    zev__tcp_flush(t);
+}
+
+/* Run the callbacks of finished writes, send what is next, then the shutdown and drain
+ * checks, as the readiness flush does. */
+static void ring_flush(zev_tcp_t *t) {
+    size_t turn = ZEV__BUDGET_QUANTUM;
+    if (!complete_done(t, &turn)) return;
+    struct zev__wentry *head = zev__tcp_wq_head(t);
+    if (head && (head->flags & ZEV__WE_DONE)) { /* callbacks left past the turn */
+        zev__watcher_yield(t->handle.loop, &t->io, ZEV__WRITABLE);
+        return;
+    }
+    zev__tcp_ring_send_next(t);
+    after_flush(t);
+}
+#else /* no completion backend in this build: no socket is ever in completion mode */
+void zev__tcp_ring_send_next(zev_tcp_t *t) {
+    (void)t;
+}
+
+void zev__tcp_ring_sent(zev_tcp_t *t, int res) {
+    (void)t, (void)res;
+}
+
+static void ring_flush(zev_tcp_t *t) {
+    (void)t;
+}
+#endif
+
 /* Fairness: a callback that writes again to a peer that reads fast never meets EAGAIN, so
  * each send (its bytes and a fixed cost) and each write callback spends the loop's budget
  * (reactor_internal.h); once the turn is over, the rest waits (yielded: no edge will come for
  * it), after the other sockets and the timers, as reads do. */
 void zev__tcp_flush(zev_tcp_t *t) {
     if (zev__tcp_phase(t) != ZEV__TCP_CONNECTED) return;
+    if (t->handle.flags & ZEV__TCP_RING) {
+        ring_flush(t);
+        return;
+    }
     size_t turn = ZEV__BUDGET_QUANTUM;
     for (;;) {
         if (!complete_done(t, &turn)) return;

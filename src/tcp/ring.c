@@ -1,0 +1,183 @@
+/* src/tcp/ring.c: a stream socket in completion mode, on the io_uring backend.
+ *
+ * On epoll a connected socket waits to be told "readable" and then calls read(). Here it keeps
+ * one receive in flight: the kernel completes it when bytes arrive, into a chunk it took from
+ * the loop's buffer ring, and the result is the data event's slice, with no syscall of zev's
+ * own. Writes are sends submitted from the write queue's head, one in flight per socket so
+ * bytes keep their order; the result moves the queue forward exactly as a sendmsg's return
+ * does on epoll (write.c). All of an iteration's submissions go in with the loop's one
+ * io_uring_enter.
+ *
+ * Everything else is the readiness code's: the phases, the write queue and its callbacks,
+ * failure reporting from the loop (the watcher is still fed, just never registered), pipes,
+ * timeouts. Two facts are new:
+ *  - pausing does not stop the receive in flight; a result that comes while paused is kept
+ *    (parked, in the backend) and delivered when reading resumes;
+ *  - closing (or failing, before the queued writes are cancelled) ends every operation
+ *    synchronously: the kernel must be done with the socket's buffers before their owners get
+ *    them back, and no result may name the socket after its close callback.
+ * The receive is one-shot, armed again after each result: see docs/internals.md, "The
+ * completion loop", for why not multishot.
+ */
+#include "ring.h"
+#include "tcp_internal.h"
+
+#include <errno.h>
+
+int zev__tcp_attach_connected(zev_tcp_t *t, int fd) {
+    if (!zev__loop_completes(t->handle.loop)) return zev__tcp_attach(t, fd);
+    t->io.fd = fd;
+    t->handle.flags |= ZEV__TCP_RING;
+    return 0;
+}
+
+#ifdef ZEV_HAVE_IO_URING
+
+void zev__tcp_ring_begin(zev_tcp_t *t) {
+    if (!zev__loop_completes(t->handle.loop)) return;
+    zev__watcher_stop(t->handle.loop, &t->io); /* its readiness is no longer wanted */
+    t->handle.flags |= ZEV__TCP_RING;
+    zev__tcp_ring_read_start(t);
+}
+
+static bool receiving_wanted(const zev_tcp_t *t) {
+    unsigned f = t->handle.flags;
+    return (f & ZEV__TCP_READING) && !(f & (ZEV__TCP_RING_RECV | ZEV__TCP_RING_PARKED)) &&
+           !(f & (ZEV__TCP_EOF | ZEV__TCP_FAILED)) && !zev__tcp_closing(t) &&
+           zev__tcp_phase(t) == ZEV__TCP_CONNECTED;
+}
+
+static void arm_recv(zev_tcp_t *t) {
+    if (!receiving_wanted(t)) return;
+    size_t len = 0;
+    char *user = zev__tcp_user_buf(t, &len);
+    int err = zev__ring_recv(t->handle.loop, &t->io, user, len);
+    if (err < 0) {
+        zev__tcp_fail(t, err);
+        return;
+    }
+    t->handle.flags |= ZEV__TCP_RING_RECV;
+}
+
+/* A receive result for a socket that reads: the data event, the EOF, or the failure. */
+static void on_received(zev_tcp_t *t, const struct zev__ready *e) {
+    zev_loop_t *loop = t->handle.loop;
+    if (e->res == -ENOBUFS) { /* the ring ran dry: lend it more and ask again */
+        zev__ring_bufs_grow(loop);
+    } else if (e->res < 0) {
+        zev__tcp_fail(t, e->res);
+        return;
+    } else if (e->res == 0) {
+        zev__ring_chunk_done(loop, e);
+        zev__tcp_on_eof(t);
+        return;
+    } else {
+        zev_buf_t *chunk = zev__ring_chunk(loop, e);
+        size_t len = 0;
+        char *base = chunk ? chunk->base : zev__tcp_user_buf(t, &len);
+        zev_slice_t slice = {base, (size_t)e->res, chunk};
+        zev__tcp_deliver(t, &slice);
+        zev__ring_chunk_done(loop, e);
+    }
+    arm_recv(t);
+}
+
+static void on_recv_result(zev_tcp_t *t, const struct zev__ready *e) {
+    zev_loop_t *loop = t->handle.loop;
+    t->handle.flags &= ~ZEV__TCP_RING_RECV;
+    unsigned f = t->handle.flags;
+    if (zev__tcp_closing(t) || (f & ZEV__TCP_FAILED) || e->res == -ECANCELED) {
+        zev__ring_chunk_done(loop, e); /* nobody will read it: the chunk goes back */
+        return;
+    }
+    if (!(f & ZEV__TCP_READING)) {
+        /* Paused since this receive was asked for: keep it for the resume. */
+        if (zev__ring_park(loop, e) < 0) {
+            zev__ring_chunk_done(loop, e);
+            zev__tcp_fail(t, -ENOMEM);
+            return;
+        }
+        t->handle.flags |= ZEV__TCP_RING_PARKED;
+        return;
+    }
+    on_received(t, e);
+}
+
+void zev__tcp_ring_read_start(zev_tcp_t *t) {
+    if (!(t->handle.flags & ZEV__TCP_RING)) return;
+    if (t->handle.flags & ZEV__TCP_RING_PARKED) {
+        /* Delivered from the loop, never inside zev_tcp_read_start (stream.c routes it). */
+        zev__watcher_feed(t->handle.loop, &t->io, ZEV__READABLE);
+        return;
+    }
+    arm_recv(t);
+}
+
+/* The fed READABLE of a resumed socket: what was kept, then a fresh receive. */
+void zev__tcp_ring_resume(zev_tcp_t *t) {
+    struct zev__ready e;
+    if ((t->handle.flags & ZEV__TCP_RING_PARKED) &&
+        zev__ring_unpark(t->handle.loop, &t->io, &e)) {
+        t->handle.flags &= ~ZEV__TCP_RING_PARKED;
+        if (t->handle.flags & ZEV__TCP_READING) {
+            on_received(t, &e);
+            return;
+        }
+        (void)zev__ring_park(t->handle.loop, &e); /* paused again meanwhile: keep it */
+        t->handle.flags |= ZEV__TCP_RING_PARKED;
+        return;
+    }
+    arm_recv(t);
+}
+
+void zev__tcp_ring_complete(zev_handle_t *h, const void *result) {
+    zev_tcp_t *t = (zev_tcp_t *)h;
+    const struct zev__ready *e = result;
+    switch (zev__ready_op(e)) {
+    case ZEV__OP_RECV:
+        on_recv_result(t, e);
+        break;
+    case ZEV__OP_SEND:
+    case ZEV__OP_POLLOUT:
+        t->handle.flags &= ~ZEV__TCP_RING_SEND;
+        if (zev__tcp_closing(t) || (t->handle.flags & ZEV__TCP_FAILED)) return;
+        if (zev__ready_op(e) == ZEV__OP_SEND) {
+            zev__tcp_ring_sent(t, e->res);
+        } else {
+            zev__tcp_flush(t);
+        }
+        break;
+    }
+}
+
+void zev__tcp_ring_forget(zev_tcp_t *t) {
+    unsigned f = t->handle.flags;
+    if (!(f & ZEV__TCP_RING)) return;
+    unsigned in_flight = ((f & ZEV__TCP_RING_RECV) ? 1 : 0) + ((f & ZEV__TCP_RING_SEND) ? 1 : 0);
+    zev__ring_forget(t->handle.loop, &t->io, in_flight);
+    t->handle.flags &= ~(ZEV__TCP_RING_RECV | ZEV__TCP_RING_SEND | ZEV__TCP_RING_PARKED);
+}
+
+#else /* no io_uring in this build: no socket is ever in completion mode */
+
+void zev__tcp_ring_begin(zev_tcp_t *t) {
+    (void)t;
+}
+
+void zev__tcp_ring_read_start(zev_tcp_t *t) {
+    (void)t;
+}
+
+void zev__tcp_ring_resume(zev_tcp_t *t) {
+    (void)t;
+}
+
+void zev__tcp_ring_complete(zev_handle_t *h, const void *result) {
+    (void)h, (void)result;
+}
+
+void zev__tcp_ring_forget(zev_tcp_t *t) {
+    (void)t;
+}
+
+#endif
