@@ -45,8 +45,9 @@ static const char usage[] =
     "                         --max-connections then counts per thread\n"
     "  --help                 show this help\n"
     "\n"
-    "Prints 'listening on HOST:PORT' once ready; SIGINT or SIGTERM closes every connection\n"
-    "and exits 0.\n";
+    "Prints 'listening on HOST:PORT' once ready, then 'backend: NAME (HOW)': the kernel\n"
+    "interface the loops run (ZEV_BACKEND=io_uring|epoll picks it); SIGINT or SIGTERM closes\n"
+    "every connection and exits 0.\n";
 
 /* One per loop (per worker thread). */
 struct server {
@@ -67,6 +68,8 @@ struct app {
     unsigned threads;
     int listen_failed;     /* the failing setup's zev_tcp_listen failed: name the address */
     zev_addr_info_t bound; /* worker 0's address, for "listening on" */
+    const char *backend;   /* worker 0's loop's, for "backend:" (zev_loop_backend) */
+    const char *backend_why;
 };
 
 struct conn {
@@ -155,6 +158,8 @@ static int serve(struct app *app, unsigned index, zev_loop_t *loop) {
         return err;
     }
     if (index == 0) {
+        /* Asked here, on the loop's own thread: zev_loop_backend is a loop call. */
+        app->backend = zev_loop_backend(loop, &app->backend_why);
         app->bound = bound;
         app->port = bound.port; /* port 0 asked for an ephemeral one: the others take it too */
     }
@@ -245,6 +250,8 @@ int main(int argc, char **argv) {
         if (err < 0) ex_fatal(err, "start workers");
     }
     ex_print_listening(&app.bound);
+    /* Every loop reads ZEV_BACKEND the same way: the first serving one speaks for all. */
+    ex_print_backend(app.backend, app.backend_why);
 
     ex_run(&loop);
     free(app.servers);

@@ -52,8 +52,9 @@ static const char usage[] =
     "HOST is an IPv4 address, [IPv6] in brackets ([::1]:8080), or a host name. --listen's\n"
     "name is resolved once at start to its first address; --to's is checked at start and\n"
     "looked up again for each connection, its IPv6 and IPv4 addresses raced as Happy\n"
-    "Eyeballs does. Prints 'listening on ADDRESS:PORT' once ready; SIGINT or SIGTERM closes\n"
-    "every connection and exits 0.\n";
+    "Eyeballs does. Prints 'listening on ADDRESS:PORT' once ready, then 'backend: NAME (HOW)'\n"
+    "(ZEV_BACKEND=io_uring|epoll picks it); SIGINT or SIGTERM closes every connection and\n"
+    "exits 0.\n";
 
 struct proxy {
     zev_tcp_server_t tcp;
@@ -266,6 +267,9 @@ int main(int argc, char **argv) {
     err = zev_tcp_server_address(&px.tcp, &bound);
     if (err < 0) ex_fatal(err, "server address");
     ex_print_listening(&bound);
+    const char *why = NULL;
+    const char *name = zev_loop_backend(&loop, &why);
+    ex_print_backend(name, why);
 
     ex_run(&loop);
     return EX_EXIT_OK;

@@ -26,8 +26,9 @@ static const char usage[] =
     "  --port N       port to bind, 0 for an ephemeral one (default 41234)\n"
     "  --help         show this help\n"
     "\n"
-    "Prints 'listening on HOST:PORT' once bound; SIGINT or SIGTERM closes the socket and\n"
-    "exits 0.\n";
+    "Prints 'listening on HOST:PORT' once bound, then 'backend: NAME (HOW)': the kernel\n"
+    "interface the loop runs (ZEV_BACKEND=io_uring|epoll picks it); SIGINT or SIGTERM closes\n"
+    "the socket and exits 0.\n";
 
 static void on_sent(zev_udp_t *u, int status, void *arg) {
     (void)u;
@@ -63,6 +64,9 @@ static void on_listening(zev_udp_t *u) {
     int err = zev_udp_local_address(u, &bound);
     if (err < 0) ex_fatal(err, "local address");
     ex_print_listening(&bound);
+    const char *why = NULL;
+    const char *name = zev_loop_backend(u->handle.loop, &why);
+    ex_print_backend(name, why);
 }
 
 static void close_everything(void *arg) {

@@ -244,6 +244,41 @@ Test(examples, echo_server_with_threads_serves_every_connection_and_exits_zero_o
     cr_assert_eq(read_all(srv->err, err, sizeof(err)), 0, "stderr: '%s'", err);
 }
 
+/* After "listening on", one line naming the backend the loops run and why, so a benchmark
+ * can refuse a row whose server fell back: checked with one loop and with worker threads
+ * (where only the worker's own thread may ask its loop). Without ZEV_BACKEND (the uring test
+ * setup sets it) the built-in backend runs, whichever this build has. */
+static void expect_backend_line(const char *threads) {
+    const char *saved = getenv("ZEV_BACKEND");
+    char *old = saved ? strdup(saved) : NULL;
+    cr_assert_eq(unsetenv("ZEV_BACKEND"), 0);
+    int port;
+    struct child *srv = start_server(
+        "zev-echo-server",
+        (const char *const[]){"--port", "0", threads ? "--threads" : NULL, threads, NULL},
+        "127.0.0.1", &port);
+    if (old) {
+        setenv("ZEV_BACKEND", old, 1);
+    } else {
+        unsetenv("ZEV_BACKEND");
+    }
+    free(old);
+    char line[128];
+    read_line(srv->out, line, sizeof(line));
+    char want[96];
+    snprintf(want, sizeof(want), "backend: %s (built-in default)", zev_backend_name());
+    cr_assert_str_eq(line, want);
+    stop_clean(srv);
+}
+
+Test(examples, echo_server_names_its_backend_after_listening) {
+    expect_backend_line(NULL);
+}
+
+Test(examples, echo_server_with_threads_names_its_backend_after_listening) {
+    expect_backend_line("2");
+}
+
 Test(examples, echo_server_with_threads_on_a_taken_port_fails_with_eaddrinuse) {
     expect_eaddrinuse("3");
 }

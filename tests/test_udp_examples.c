@@ -237,6 +237,30 @@ static void echo_round_trip(const char *host, const char *shown, int signo) {
     cr_assert_eq(finish(&p, 10000), 0, "exit 0 on signal %d", signo);
 }
 
+/* After "listening on", the backend line a benchmark checks before trusting a row. */
+Test(udp_examples, echo_names_its_backend_after_listening) {
+    const char *saved = getenv("ZEV_BACKEND");
+    char *old = saved ? strdup(saved) : NULL;
+    cr_assert_eq(unsetenv("ZEV_BACKEND"), 0);
+    struct proc p;
+    const char *args[] = {"--port", "0", NULL};
+    spawn(&p, "zev-udp-echo", args, NULL, 0);
+    if (old) {
+        setenv("ZEV_BACKEND", old, 1);
+    } else {
+        unsetenv("ZEV_BACKEND");
+    }
+    free(old);
+    listening_port(&p, "127.0.0.1");
+    char line[128];
+    read_line(p.out, line, sizeof(line), 10000);
+    char want[96];
+    snprintf(want, sizeof(want), "backend: %s (built-in default)", zev_backend_name());
+    cr_assert_str_eq(line, want);
+    kill(p.pid, SIGTERM);
+    cr_assert_eq(finish(&p, 10000), 0);
+}
+
 Test(udp_examples, echo_answers_over_ipv4_and_exits_0_on_sigterm) {
     echo_round_trip("127.0.0.1", "127.0.0.1", SIGTERM);
 }

@@ -69,6 +69,11 @@ void ex_print_listening(const zev_addr_info_t *info) {
     fflush(stdout);
 }
 
+void ex_print_backend(const char *name, const char *why) {
+    printf("backend: %s (%s)\n", name ? name : "unknown", why ? why : "no reason given");
+    fflush(stdout);
+}
+
 /* ---- parsing -------------------------------------------------------------------------- */
 
 int ex_parse_port(const char *text, int min, int *port) {

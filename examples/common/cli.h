@@ -86,6 +86,9 @@ const char *ex_format_host_port(char *buf, size_t size, const char *host, int po
 
 /* Print "listening on HOST:PORT" (IPv6 in brackets) on stdout and flush it. */
 void ex_print_listening(const zev_addr_info_t *info);
+/* Print "backend: NAME (HOW)" on stdout and flush it: what zev_loop_backend says a loop runs
+ * and how it was chosen, so a benchmark can check that ZEV_BACKEND took effect. */
+void ex_print_backend(const char *name, const char *why);
 /* "PROG: MESSAGE\nTry 'PROG --help'." on stderr, exit 2. */
 noreturn void ex_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "PROG: WHAT: ENAME (text)" on stderr (just "PROG: WHAT" if err is 0), exit 1. err is a
