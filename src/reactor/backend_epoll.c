@@ -8,6 +8,7 @@
  * This file only talks to the kernel; poll.c retries, times, counts and dispatches.
  */
 #include "backend.h"
+#include "epoll_events.h"
 #include "reactor_internal.h"
 #include "sys.h"
 #include "wake.h"
@@ -73,16 +74,6 @@ static void epoll_unwatch(zev_loop_t *loop, struct zev_watcher *w) {
     (void)epoll_ctl_seam(loop, EPOLL_CTL_DEL, w->fd, NULL);
 }
 
-static unsigned to_revents(uint32_t e) {
-    unsigned r = 0;
-    if (e & EPOLLIN) r |= ZEV__READABLE;
-    if (e & EPOLLOUT) r |= ZEV__WRITABLE;
-    if (e & (EPOLLRDHUP | EPOLLHUP)) r |= ZEV__HANGUP | ZEV__READABLE;
-    if (e & EPOLLERR) r |= ZEV__ERROR | ZEV__READABLE | ZEV__WRITABLE;
-    if (e & EPOLLPRI) r |= ZEV__URGENT | ZEV__READABLE;
-    return r;
-}
-
 static int epoll_wait_ready(zev_loop_t *loop, int timeout_ms) {
     struct zev__backend *b = loop->backend;
     int n = zev__fault_hit(ZEV_SYS_POLL_WAIT, NULL);
@@ -92,7 +83,7 @@ static int epoll_wait_ready(zev_loop_t *loop, int timeout_ms) {
     if (n < 0) return -errno;
     for (int i = 0; i < n; i++) {
         b->ready[i].tag = (uintptr_t)ev[i].data.ptr;
-        b->ready[i].revents = to_revents(ev[i].events);
+        b->ready[i].revents = zev__epoll_revents(ev[i].events);
     }
     return n;
 }

@@ -21,6 +21,7 @@
  * bits 1-2 the kind of request. See docs/internals.md, "The completion loop".
  */
 #include "backend.h"
+#include "epoll_events.h"
 #include "reactor_internal.h"
 #include "sys.h"
 #include "uring_backend.h"
@@ -46,17 +47,6 @@ static unsigned poll_mask(const struct zev_watcher *w, unsigned events) {
     if (events & ZEV__WRITABLE) mask |= EPOLLOUT;
     (void)w;
     return mask;
-}
-
-/* The same translation as epoll's: io_uring reports poll events in epoll's bits. */
-static unsigned to_revents(uint32_t e) {
-    unsigned r = 0;
-    if (e & EPOLLIN) r |= ZEV__READABLE;
-    if (e & EPOLLOUT) r |= ZEV__WRITABLE;
-    if (e & (EPOLLRDHUP | EPOLLHUP)) r |= ZEV__HANGUP | ZEV__READABLE;
-    if (e & EPOLLERR) r |= ZEV__ERROR | ZEV__READABLE | ZEV__WRITABLE;
-    if (e & EPOLLPRI) r |= ZEV__URGENT | ZEV__READABLE;
-    return r;
 }
 
 /* Queue w's poll request for events. */
@@ -94,7 +84,7 @@ bool zev__uring_take_cqe(zev_loop_t *loop, const struct io_uring_cqe *c, struct 
     *out = (struct zev__ready){.tag = (uintptr_t)ud};
     /* A poll that failed (the fd was not pollable): the owner's next call meets the error,
      * as its next read would after epoll_ctl refused the fd. */
-    out->revents = c->res > 0 ? to_revents((uint32_t)c->res)
+    out->revents = c->res > 0 ? zev__epoll_revents((uint32_t)c->res)
                               : ZEV__ERROR | ZEV__READABLE | ZEV__WRITABLE;
     return true;
 }
