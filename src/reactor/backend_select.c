@@ -80,11 +80,10 @@ static int start(zev_loop_t *loop, const struct zev__backend_ops *ops) {
 }
 
 int zev__backend_open(zev_loop_t *loop, unsigned max_events, zev_backend_kind asked) {
-    const char *source = "options";
-    if (asked == ZEV_BACKEND_DEFAULT) {
+    bool from_options = asked != ZEV_BACKEND_DEFAULT;
+    if (!from_options) {
         int err = kind_from_env(&asked);
         if (err < 0) return err;
-        source = asked == ZEV_BACKEND_DEFAULT ? NULL : "ZEV_BACKEND";
     }
     struct zev__backend *b = zev__alloc(loop, state_size(max_events));
     if (!b) return -ENOMEM;
@@ -93,11 +92,11 @@ int zev__backend_open(zev_loop_t *loop, unsigned max_events, zev_backend_kind as
 
     const struct zev__backend_ops *ops = asked ? ops_for(asked) : &zev__backend_builtin;
     int err = ops ? start(loop, ops) : -ENOSYS;
-    if (!source) {
+    if (asked == ZEV_BACKEND_DEFAULT) {
         snprintf(b->why, sizeof(b->why), "built-in default");
     } else if (err == 0) {
-        snprintf(b->why, sizeof(b->why), "%s%s%s", source, source[0] == 'Z' ? "=" : "",
-                 source[0] == 'Z' ? kind_names[asked] : "");
+        snprintf(b->why, sizeof(b->why), "%s%s", from_options ? "options" : "ZEV_BACKEND=",
+                 from_options ? "" : kind_names[asked]);
     } else if (ops != &zev__backend_builtin && (!ops || unavailable(err))) {
         /* What was asked is not here: the built-in backend runs, and says why. */
         snprintf(b->why, sizeof(b->why), "%s unavailable (%s%s%s); using %s", kind_names[asked],

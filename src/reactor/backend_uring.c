@@ -36,16 +36,14 @@ _Static_assert(sizeof(zev_handle_t) % 8 == 0, "a watcher after its handle is 8-a
 #define SQ_ENTRIES 256u
 #define CQ_MIN_ENTRIES 4096u
 
-
 /* EPOLLPRI is asked for, as on epoll, so urgent data is seen (read.c then reads to EAGAIN).
  * io_uring's poll reports it with every arrival of plain TCP data too (kernel 6.18), so on
  * this backend each short read is followed by one that finds nothing; see docs/internals.md,
  * "The completion loop". */
-static unsigned poll_mask(const struct zev_watcher *w, unsigned events) {
+static unsigned poll_mask(unsigned events) {
     unsigned mask = 0;
     if (events & ZEV__READABLE) mask |= EPOLLIN | EPOLLRDHUP | EPOLLPRI;
     if (events & ZEV__WRITABLE) mask |= EPOLLOUT;
-    (void)w;
     return mask;
 }
 
@@ -56,7 +54,7 @@ static int arm(zev_loop_t *loop, struct zev_watcher *w, unsigned events) {
     if (!sqe) return err;
     sqe->opcode = IORING_OP_POLL_ADD;
     sqe->fd = w->fd;
-    sqe->poll32_events = poll_mask(w, events);
+    sqe->poll32_events = poll_mask(events);
     /* Level: one shot, armed again when read (take_cqe). Edge: multishot, which the kernel
      * runs edge-triggered unless asked for IORING_POLL_ADD_LEVEL. */
     sqe->len = (w->flags & ZEV__W_LEVEL) ? 0 : IORING_POLL_ADD_MULTI;
@@ -71,8 +69,7 @@ static int arm(zev_loop_t *loop, struct zev_watcher *w, unsigned events) {
 bool zev__uring_take_cqe(zev_loop_t *loop, const struct io_uring_cqe *c, struct zev__ready *out) {
     uint64_t ud = c->user_data;
     if (zev__ud_is_op(ud)) {
-        *out = (struct zev__ready){.tag = (uintptr_t)ud, .revents = ZEV__COMPLETED,
-                                   .res = c->res, .flags = c->flags};
+        *out = zev__op_result(c);
         return true;
     }
     if (!zev__ud_is_poll(ud)) return false; /* removals and cancellations */
@@ -102,10 +99,6 @@ int zev__ready_push(zev_loop_t *loop, struct zev__ready **arr, unsigned *n, unsi
     }
     (*arr)[(*n)++] = e;
     return 0;
-}
-
-static int stash_push(zev_loop_t *loop, struct zev__uring_backend *u, struct zev__ready e) {
-    return zev__ready_push(loop, &u->stash, &u->n_stash, &u->cap_stash, e);
 }
 
 /* Forget w's entries in the stash: after unwatch the kernel never names it again, and
@@ -169,20 +162,43 @@ static int uring_watch(zev_loop_t *loop, struct zev_watcher *w, unsigned events)
     return arm(loop, w, events);
 }
 
-/* Whether a CQE read during unwatch ends the wait for w's poll (see uring_unwatch). */
+int zev__uring_reap(zev_loop_t *loop, bool (*mine)(void *ctx, const struct io_uring_cqe *c),
+                    void *ctx) {
+    struct zev__uring_backend *u = zev__uring_state(loop);
+    int err = zev__uring_enter(&u->ring, 1, -1);
+    if (err < 0 && err != -EINTR) return err;
+    unsigned n = zev__uring_cq_ready(&u->ring);
+    for (unsigned i = 0; i < n; i++) {
+        const struct io_uring_cqe *c = zev__uring_cqe(&u->ring, i);
+        struct zev__ready e;
+        if (mine(ctx, c) || !zev__uring_take_cqe(loop, c, &e)) continue;
+        /* -ENOMEM: only under a failing allocator */
+        (void)zev__ready_push(loop, &u->stash, &u->n_stash, &u->cap_stash, e);
+    }
+    zev__uring_cq_advance(&u->ring, n);
+    return 0;
+}
+
+/* Where the removal of one watcher's poll stands (see uring_unwatch). */
 struct removal {
-    bool removed;     /* the POLL_REMOVE's own CQE came */
-    int remove_res;   /* its result: 0, -ENOENT (no such poll: it had ended), -EALREADY */
-    bool poll_ended;  /* the poll's last CQE came */
+    const struct zev_watcher *w;
+    bool removed;    /* the POLL_REMOVE's own CQE came */
+    int remove_res;  /* its result: 0, -ENOENT (no such poll: it had ended), -EALREADY */
+    bool poll_ended; /* the poll's last CQE came */
 };
 
-static void note_removal_cqe(struct removal *r, const struct io_uring_cqe *c) {
+/* zev__uring_reap's filter: the poll's CQEs and its removal's end the wait; the poll's
+ * events are dropped (the watcher is being stopped). */
+static bool removal_cqe(void *ctx, const struct io_uring_cqe *c) {
+    struct removal *r = ctx;
+    if (zev__ud_watcher(c->user_data) != r->w || zev__ud_is_op(c->user_data)) return false;
     if ((c->user_data & 7u) == ZEV__UD_REMOVE) {
         r->removed = true;
         r->remove_res = c->res;
     } else if (!(c->flags & IORING_CQE_F_MORE)) {
         r->poll_ended = true;
     }
+    return true;
 }
 
 static bool removal_done(const struct removal *r) {
@@ -208,22 +224,9 @@ static void uring_unwatch(zev_loop_t *loop, struct zev_watcher *w) {
     struct zev__uring_backend *u = zev__uring_state(loop);
     stash_purge(u, w);
     if (queue_removal(&u->ring, w) < 0) return;
-    struct removal r = {0};
+    struct removal r = {.w = w};
     while (!removal_done(&r)) {
-        int err = zev__uring_enter(&u->ring, 1, -1);
-        if (err < 0 && err != -EINTR) return;
-        unsigned n = zev__uring_cq_ready(&u->ring);
-        for (unsigned i = 0; i < n; i++) {
-            const struct io_uring_cqe *c = zev__uring_cqe(&u->ring, i);
-            struct zev__ready e;
-            bool its_poll = zev__ud_watcher(c->user_data) == w && !zev__ud_is_op(c->user_data);
-            if (its_poll) {
-                note_removal_cqe(&r, c);
-            } else if (zev__uring_take_cqe(loop, c, &e)) {
-                (void)stash_push(loop, u, e); /* -ENOMEM: only under a failing allocator */
-            }
-        }
-        zev__uring_cq_advance(&u->ring, n);
+        if (zev__uring_reap(loop, removal_cqe, &r) < 0) return;
         if (r.removed && r.remove_res == -EALREADY && !r.poll_ended) {
             r.removed = false;
             if (queue_removal(&u->ring, w) < 0) return;

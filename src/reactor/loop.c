@@ -108,9 +108,7 @@ int zev_loop_close(zev_loop_t *loop) {
     if (err < 0) return err;
     /* A completion backend lends chunks to the kernel: they come back before the pool's
      * check (and are lent again if the loop goes on after -EBUSY). */
-#ifdef ZEV_HAVE_IO_URING
     if (zev__loop_completes(loop)) zev__ring_bufs_release(loop);
-#endif
     err = zev__buf_pool_close(loop);
     if (err < 0) return err;
     zev__slab_close(loop, &loop->slab);

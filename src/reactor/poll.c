@@ -8,6 +8,7 @@
  * own beyond the owner's io callback.
  */
 #include "backend.h"
+#include "ring.h"
 #include "reactor_internal.h"
 
 #include <errno.h>
@@ -62,7 +63,7 @@ static void deliver(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
  * (ring.h, zev__ring_forget), voiding its results in this batch (tag 0). */
 static void complete(const struct zev__ready *e) {
     if (!e->tag) return;
-    zev_handle_t *owner = zev__watcher_owner(zev__tag_watcher(e->tag & ~(uintptr_t)7));
+    zev_handle_t *owner = zev__watcher_owner(zev__ready_watcher(e));
     owner->ops->complete(owner, e);
 }
 

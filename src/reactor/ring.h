@@ -66,6 +66,10 @@ static inline bool zev__loop_completes(const zev_loop_t *loop) {
     (void)loop;
     return false;
 }
+
+static inline void zev__ring_bufs_release(zev_loop_t *loop) {
+    (void)loop;
+}
 #endif
 
 #endif /* ZEV_RING_H */

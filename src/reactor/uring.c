@@ -4,7 +4,7 @@
  * SUBMIT_ALL (5.18: one bad SQE does not stop the ones behind it), COOP_TASKRUN and
  * TASKRUN_FLAG (6.0: completions are not pushed by interrupting the loop's thread; the kernel
  * raises IORING_SQ_TASKRUN instead, and the next enter collects them), and the single mmap
- * and no-drop CQ of 5.5 and 5.5. Anything older fails with -EINVAL and the loop falls back to
+ * and no-drop CQ (both 5.5). Anything older fails with -EINVAL and the loop falls back to
  * epoll.
  */
 #include "uring.h"

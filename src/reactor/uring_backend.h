@@ -27,6 +27,12 @@ static inline struct zev_watcher *zev__ud_watcher(uint64_t ud) {
     return (struct zev_watcher *)(uintptr_t)(ud & ~(uint64_t)7);
 }
 
+/* An operation's CQE as the entry its owner's ops->complete receives. */
+static inline struct zev__ready zev__op_result(const struct io_uring_cqe *c) {
+    return (struct zev__ready){.tag = (uintptr_t)c->user_data, .revents = ZEV__COMPLETED,
+                               .res = c->res, .flags = c->flags};
+}
+
 /* The kernel's receive buffers: a provided-buffer ring (IORING_REGISTER_PBUF_RING) whose
  * entries are whole pool chunks. Buffer id i is chunk[i]; the kernel picks a free one for each
  * receive, and its result names the id. */
@@ -59,6 +65,12 @@ static inline struct zev__uring_backend *zev__uring_state(const zev_loop_t *loop
 
 /* (backend_uring.c) One CQE as a ready entry; false if nothing is to be delivered. */
 bool zev__uring_take_cqe(zev_loop_t *loop, const struct io_uring_cqe *c, struct zev__ready *out);
+/* Enter the ring, waiting for at least one CQE, and read every CQE there: each goes to
+ * mine(ctx, c) first, and those it does not take are kept in the stash for the next wait.
+ * The synchronous ends of a registration (unwatch, zev__ring_forget) loop on it. 0, or the
+ * enter's negative errno (an interruption is 0). */
+int zev__uring_reap(zev_loop_t *loop, bool (*mine)(void *ctx, const struct io_uring_cqe *c),
+                    void *ctx);
 /* Append to a growable array of ready entries (the stash, the parked list). */
 int zev__ready_push(zev_loop_t *loop, struct zev__ready **arr, unsigned *n, unsigned *cap,
                     struct zev__ready e);

@@ -260,31 +260,33 @@ static unsigned settle_read_ahead(zev_loop_t *loop, struct zev_watcher *w) {
     return ended;
 }
 
+/* Where ending a socket's operations stands (zev__ring_forget). */
+struct forgetting {
+    struct zev_watcher *w;
+    unsigned ended; /* operations whose last result came */
+};
+
+/* zev__uring_reap's filter: w's results go to its owner, counting the last ones. */
+static bool forgotten_op_cqe(void *ctx, const struct io_uring_cqe *c) {
+    struct forgetting *f = ctx;
+    if (!zev__ud_is_op(c->user_data) || zev__ud_watcher(c->user_data) != f->w) return false;
+    struct zev__ready e = zev__op_result(c);
+    if (!(c->flags & IORING_CQE_F_MORE)) f->ended++;
+    hand_to_owner(f->w, &e);
+    return true;
+}
+
 void zev__ring_forget(zev_loop_t *loop, struct zev_watcher *w, unsigned in_flight) {
-    struct zev__uring_backend *u = zev__uring_state(loop);
-    unsigned ended = settle_read_ahead(loop, w);
-    if (ended >= in_flight) return;
+    struct forgetting f = {.w = w, .ended = settle_read_ahead(loop, w)};
+    if (f.ended >= in_flight) return;
     int err = 0;
-    struct io_uring_sqe *sqe = zev__uring_sqe(&u->ring, &err);
+    struct io_uring_sqe *sqe = zev__uring_sqe(&zev__uring_state(loop)->ring, &err);
     if (!sqe) return;
     sqe->opcode = IORING_OP_ASYNC_CANCEL;
     sqe->fd = w->fd;
     sqe->cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
     sqe->user_data = (uintptr_t)w | ZEV__UD_CANCEL;
-    while (ended < in_flight) {
-        err = zev__uring_enter(&u->ring, 1, -1);
-        if (err < 0 && err != -EINTR) return;
-        unsigned n = zev__uring_cq_ready(&u->ring);
-        for (unsigned i = 0; i < n; i++) {
-            struct zev__ready e;
-            if (!zev__uring_take_cqe(loop, zev__uring_cqe(&u->ring, i), &e)) continue;
-            if ((e.revents & ZEV__COMPLETED) && zev__ready_watcher(&e) == w) {
-                if (!(e.flags & IORING_CQE_F_MORE)) ended++;
-                hand_to_owner(w, &e);
-            } else {
-                (void)zev__ready_push(loop, &u->stash, &u->n_stash, &u->cap_stash, e);
-            }
-        }
-        zev__uring_cq_advance(&u->ring, n);
+    while (f.ended < in_flight) {
+        if (zev__uring_reap(loop, forgotten_op_cqe, &f) < 0) return;
     }
 }
