@@ -6,6 +6,7 @@
 #include "zt.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -61,6 +62,23 @@ Test(backend, io_uring_asked_in_the_options_runs_io_uring) {
     cr_assert_eq(err, 0);
     cr_assert_str_eq(name, "io_uring");
     cr_assert_str_eq(why, "options");
+}
+
+/* The handle listing named the built-in backend (zev_backend_name) for every loop, so a
+ * loop running io_uring was printed as "(epoll)". */
+Test(backend, the_handle_listing_names_the_backend_the_loop_runs) {
+    zev_loop_t loop;
+    zev_loop_options_t o = {.backend = ZEV_BACKEND_IO_URING};
+    cr_assert_eq(zev_loop_init_ex(&loop, &o), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_not_null(out);
+    cr_assert_geq(zev_loop_print_handles(&loop, out, 0), 0);
+    fclose(out);
+    cr_assert_not_null(strstr(text, "(io_uring)"), "%s", text);
+    free(text);
+    cr_assert_eq(zev_loop_close(&loop), 0);
 }
 
 Test(backend, zev_backend_in_the_environment_picks_io_uring) {

@@ -46,6 +46,8 @@ typedef struct {
     uint64_t peak;       /* most chunks in use at once */
     uint64_t idle;       /* chunks kept unreferenced for reuse */
     uint64_t released;   /* idle chunks given back to the allocator before zev_loop_close */
+    uint64_t lent;       /* of in_use: lent to the kernel to receive into (io_uring's buffer
+                            ring), until bytes land in them or the ring shrinks */
 } zev_buf_pool_stats_t;
 
 struct zev_buf_pool_s {

@@ -57,6 +57,9 @@ struct zev__backend_ops {
      * carry the signal number as revents. NULL where signals come through a handler
      * (signal.c). Negative errno. */
     int (*signal)(zev_loop_t *loop, struct zev_watcher *w, int signum, bool on);
+    /* Optional (completion backends): keep an operation's result for the next wait, because
+     * the dispatch phase's budget is spent (poll.c). Negative errno: deliver it now. */
+    int (*defer)(zev_loop_t *loop, const struct zev__ready *e);
 };
 
 /* The backend's state, out of the public zev_loop_s: one allocation at init (this struct and

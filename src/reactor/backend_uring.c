@@ -86,16 +86,23 @@ bool zev__uring_take_cqe(zev_loop_t *loop, const struct io_uring_cqe *c, struct 
     return true;
 }
 
+int zev__ready_reserve(zev_loop_t *loop, struct zev__ready **arr, unsigned *cap,
+                       unsigned want) {
+    if (want <= *cap) return 0;
+    struct zev__ready *grown = zev__alloc(loop, want * sizeof(*grown));
+    if (!grown) return -ENOMEM;
+    for (unsigned i = 0; i < *cap; i++) grown[i] = (*arr)[i];
+    zev__free(loop, *arr, *cap * sizeof(**arr));
+    *arr = grown;
+    *cap = want;
+    return 0;
+}
+
 int zev__ready_push(zev_loop_t *loop, struct zev__ready **arr, unsigned *n, unsigned *cap,
                     struct zev__ready e) {
     if (*n == *cap) {
-        unsigned grown_cap = *cap ? *cap * 2 : 64;
-        struct zev__ready *grown = zev__alloc(loop, grown_cap * sizeof(*grown));
-        if (!grown) return -ENOMEM;
-        for (unsigned i = 0; i < *n; i++) grown[i] = (*arr)[i];
-        zev__free(loop, *arr, *cap * sizeof(**arr));
-        *arr = grown;
-        *cap = grown_cap;
+        int err = zev__ready_reserve(loop, arr, cap, *cap ? *cap * 2 : ZEV__READY_LIST_START);
+        if (err < 0) return err;
     }
     (*arr)[(*n)++] = e;
     return 0;
@@ -124,14 +131,24 @@ static int uring_init(zev_loop_t *loop) {
     if (err < 0) goto free_state;
     b->priv = u;
     b->fd = u->ring.fd;
-    /* Experimental: TCP streams in completion mode (src/tcp/ring.c) only when asked. */
+    /* Sockets submit their own receives and sends (completion mode, ring.h), unless
+     * ZEV_URING_COMPLETION=0 asks for readiness only: the poll form, for comparison. */
     const char *mode = getenv("ZEV_URING_COMPLETION");
-    u->completion = mode && mode[0] == '1';
+    u->completion = !(mode && mode[0] == '0');
+    /* The lists results wait in, at their first size: a fixed cost, taken now. */
+    err = zev__ready_reserve(loop, &u->stash, &u->cap_stash, ZEV__READY_LIST_START);
+    if (err == 0)
+        err = zev__ready_reserve(loop, &u->parked, &u->cap_parked, ZEV__READY_LIST_START);
+    if (err == 0 && u->completion) err = zev__ring_bufs_init(loop);
+    if (err < 0) goto close_ring;
     err = zev__wake_start(loop);
     if (err < 0) goto close_ring;
     return 0;
 
 close_ring:
+    zev__ring_bufs_free(loop);
+    zev__free(loop, u->stash, u->cap_stash * sizeof(*u->stash));
+    zev__free(loop, u->parked, u->cap_parked * sizeof(*u->parked));
     zev__uring_close(&u->ring);
     b->priv = NULL;
     b->fd = -1;
@@ -143,7 +160,7 @@ free_state:
 static void uring_close(zev_loop_t *loop) {
     struct zev__uring_backend *u = zev__uring_state(loop);
     zev__wake_close(loop);
-    zev__ring_bufs_release(loop);
+    zev__ring_bufs_free(loop);
     zev__uring_close(&u->ring);
     zev__free(loop, u->stash, u->cap_stash * sizeof(*u->stash));
     zev__free(loop, u->parked, u->cap_parked * sizeof(*u->parked));
@@ -288,6 +305,11 @@ static int uring_wait(zev_loop_t *loop, int timeout_ms) {
     return (int)n;
 }
 
+static int uring_defer(zev_loop_t *loop, const struct zev__ready *e) {
+    struct zev__uring_backend *u = zev__uring_state(loop);
+    return zev__ready_push(loop, &u->stash, &u->n_stash, &u->cap_stash, *e);
+}
+
 const struct zev__backend_ops zev__backend_uring = {
     .name = "io_uring",
     .init = uring_init,
@@ -296,4 +318,5 @@ const struct zev__backend_ops zev__backend_uring = {
     .unwatch = uring_unwatch,
     .wait = uring_wait,
     .wake = zev__wake_signal,
+    .defer = uring_defer,
 };

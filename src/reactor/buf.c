@@ -98,8 +98,12 @@ static bool carve_let_go(zev_loop_t *loop);
  * lowest idle one: a pointer swap). O(n log n) for n idle chunks, once per interval. */
 bool zev__buf_pool_trim(zev_loop_t *loop) {
     zev_buf_pool_t *pool = &loop->pool;
+    /* Chunks lent to io_uring's buffer ring wait for bytes as idle chunks wait for a read:
+     * they count against the same floor. */
+    size_t lent = (size_t)pool->stats.lent;
+    size_t floor = pool->idle_base > lent ? pool->idle_base - lent : 0;
     size_t unneeded = pool->idle_min;
-    if (unneeded > pool->idle_base) {
+    if (unneeded > floor) {
         if (loop->read_chunk && loop->read_chunk->refs == 1) {
             release_internal(loop->read_chunk);
             loop->read_chunk = NULL;
@@ -107,7 +111,7 @@ bool zev__buf_pool_trim(zev_loop_t *loop) {
         }
         if (carve_let_go(loop)) unneeded++;
         zev_buf_t *high = zev__sort_by_address(pool->free_list, offsetof(zev_buf_t, next_free));
-        while (unneeded > pool->idle_base && high) {
+        while (unneeded > floor && high) {
             zev_buf_t *b = high;
             high = b->next_free;
             pool->stats.idle--;
@@ -124,7 +128,7 @@ bool zev__buf_pool_trim(zev_loop_t *loop) {
         }
     }
     pool->idle_min = pool->stats.idle;
-    return pool->stats.idle > pool->idle_base;
+    return pool->stats.idle > floor;
 }
 
 /* An internal reference (the read area's) is released exactly once: 0 here is a bug in zev,
@@ -146,6 +150,8 @@ size_t zev__buf_pool_held(const zev_loop_t *loop) {
     const zev_buf_t *area = loop->read_chunk;
     const zev_buf_t *carve = loop->carve_chunk;
     size_t loop_only = (area && area->refs == 1 ? 1 : 0) + (carve && carve->refs == 1 ? 1 : 0);
+    /* Chunks lent to io_uring's buffer ring are the loop's too, as the read area is. */
+    loop_only += (size_t)loop->pool.stats.lent;
     return (size_t)loop->pool.stats.in_use - loop_only;
 }
 

@@ -58,11 +58,14 @@ static void deliver(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
 }
 
 /* A completion backend's result for an operation a handle submitted: it carries data (a
- * received buffer, a count of bytes sent), so it goes to the owner at once, never to the
- * pending queue. No instance bit: a handle that stops ends its operations synchronously
- * (ring.h, zev__ring_forget), voiding its results in this batch (tag 0). */
-static void complete(const struct zev__ready *e) {
+ * received buffer, a count of bytes sent), so it goes to the owner, never to the pending
+ * queue; once the phase's budget is spent, it waits for the next wait instead, in the
+ * backend, as a readiness event would wait in the pending queue. No instance bit: a handle
+ * that stops ends its operations synchronously (ring.h, zev__ring_forget), voiding its
+ * results in this batch (tag 0) and those the backend kept. */
+static void complete(zev_loop_t *loop, struct zev__backend *b, const struct zev__ready *e) {
     if (!e->tag) return;
+    if (loop->budget.over && b->ops->defer && b->ops->defer(loop, e) == 0) return;
     zev_handle_t *owner = zev__watcher_owner(zev__ready_watcher(e));
     owner->ops->complete(owner, e);
 }
@@ -74,7 +77,7 @@ static void dispatch(zev_loop_t *loop, struct zev__backend *b, unsigned n) {
     for (unsigned i = 0; i < n; i++) {
         b->next_ready = i + 1;
         if (b->ready[i].revents & ZEV__COMPLETED) {
-            complete(&b->ready[i]);
+            complete(loop, b, &b->ready[i]);
             continue;
         }
         struct zev_watcher *w = live_watcher(b->ready[i].tag);

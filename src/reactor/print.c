@@ -87,7 +87,10 @@ static void put_pool_and_slab(struct printer *p, const zev_loop_t *loop) {
     const zev_buf_pool_stats_t *s = &loop->pool.stats;
     size_t held = zev__buf_pool_held(loop);
     put(p, "pool: %zu chunk%s referenced (%zu bytes each), %zu read area, %llu idle\n", held,
-        plural(held), s->chunk_size, (size_t)s->in_use - held, (unsigned long long)s->idle);
+        plural(held), s->chunk_size, (size_t)(s->in_use - s->lent) - held,
+        (unsigned long long)s->idle);
+    if (s->lent) put(p, "pool: %llu lent to the kernel to receive into\n",
+                     (unsigned long long)s->lent);
     size_t small = loop->slab.in_use;
     size_t large = loop->slab_large.in_use;
     put(p, "slab: %zu object%s in use (%zu of %d bytes, %zu of %d bytes)\n", small + large,
@@ -120,7 +123,7 @@ int zev_loop_print_handles(zev_loop_t *loop, FILE *out, unsigned flags) {
     zev_loop_walk(loop, count_one, &p);
     unsigned listed = loop->handles.listed;
     put(&p, "zev loop %p (%s): %u handle%s (%u open, %u closing, %u close-pending), %u internal\n",
-        (void *)loop, zev_backend_name(), listed, plural(listed), p.n_state[ZEV_HANDLE_OPEN],
+        (void *)loop, zev_loop_backend(loop, NULL), listed, plural(listed), p.n_state[ZEV_HANDLE_OPEN],
         p.n_state[ZEV_HANDLE_CLOSING], p.n_state[ZEV_HANDLE_CLOSE_PENDING],
         loop->open_handles - listed);
     zev_loop_walk(loop, put_one, &p);

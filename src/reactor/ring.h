@@ -34,15 +34,28 @@ static inline struct zev_watcher *zev__ready_watcher(const struct zev__ready *e)
 /* Whether the loop runs a completion backend: sockets then submit operations instead of
  * waiting for readiness. */
 bool zev__loop_completes(const zev_loop_t *loop);
-/* Receive on w->fd: into the loop's buffer ring, multishot (base NULL), or once into
- * base..base+len. Negative errno if the SQ could not take it. */
-int zev__ring_recv(zev_loop_t *loop, struct zev_watcher *w, char *base, size_t len);
-/* Send base..base+len (the bytes stay untouched until the result), with MSG_NOSIGNAL. */
-int zev__ring_send(zev_loop_t *loop, struct zev_watcher *w, const char *base, size_t len);
+/* Receive on w->fd into the loop's buffer ring: the kernel picks a chunk when bytes arrive.
+ * Negative errno if the SQ could not take it. */
+int zev__ring_recv(zev_loop_t *loop, struct zev_watcher *w);
+/* A one-shot readiness report for reading (a receive into user memory reads at delivery,
+ * into the buffer set then). Its result, a poll mask, comes as a ZEV__OP_RECV result with no
+ * buffer (IORING_CQE_F_BUFFER clear) and res > 0. */
+int zev__ring_poll_in(zev_loop_t *loop, struct zev_watcher *w);
+/* Whether a ZEV__OP_RECV result is zev__ring_poll_in's report (res: the poll mask). */
+bool zev__ring_is_readiness(const struct zev__ready *e);
+/* Send base..base+len (the bytes stay untouched until the result), with MSG_NOSIGNAL; linked:
+ * the next operation submitted runs only after this one succeeded whole. */
+int zev__ring_send(zev_loop_t *loop, struct zev_watcher *w, const char *base, size_t len,
+                   bool linked);
+/* Room for n operations in the submission queue without submitting between them (a chain of
+ * links must go in with one enter). */
+int zev__ring_reserve(zev_loop_t *loop, unsigned n);
 /* A one-shot wait for room to write on w->fd (sendfile, which has no SQE here). */
 int zev__ring_pollout(zev_loop_t *loop, struct zev_watcher *w);
-/* Ask the kernel to stop w's operation of kind op; its last result comes later. */
-int zev__ring_cancel(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op);
+/* Synchronous: stop w's operation of kind op. Results it had (bytes received before the
+ * cancel took) are parked for the owner to take with zev__ring_unpark; true if any was. No
+ * callback runs. */
+bool zev__ring_cancel(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op);
 /* Synchronous: cancel every operation on w->fd and hand the results to the owner until
  * in_flight of them have ended; no result names w afterwards. */
 void zev__ring_forget(zev_loop_t *loop, struct zev_watcher *w, unsigned in_flight);
@@ -59,8 +72,16 @@ void zev__ring_bufs_grow(zev_loop_t *loop);
  * resume (false: none kept). */
 int zev__ring_park(zev_loop_t *loop, const struct zev__ready *e);
 bool zev__ring_unpark(zev_loop_t *loop, const struct zev_watcher *w, struct zev__ready *out);
-/* Give the ring's chunks back to the pool (the loop is closing; no receive is in flight). */
+/* The buffer ring's memory, at loop start in completion mode. Negative errno. */
+int zev__ring_bufs_init(zev_loop_t *loop);
+/* Give the ring's chunks back to the pool (the loop is closing; no receive is in flight).
+ * The ring lends again at the next receive, if the loop goes on after -EBUSY. */
 void zev__ring_bufs_release(zev_loop_t *loop);
+/* Release, and free the ring's memory (the backend closes). */
+void zev__ring_bufs_free(zev_loop_t *loop);
+/* The idle-memory trim (trim.c): a ring that grew and did not run dry for an interval goes
+ * back to its first size. True if it should be looked at again next interval. */
+bool zev__ring_bufs_trim(zev_loop_t *loop);
 #else
 static inline bool zev__loop_completes(const zev_loop_t *loop) {
     (void)loop;
@@ -69,6 +90,11 @@ static inline bool zev__loop_completes(const zev_loop_t *loop) {
 
 static inline void zev__ring_bufs_release(zev_loop_t *loop) {
     (void)loop;
+}
+
+static inline bool zev__ring_bufs_trim(zev_loop_t *loop) {
+    (void)loop;
+    return false;
 }
 #endif
 

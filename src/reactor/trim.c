@@ -17,11 +17,13 @@
  * never keeps zev_run going; a quiet loop wakes a few times after a burst, then sleeps.
  */
 #include "reactor_internal.h"
+#include "ring.h"
 
 static void trim_fire(zev_loop_t *loop, struct zev__timer_node *n) {
     bool more = zev__buf_pool_trim(loop);
     more |= zev__slab_trim(&loop->slab);
     more |= zev__slab_trim(&loop->slab_large);
+    more |= zev__ring_bufs_trim(loop); /* io_uring: receive chunks lent to the kernel */
     if (more) zev__timer_node_start(loop, n, loop->trim_ms);
 }
 

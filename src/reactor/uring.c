@@ -120,6 +120,14 @@ static int submit(struct zev__uring *r) {
     return n < 0 ? n : 0;
 }
 
+int zev__uring_reserve(struct zev__uring *r, unsigned n) {
+    if (n > r->sq_entries) return -EINVAL;
+    if (zev__uring_unsubmitted(r) + n <= r->sq_entries) return 0;
+    int err = submit(r);
+    if (err < 0) return err;
+    return zev__uring_unsubmitted(r) + n <= r->sq_entries ? 0 : -EBUSY;
+}
+
 struct io_uring_sqe *zev__uring_sqe(struct zev__uring *r, int *err) {
     if (zev__uring_unsubmitted(r) >= r->sq_entries) {
         *err = submit(r);

@@ -50,6 +50,9 @@ void zev__uring_close(struct zev__uring *r);
 /* A zeroed SQE to fill, submitted at the next enter. When the SQ is full, what is queued is
  * submitted first. NULL (with *err) if that submission failed. */
 struct io_uring_sqe *zev__uring_sqe(struct zev__uring *r, int *err);
+/* Make room for n SQEs to be queued with no submission between them (submitting what is
+ * queued if need be). 0, or a negative errno. */
+int zev__uring_reserve(struct zev__uring *r, unsigned n);
 
 /* Submit what is queued and wait for at least wait_nr completions, at most timeout_ms (-1:
  * no limit). Returns 0 or a negative errno; a timeout, a busy CQ (-EBUSY) and an interrupted

@@ -45,6 +45,7 @@ struct zev__ring_bufs {
     zev_buf_t **chunk; /* by buffer id; NULL: the id holds no chunk */
     unsigned filled;   /* ids that hold a chunk */
     unsigned want;     /* how many ids to keep filled (grows when the kernel runs out) */
+    bool grew;         /* it ran out since the last trim (zev__ring_bufs_trim) */
 };
 
 struct zev__uring_backend {
@@ -71,6 +72,13 @@ bool zev__uring_take_cqe(zev_loop_t *loop, const struct io_uring_cqe *c, struct 
  * enter's negative errno (an interruption is 0). */
 int zev__uring_reap(zev_loop_t *loop, bool (*mine)(void *ctx, const struct io_uring_cqe *c),
                     void *ctx);
+/* The stash and the parked list start with room for this many results (and go back to it
+ * when the idle-memory trim finds them empty). */
+#define ZEV__READY_LIST_START 64u
+
+/* Make room for want entries in a growable array of ready entries (the first n are kept). */
+int zev__ready_reserve(zev_loop_t *loop, struct zev__ready **arr, unsigned *cap,
+                       unsigned want);
 /* Append to a growable array of ready entries (the stash, the parked list). */
 int zev__ready_push(zev_loop_t *loop, struct zev__ready **arr, unsigned *n, unsigned *cap,
                     struct zev__ready e);

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #define BUF_RING_ENTRIES 1024u /* ids; each holds at most one chunk */
-#define BUF_RING_START 16u     /* chunks lent at first */
+#define BUF_RING_START 8u      /* chunks lent at first: half the pool's idle floor (buf.c) */
 #define BUF_GROUP 0
 
 bool zev__loop_completes(const zev_loop_t *loop) {
@@ -43,22 +43,27 @@ static void lend(struct zev__ring_bufs *rb, unsigned bid, zev_buf_t *chunk) {
     __atomic_store_n(&rb->br->tail, rb->tail, __ATOMIC_RELEASE);
 }
 
-static int bufs_register(zev_loop_t *loop, struct zev__ring_bufs *rb) {
-    if (!rb->br) {
-        rb->entries = BUF_RING_ENTRIES;
-        rb->br_size = rb->entries * sizeof(struct io_uring_buf);
-        void *mem = mmap(NULL, rb->br_size, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-        if (mem == MAP_FAILED) return -errno;
-        rb->chunk = zev__alloc(loop, rb->entries * sizeof(*rb->chunk));
-        if (!rb->chunk) {
-            munmap(mem, rb->br_size);
-            return -ENOMEM;
-        }
-        for (unsigned i = 0; i < rb->entries; i++) rb->chunk[i] = NULL;
-        rb->br = mem;
-        rb->want = BUF_RING_START;
+/* The ring's memory and bookkeeping, taken when the loop starts (its fixed cost, like the
+ * event array's); chunks are lent at the first receive (bufs_ready). */
+int zev__ring_bufs_init(zev_loop_t *loop) {
+    struct zev__ring_bufs *rb = bufs_of(loop);
+    rb->entries = BUF_RING_ENTRIES;
+    rb->br_size = rb->entries * sizeof(struct io_uring_buf);
+    void *mem = mmap(NULL, rb->br_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (mem == MAP_FAILED) return -errno;
+    rb->chunk = zev__alloc(loop, rb->entries * sizeof(*rb->chunk));
+    if (!rb->chunk) {
+        munmap(mem, rb->br_size);
+        return -ENOMEM;
     }
+    for (unsigned i = 0; i < rb->entries; i++) rb->chunk[i] = NULL;
+    rb->br = mem;
+    rb->want = BUF_RING_START;
+    return 0;
+}
+
+static int bufs_register(zev_loop_t *loop, struct zev__ring_bufs *rb) {
     struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)rb->br,
                                    .ring_entries = rb->entries,
                                    .bgid = BUF_GROUP};
@@ -79,6 +84,7 @@ static void bufs_fill(zev_loop_t *loop, struct zev__ring_bufs *rb) {
         if (!c) return; /* memory is short: the ring makes do with what it has */
         rb->chunk[bid] = c;
         rb->filled++;
+        loop->pool.stats.lent++;
         lend(rb, bid, c);
     }
 }
@@ -98,23 +104,77 @@ void zev__ring_bufs_grow(zev_loop_t *loop) {
     if (!rb->registered) return;
     if (rb->want < rb->entries) rb->want *= 2;
     if (rb->want > rb->entries) rb->want = rb->entries;
+    rb->grew = true;
+    zev__trim_arm(loop);
     bufs_fill(loop, rb);
 }
 
-void zev__ring_bufs_release(zev_loop_t *loop) {
-    struct zev__ring_bufs *rb = bufs_of(loop);
-    if (!rb->br) return;
+/* Every chunk leaves the ring: unregistering the group drops the kernel's entries, and the
+ * chunks go back to the pool. False if the kernel refused. */
+static bool bufs_drop(zev_loop_t *loop, struct zev__ring_bufs *rb) {
     if (rb->registered) {
         struct io_uring_buf_reg reg = {.bgid = BUF_GROUP};
-        (void)syscall(__NR_io_uring_register, zev__uring_state(loop)->ring.fd,
-                      IORING_UNREGISTER_PBUF_RING, &reg, 1);
+        if (syscall(__NR_io_uring_register, zev__uring_state(loop)->ring.fd,
+                    IORING_UNREGISTER_PBUF_RING, &reg, 1) < 0)
+            return false;
         rb->registered = false;
     }
     for (unsigned i = 0; i < rb->entries; i++) {
         if (rb->chunk[i]) zev_buf_unref(rb->chunk[i]);
         rb->chunk[i] = NULL;
     }
+    loop->pool.stats.lent -= rb->filled;
     rb->filled = 0;
+    return true;
+}
+
+/* bufs_drop on a running loop: only while no result names a buffer id (none read ahead,
+ * parked or waiting in the CQ). The kernel picks buffers only inside our io_uring_enter
+ * (COOP_TASKRUN, no SQPOLL; sockets never go to io-wq), so no receive holds one now, and
+ * receives waiting for bytes pick from the group registered again before the next enter. */
+static bool bufs_unlend_all(zev_loop_t *loop, struct zev__ring_bufs *rb) {
+    struct zev__uring_backend *u = zev__uring_state(loop);
+    if (u->n_parked || u->n_stash || zev__uring_cq_ready(&u->ring)) return false;
+    return bufs_drop(loop, rb);
+}
+
+/* An empty list of results that grew in a burst goes back to its first size. */
+static void list_trim(zev_loop_t *loop, struct zev__ready **arr, unsigned n, unsigned *cap) {
+    if (n > 0 || *cap <= ZEV__READY_LIST_START) return;
+    struct zev__ready *small = zev__alloc(loop, ZEV__READY_LIST_START * sizeof(*small));
+    if (!small) return;
+    zev__free(loop, *arr, *cap * sizeof(**arr));
+    *arr = small;
+    *cap = ZEV__READY_LIST_START;
+}
+
+bool zev__ring_bufs_trim(zev_loop_t *loop) {
+    if (!zev__loop_completes(loop)) return false;
+    struct zev__uring_backend *u = zev__uring_state(loop);
+    list_trim(loop, &u->stash, u->n_stash, &u->cap_stash);
+    list_trim(loop, &u->parked, u->n_parked, &u->cap_parked);
+    struct zev__ring_bufs *rb = bufs_of(loop);
+    if (!rb->registered || rb->want <= BUF_RING_START) return false;
+    if (rb->grew) { /* it ran dry this interval: still needed */
+        rb->grew = false;
+        return true;
+    }
+    if (!bufs_unlend_all(loop, rb)) return true; /* results in flight: next interval */
+    rb->want = BUF_RING_START;
+    if (bufs_register(loop, rb) < 0) return false; /* receives then get -ENOBUFS, then grow */
+    bufs_fill(loop, rb);
+    return false;
+}
+
+void zev__ring_bufs_release(zev_loop_t *loop) {
+    struct zev__ring_bufs *rb = bufs_of(loop);
+    if (rb->br) (void)bufs_drop(loop, rb);
+}
+
+void zev__ring_bufs_free(zev_loop_t *loop) {
+    struct zev__ring_bufs *rb = bufs_of(loop);
+    if (!rb->br) return;
+    (void)bufs_drop(loop, rb);
     zev__free(loop, rb->chunk, rb->entries * sizeof(*rb->chunk));
     munmap(rb->br, rb->br_size);
     *rb = (struct zev__ring_bufs){0};
@@ -126,6 +186,10 @@ static bool has_buffer(const struct zev__ready *e) {
 
 static unsigned buffer_id(const struct zev__ready *e) {
     return e->flags >> IORING_CQE_BUFFER_SHIFT;
+}
+
+bool zev__ring_is_readiness(const struct zev__ready *e) {
+    return e->res > 0 && !has_buffer(e);
 }
 
 zev_buf_t *zev__ring_chunk(zev_loop_t *loop, const struct zev__ready *e) {
@@ -141,6 +205,7 @@ zev_buf_t *zev__ring_chunk_take(zev_loop_t *loop, const struct zev__ready *e) {
     zev_buf_t *c = rb->chunk[bid];
     rb->chunk[bid] = NULL;
     rb->filled--;
+    loop->pool.stats.lent--;
     if (rb->registered) bufs_fill(loop, rb);
     return c;
 }
@@ -168,31 +233,43 @@ static struct io_uring_sqe *op_sqe(zev_loop_t *loop, struct zev_watcher *w, enum
     return sqe;
 }
 
-int zev__ring_recv(zev_loop_t *loop, struct zev_watcher *w, char *base, size_t len) {
-    int err = base ? 0 : bufs_ready(loop);
+int zev__ring_recv(zev_loop_t *loop, struct zev_watcher *w) {
+    int err = bufs_ready(loop);
     if (err < 0) return err;
     struct io_uring_sqe *sqe = op_sqe(loop, w, ZEV__OP_RECV, &err);
     if (!sqe) return err;
     sqe->opcode = IORING_OP_RECV;
-    if (base) {
-        sqe->addr = (uint64_t)(uintptr_t)base;
-        sqe->len = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
-    } else {
-        sqe->flags = IOSQE_BUFFER_SELECT; /* the kernel picks a chunk when bytes arrive */
-        sqe->buf_group = BUF_GROUP;
-    }
+    sqe->flags = IOSQE_BUFFER_SELECT; /* the kernel picks a chunk when bytes arrive */
+    sqe->buf_group = BUF_GROUP;
     return 0;
 }
 
-int zev__ring_send(zev_loop_t *loop, struct zev_watcher *w, const char *base, size_t len) {
+int zev__ring_poll_in(zev_loop_t *loop, struct zev_watcher *w) {
+    int err = 0;
+    struct io_uring_sqe *sqe = op_sqe(loop, w, ZEV__OP_RECV, &err);
+    if (!sqe) return err;
+    sqe->opcode = IORING_OP_POLL_ADD;
+    sqe->poll32_events = EPOLLIN | EPOLLRDHUP | EPOLLPRI; /* as a readiness watcher asks */
+    return 0;
+}
+
+int zev__ring_send(zev_loop_t *loop, struct zev_watcher *w, const char *base, size_t len,
+                   bool linked) {
     int err = 0;
     struct io_uring_sqe *sqe = op_sqe(loop, w, ZEV__OP_SEND, &err);
     if (!sqe) return err;
     sqe->opcode = IORING_OP_SEND;
     sqe->addr = (uint64_t)(uintptr_t)base;
     sqe->len = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
-    sqe->msg_flags = MSG_NOSIGNAL;
+    /* WAITALL: the kernel retries a partial send itself, so a result short of len is an
+     * error, and only then is a link broken. */
+    sqe->msg_flags = MSG_NOSIGNAL | MSG_WAITALL;
+    if (linked) sqe->flags |= IOSQE_IO_LINK;
     return 0;
+}
+
+int zev__ring_reserve(zev_loop_t *loop, unsigned n) {
+    return zev__uring_reserve(&zev__uring_state(loop)->ring, n);
 }
 
 int zev__ring_pollout(zev_loop_t *loop, struct zev_watcher *w) {
@@ -221,6 +298,68 @@ bool zev__ring_unpark(zev_loop_t *loop, const struct zev_watcher *w, struct zev_
         return true;
     }
     return false;
+}
+
+/* ---- stopping one operation ---- */
+
+/* Where stopping one operation stands (zev__ring_cancel). */
+struct stopping {
+    zev_loop_t *loop;
+    uint64_t ud; /* the operation's user_data */
+    bool ended;
+    bool kept;
+};
+
+/* Keep a result of the operation for later delivery (the park), unless it carries nothing. */
+static void keep_result(zev_loop_t *loop, struct stopping *s, const struct zev__ready *e) {
+    if (!(e->flags & IORING_CQE_F_MORE)) s->ended = true;
+    /* A readiness report carries nothing: what it reported is still in the socket. */
+    if (e->res == -ECANCELED || zev__ring_is_readiness(e)) return;
+    if (zev__ring_park(loop, e) < 0) {
+        zev__ring_chunk_done(loop, e); /* only under a failing allocator */
+        return;
+    }
+    s->kept = true;
+}
+
+static bool stopped_op_cqe(void *ctx, const struct io_uring_cqe *c) {
+    struct stopping *s = ctx;
+    if (c->user_data != s->ud) return false;
+    struct zev__ready e = zev__op_result(c);
+    keep_result(s->loop, s, &e);
+    return true;
+}
+
+bool zev__ring_cancel(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op) {
+    struct zev__uring_backend *u = zev__uring_state(loop);
+    struct zev__backend *b = loop->backend;
+    struct stopping s = {.ud = (uintptr_t)w | (unsigned)op, .loop = loop};
+    /* Results read ahead: the stash, then the batch being dispatched. */
+    unsigned kept = 0;
+    for (unsigned i = 0; i < u->n_stash; i++) {
+        if (u->stash[i].tag == s.ud) {
+            keep_result(loop, &s, &u->stash[i]);
+            continue;
+        }
+        u->stash[kept++] = u->stash[i];
+    }
+    u->n_stash = kept;
+    for (unsigned i = b->next_ready; i < b->n_ready; i++) {
+        if (b->ready[i].tag != s.ud || !(b->ready[i].revents & ZEV__COMPLETED)) continue;
+        keep_result(loop, &s, &b->ready[i]);
+        b->ready[i].tag = 0; /* void: dispatch skips it */
+    }
+    if (s.ended) return s.kept;
+    int err = 0;
+    struct io_uring_sqe *sqe = zev__uring_sqe(&u->ring, &err);
+    if (!sqe) return s.kept;
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->addr = s.ud;
+    sqe->user_data = (uintptr_t)w | ZEV__UD_CANCEL;
+    while (!s.ended) {
+        if (zev__uring_reap(loop, stopped_op_cqe, &s) < 0) break;
+    }
+    return s.kept;
 }
 
 /* ---- ending a socket's operations ---- */

@@ -51,7 +51,7 @@ int zev_tcp_pipe(zev_tcp_pipe_t *p, zev_tcp_t *src, zev_tcp_t *dst, int end_dst)
     sx->pipe_out = p;
     dx->pipe_in = p;
     src->handle.flags |= ZEV__TCP_PIPE_SRC;
-    if (zev__tcp_wq_held(dst) > dx->hwm) return 0; /* wait for drain */
+    if (zev__tcp_wq_pressure(dst) > dx->hwm) return 0; /* wait for drain */
     /* A connecting source starts reading once connected. An idle one (never connected)
      * keeps the pipe and reads once the user starts it after connecting. Any other refusal
      * undoes the pipe: a failed call changes nothing. */
@@ -67,6 +67,7 @@ int zev_tcp_unpipe(zev_tcp_pipe_t *p) {
     if (!p || !p->src || !p->dst) return -EINVAL;
     p->src->extra->pipe_out = NULL;
     p->src->handle.flags &= ~ZEV__TCP_PIPE_SRC;
+    zev__tcp_ring_read_mode(p->src, true); /* back to the user's buffer, if one is set */
     p->dst->extra->pipe_in = NULL;
     p->src = p->dst = NULL;
     return 0;

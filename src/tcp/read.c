@@ -49,6 +49,8 @@ int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len) {
     if (!buf && !t->extra) return 0; /* already reading into the pool: nothing to allocate */
     struct zev__tcp_extra *x = zev__tcp_extra_get(t);
     if (!x) return -ENOMEM;
+    size_t ignored;
+    bool was_pool = !zev__tcp_user_buf(t, &ignored);
     x->user_buf = buf;
     x->user_buf_len = buf ? len : 0;
     if (buf) {
@@ -56,6 +58,7 @@ int zev_tcp_set_read_buffer(zev_tcp_t *t, void *buf, size_t len) {
     } else {
         t->handle.flags &= ~ZEV__TCP_USER_BUF;
     }
+    zev__tcp_ring_read_mode(t, was_pool);
     return 0;
 }
 

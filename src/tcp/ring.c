@@ -19,6 +19,7 @@
  * The receive is one-shot, armed again after each result: see docs/internals.md, "The
  * completion loop", for why not multishot.
  */
+#include "epoll_events.h"
 #include "ring.h"
 #include "tcp_internal.h"
 
@@ -47,11 +48,19 @@ static bool receiving_wanted(const zev_tcp_t *t) {
            zev__tcp_phase(t) == ZEV__TCP_CONNECTED;
 }
 
+/* Pool mode: a receive into the buffer ring. User memory: a readiness report, and the read
+ * runs at delivery, into whatever buffer is set then (the kernel never holds user memory
+ * that a later zev_tcp_set_read_buffer may take back). */
 static void arm_recv(zev_tcp_t *t) {
     if (!receiving_wanted(t)) return;
+    zev_loop_t *loop = t->handle.loop;
     size_t len = 0;
-    char *user = zev__tcp_user_buf(t, &len);
-    int err = zev__ring_recv(t->handle.loop, &t->io, user, len);
+    int err;
+    if (zev__tcp_user_buf(t, &len)) {
+        err = zev__ring_poll_in(loop, &t->io);
+    } else {
+        err = zev__ring_recv(loop, &t->io);
+    }
     if (err < 0) {
         zev__tcp_fail(t, err);
         return;
@@ -59,25 +68,39 @@ static void arm_recv(zev_tcp_t *t) {
     t->handle.flags |= ZEV__TCP_RING_RECV;
 }
 
+/* The fault seam sees a receive's result as the read it stands for, at the moment a read
+ * would have run on a readiness backend, and may fail it: the bytes are dropped with the
+ * socket, which fails. (A shortened read has no meaning here: the bytes are out of the
+ * socket already, and are delivered whole.) Returns the result to act on. */
+static int seen_as_read(const struct zev__ready *e) {
+    if (e->res < 0) return e->res; /* -ENOBUFS included: the ring's own shortage */
+    size_t ignored = 0;
+    int hit = zev__fault_hit(ZEV_SYS_READ, &ignored);
+    return hit < 0 && hit != -EINTR && hit != -EAGAIN ? hit : e->res;
+}
+
 /* A receive result for a socket that reads: the data event, the EOF, or the failure. */
 static void on_received(zev_tcp_t *t, const struct zev__ready *e) {
     zev_loop_t *loop = t->handle.loop;
+    int res = seen_as_read(e);
     if (e->res == -ENOBUFS) { /* the ring ran dry: lend it more and ask again */
         zev__ring_bufs_grow(loop);
-    } else if (e->res < 0) {
-        zev__tcp_fail(t, e->res);
-        return;
-    } else if (e->res == 0) {
+    } else if (res < 0) {
         zev__ring_chunk_done(loop, e);
+        zev__tcp_fail(t, res);
+        return;
+    } else if (res == 0) {
         zev__tcp_on_eof(t);
         return;
     } else {
         zev_buf_t *chunk = zev__ring_chunk(loop, e);
-        size_t len = 0;
-        char *base = chunk ? chunk->base : zev__tcp_user_buf(t, &len);
-        zev_slice_t slice = {base, (size_t)e->res, chunk};
+        zev_slice_t slice = {chunk->base, (size_t)res, chunk};
         zev__tcp_deliver(t, &slice);
         zev__ring_chunk_done(loop, e);
+        /* One receive is one turn; spending it ends the phase when its slice is over, and
+         * the batch's other results then wait for the next wait (poll.c). */
+        size_t turn = ZEV__BUDGET_QUANTUM;
+        (void)zev__budget_spend(loop, &turn, (size_t)res);
     }
     arm_recv(t);
 }
@@ -88,6 +111,13 @@ static void on_recv_result(zev_tcp_t *t, const struct zev__ready *e) {
     unsigned f = t->handle.flags;
     if (zev__tcp_closing(t) || (f & ZEV__TCP_FAILED) || e->res == -ECANCELED) {
         zev__ring_chunk_done(loop, e); /* nobody will read it: the chunk goes back */
+        return;
+    }
+    if (zev__ring_is_readiness(e)) {
+        /* The readiness path reads into the user's buffer (or notes a paused socket's
+         * missed edge), then a new report is asked for unless it yielded. */
+        zev__tcp_on_readable(t, zev__epoll_revents((uint32_t)e->res));
+        if (!zev__tcp_closing(t)) arm_recv(t);
         return;
     }
     if (!(f & ZEV__TCP_READING)) {
@@ -101,6 +131,23 @@ static void on_recv_result(zev_tcp_t *t, const struct zev__ready *e) {
         return;
     }
     on_received(t, e);
+}
+
+/* Where bytes land changed (zev_tcp_set_read_buffer, a pipe's start or end). A receive in
+ * flight into the pool while the socket now reads into user memory is stopped; bytes it had
+ * already received are delivered first, from the pool, as they were read before the switch. */
+void zev__tcp_ring_read_mode(zev_tcp_t *t, bool was_pool) {
+    size_t len = 0;
+    unsigned f = t->handle.flags;
+    if (!(f & ZEV__TCP_RING_RECV) || !was_pool || !zev__tcp_user_buf(t, &len)) return;
+    zev_loop_t *loop = t->handle.loop;
+    t->handle.flags &= ~ZEV__TCP_RING_RECV;
+    if (zev__ring_cancel(loop, &t->io, ZEV__OP_RECV)) {
+        t->handle.flags |= ZEV__TCP_RING_PARKED;
+        if (f & ZEV__TCP_READING) zev__watcher_feed(loop, &t->io, ZEV__READABLE);
+        return;
+    }
+    arm_recv(t);
 }
 
 void zev__tcp_ring_read_start(zev_tcp_t *t) {
@@ -138,14 +185,13 @@ void zev__tcp_ring_complete(zev_handle_t *h, const void *result) {
         on_recv_result(t, e);
         break;
     case ZEV__OP_SEND:
-    case ZEV__OP_POLLOUT:
+        zev__tcp_ring_sent(t, e->res);
+        break;
+    case ZEV__OP_POLLOUT: /* room for a file region's sendfile */
         t->handle.flags &= ~ZEV__TCP_RING_SEND;
-        if (zev__tcp_closing(t) || (t->handle.flags & ZEV__TCP_FAILED)) return;
-        if (zev__ready_op(e) == ZEV__OP_SEND) {
-            zev__tcp_ring_sent(t, e->res);
-        } else {
-            zev__tcp_flush(t);
-        }
+        if (!zev__tcp_closing(t) && !(t->handle.flags & ZEV__TCP_FAILED)) zev__tcp_flush(t);
+        break;
+    default:
         break;
     }
 }
@@ -153,7 +199,9 @@ void zev__tcp_ring_complete(zev_handle_t *h, const void *result) {
 void zev__tcp_ring_forget(zev_tcp_t *t) {
     unsigned f = t->handle.flags;
     if (!(f & ZEV__TCP_RING)) return;
-    unsigned in_flight = ((f & ZEV__TCP_RING_RECV) ? 1 : 0) + ((f & ZEV__TCP_RING_SEND) ? 1 : 0);
+    unsigned sends = zev__tcp_ring_sends_in_flight(t);
+    if (sends == 0 && (f & ZEV__TCP_RING_SEND)) sends = 1; /* a wait for room */
+    unsigned in_flight = ((f & ZEV__TCP_RING_RECV) ? 1 : 0) + sends;
     zev__ring_forget(t->handle.loop, &t->io, in_flight);
     t->handle.flags &= ~(ZEV__TCP_RING_RECV | ZEV__TCP_RING_SEND | ZEV__TCP_RING_PARKED);
 }
@@ -178,6 +226,10 @@ void zev__tcp_ring_complete(zev_handle_t *h, const void *result) {
 
 void zev__tcp_ring_forget(zev_tcp_t *t) {
     (void)t;
+}
+
+void zev__tcp_ring_read_mode(zev_tcp_t *t, bool was_pool) {
+    (void)t, (void)was_pool;
 }
 
 #endif

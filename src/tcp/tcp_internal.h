@@ -91,6 +91,7 @@ enum {
     ZEV__WE_DONE = 1u << 1, /* fully written; only the callback is left */
     ZEV__WE_PIN = 1u << 2,  /* counts its owner chunk in wq_held for the run of entries after
                                it that share that chunk (write.c) */
+    ZEV__WE_SUBMITTED = 1u << 3, /* completion mode: its send is in flight (write.c, ring) */
 };
 
 /* A socket's rare state: one object from the loop's large slab, taken on first need
@@ -133,6 +134,11 @@ static inline size_t zev__tcp_hwm(const zev_tcp_t *t) {
 static inline size_t zev__tcp_wq_held(const zev_tcp_t *t) {
     return t->wq_held + (size_t)t->wq_writes * sizeof(struct zev__wentry);
 }
+
+/* What the high-water mark compares: zev__tcp_wq_held, less what completion mode has handed
+ * to the kernel already (its sends in flight hold their bytes as the socket's send buffer
+ * does on a readiness backend; at most one mark's worth, write.c). */
+size_t zev__tcp_wq_pressure(const zev_tcp_t *t);
 
 static inline struct zev__wentry *zev__tcp_wq_head(const zev_tcp_t *t) {
     return t->wq_tail ? t->wq_tail->next : NULL;
@@ -209,6 +215,10 @@ void zev__tcp_ring_forget(zev_tcp_t *t);
  * flight; a send's result. */
 void zev__tcp_ring_send_next(zev_tcp_t *t);
 void zev__tcp_ring_sent(zev_tcp_t *t, int res);
+/* Where bytes land changed: was_pool says whether they landed in the pool before. */
+void zev__tcp_ring_read_mode(zev_tcp_t *t, bool was_pool);
+/* Sends in flight (the entries marked SUBMITTED). */
+unsigned zev__tcp_ring_sends_in_flight(const zev_tcp_t *t);
 
 /* write.c */
 void zev__tcp_flush(zev_tcp_t *t);

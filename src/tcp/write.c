@@ -179,7 +179,7 @@ static int check_writable(const zev_tcp_t *t) {
 static int after_queueing(zev_tcp_t *t) {
     zev__tcp_update_active(t);
     /* Most writes leave nothing queued: only then is the mark (maybe in t->extra) looked at. */
-    size_t held = zev__tcp_wq_held(t);
+    size_t held = zev__tcp_wq_pressure(t);
     if (held > 0 && held > zev__tcp_hwm(t)) {
         t->handle.flags |= ZEV__TCP_NEED_DRAIN;
         return 1;
@@ -353,7 +353,7 @@ static void maybe_shutdown(zev_tcp_t *t);
 static void after_flush(zev_tcp_t *t) {
     maybe_shutdown(t);
     if (zev__tcp_closing(t)) return;
-    if ((t->handle.flags & ZEV__TCP_NEED_DRAIN) && zev__tcp_wq_held(t) <= zev__tcp_hwm(t)) {
+    if ((t->handle.flags & ZEV__TCP_NEED_DRAIN) && zev__tcp_wq_pressure(t) <= zev__tcp_hwm(t)) {
         t->handle.flags &= ~ZEV__TCP_NEED_DRAIN;
         if (t->extra && t->extra->pipe_in) zev__tcp_pipe_drain(t);
         if (!zev__tcp_closing(t) && t->events && t->events->drain) t->events->drain(t);
@@ -361,13 +361,87 @@ static void after_flush(zev_tcp_t *t) {
     if (!zev__tcp_closing(t)) zev__tcp_update_active(t);
 }
 
-/* ---- completion mode (ring.c): the queue's head goes out as one send at a time ---- */
+/* ---- completion mode (ring.c): the queue's head goes out as a chain of linked sends ----
+ *
+ * Each unsent entry at the head becomes one SEND, linked to the next (IOSQE_IO_LINK) so the
+ * kernel runs them in queue order, and MSG_WAITALL so a send ends only when all its bytes are
+ * in the socket (or on an error, which breaks the chain: the sends behind it end with
+ * -ECANCELED and go out again). A chain stops after RING_CHAIN entries or once it holds a
+ * high-water mark's worth of memory, and the next one is submitted when its last result has
+ * come. Each result belongs to the first entry still marked SUBMITTED: results of a chain
+ * come in the order the kernel ran its sends. */
 #ifdef ZEV_HAVE_IO_URING
+#define RING_CHAIN 16
 
 static struct zev__wentry *first_unsent(const zev_tcp_t *t) {
     struct zev__wentry *e = zev__tcp_wq_head(t);
     while (e && (e->flags & ZEV__WE_DONE)) e = entry_next(t, e);
     return e;
+}
+
+static struct zev__wentry *first_submitted(const zev_tcp_t *t) {
+    struct zev__wentry *e = first_unsent(t);
+    return e && (e->flags & ZEV__WE_SUBMITTED) ? e : NULL;
+}
+
+unsigned zev__tcp_ring_sends_in_flight(const zev_tcp_t *t) {
+    unsigned n = 0;
+    for (struct zev__wentry *e = first_unsent(t); e && (e->flags & ZEV__WE_SUBMITTED);
+         e = entry_next(t, e))
+        n++;
+    return n;
+}
+
+/* Up to a mark's worth of sends in flight count as the kernel's, as bytes in the socket's
+ * send buffer do on a readiness backend (a chain holds about that much: chain_pick). A
+ * single send larger than that is counted beyond the mark, so a write the kernel cannot
+ * take still returns 1. */
+size_t zev__tcp_wq_pressure(const zev_tcp_t *t) {
+    size_t in_flight = 0;
+    for (struct zev__wentry *e = first_unsent(t); e && (e->flags & ZEV__WE_SUBMITTED);
+         e = entry_next(t, e))
+        in_flight += entry_charge(e);
+    size_t hwm = zev__tcp_hwm(t);
+    return zev__tcp_wq_held(t) - (in_flight < hwm ? in_flight : hwm);
+}
+
+/* A file region at the head: sendfile has no SQE here, so it runs now and waits for room
+ * with a one-shot poll when the socket is full. */
+static int ring_send_file(zev_tcp_t *t, struct zev__wentry *e) {
+#ifdef __linux__
+    ssize_t r = send_file_entry(t, e);
+    if (r >= 0) {
+        account_written(t, (size_t)r);
+        advance(t, (size_t)r);
+        flush_later(t);
+        return 0;
+    }
+    if (r != -EAGAIN) return (int)r;
+    int err = zev__ring_pollout(t->handle.loop, &t->io);
+    if (err == 0) t->handle.flags |= ZEV__TCP_RING_SEND;
+    return err;
+#else
+    (void)t, (void)e;
+    return -ENOSYS;
+#endif
+}
+
+/* Which entries the next chain takes: at most RING_CHAIN, up to the first file region, and
+ * stopping once it holds a mark's worth. limit: bytes the fault seam lets through (a short
+ * send must end the chain, or the rest of its entry would go out after the next one). */
+static unsigned chain_pick(zev_tcp_t *t, struct zev__wentry *e, size_t limit,
+                           struct zev__wentry *chain[RING_CHAIN], size_t len[RING_CHAIN]) {
+    unsigned n = 0;
+    size_t held = 0;
+    while (e && e->base && n < RING_CHAIN && held < zev__tcp_hwm(t) && limit > 0) {
+        chain[n] = e;
+        len[n] = e->len < limit ? e->len : limit;
+        limit -= len[n];
+        held += entry_charge(e);
+        n++;
+        e = entry_next(t, e);
+    }
+    return n;
 }
 
 void zev__tcp_ring_send_next(zev_tcp_t *t) {
@@ -376,40 +450,46 @@ void zev__tcp_ring_send_next(zev_tcp_t *t) {
     if (zev__tcp_phase(t) != ZEV__TCP_CONNECTED || zev__tcp_closing(t)) return;
     struct zev__wentry *e = first_unsent(t);
     if (!e) return;
-    zev_loop_t *loop = t->handle.loop;
     int err;
-    if (e->base) {
-        err = zev__ring_send(loop, &t->io, e->base, e->len);
+    if (!e->base) {
+        err = ring_send_file(t, e);
     } else {
-#ifdef __linux__
-        /* A file region: sendfile has no SQE here, so it runs now and waits for room with a
-         * one-shot poll when the socket is full. */
-        ssize_t r = send_file_entry(t, e);
-        if (r >= 0) {
-            account_written(t, (size_t)r);
-            advance(t, (size_t)r);
-            flush_later(t);
-            return;
+        /* The seam sees a chain as one sendmsg, as the readiness flush's gathered send. */
+        size_t limit = 0;
+        do err = zev__fault_hit(ZEV_SYS_SENDMSG, &limit); while (err == -EINTR);
+        if (err == 0) limit = SIZE_MAX;
+        struct zev__wentry *chain[RING_CHAIN];
+        size_t len[RING_CHAIN];
+        unsigned n = err < 0 ? 0 : chain_pick(t, e, limit, chain, len);
+        zev_loop_t *loop = t->handle.loop;
+        if (n > 0) err = zev__ring_reserve(loop, n); /* a chain never straddles two enters */
+        for (unsigned i = 0; i < n && err >= 0; i++) {
+            err = zev__ring_send(loop, &t->io, chain[i]->base, len[i], i + 1 < n);
+            chain[i]->flags |= ZEV__WE_SUBMITTED;
         }
-        err = r == -EAGAIN ? zev__ring_pollout(loop, &t->io) : (int)r;
-#else
-        err = -ENOSYS;
-#endif
+        if (err >= 0) t->handle.flags |= ZEV__TCP_RING_SEND;
+        if (err == -EAGAIN) err = zev__ring_pollout(loop, &t->io); /* an injected EAGAIN */
     }
-    if (err < 0) {
-        zev__tcp_fail(t, err);
-        return;
-    }
-    t->handle.flags |= ZEV__TCP_RING_SEND;
+    if (err < 0) zev__tcp_fail(t, err);
 }
 
+/* A send's result, for the first entry in flight. A closing or failed socket still counts
+ * what was sent, so a write whose bytes went out is told 0, never cancelled. */
 void zev__tcp_ring_sent(zev_tcp_t *t, int res) {
-    if (res < 0) {
+    struct zev__wentry *e = first_submitted(t);
+    if (!e) return;
+    e->flags &= ~ZEV__WE_SUBMITTED;
+    if (res > 0) {
+        account_written(t, (size_t)res);
+        advance(t, (size_t)res);
+    }
+    if (first_submitted(t)) return; /* the chain's later sends are still to answer */
+    t->handle.flags &= ~ZEV__TCP_RING_SEND;
+    if (zev__tcp_closing(t) || (t->handle.flags & ZEV__TCP_FAILED)) return;
+    if (res < 0 && res != -ECANCELED) { /* -ECANCELED: a link broken by a short send */
         zev__tcp_fail(t, res);
         return;
     }
-    account_written(t, (size_t)res);
-    advance(t, (size_t)res);
     zev__tcp_flush(t);
 }
 
@@ -429,6 +509,15 @@ static void ring_flush(zev_tcp_t *t) {
 #else /* no completion backend in this build: no socket is ever in completion mode */
 void zev__tcp_ring_send_next(zev_tcp_t *t) {
     (void)t;
+}
+
+unsigned zev__tcp_ring_sends_in_flight(const zev_tcp_t *t) {
+    (void)t;
+    return 0;
+}
+
+size_t zev__tcp_wq_pressure(const zev_tcp_t *t) {
+    return zev__tcp_wq_held(t);
 }
 
 void zev__tcp_ring_sent(zev_tcp_t *t, int res) {

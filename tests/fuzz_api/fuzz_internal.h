@@ -42,6 +42,9 @@ struct fz_stream {
     uint64_t ncb;   /* callbacks so far: feeds the callbacks' own random choices */
 
     bool ref, half_open, reading, user_mem;
+    /* Switched to user memory on a completion backend: bytes the kernel had already received
+     * into the pool may still come from there, until the first slice of user memory. */
+    bool pool_grace;
     bool connect_due;                     /* a connect callback is owed */
     bool ended, finished, eof, failed;    /* end() called / finish / peer EOF / error seen */
     bool connect_failed;                  /* a dead socket: calls may say -ENOTCONN */

@@ -70,6 +70,9 @@ unsigned sweep_allowed_where(enum zev_sys id) {
     case ZEV_SYS_GETSOCKOPT:
         return SWEEP_AT_CONNECT;
     case ZEV_SYS_READ:
+        /* A failed read ends the socket: writes still queued are told why. On a completion
+         * backend sends are in flight far more often when that happens. */
+        return SWEEP_AT_ERROR | SWEEP_AT_WRITE;
     case ZEV_SYS_SHUTDOWN:
         return SWEEP_AT_ERROR;
     case ZEV_SYS_SENDMSG:
