@@ -128,16 +128,6 @@ static bool bufs_drop(zev_loop_t *loop, struct zev__ring_bufs *rb) {
     return true;
 }
 
-/* bufs_drop on a running loop: only while no result names a buffer id (none read ahead,
- * parked or waiting in the CQ). The kernel picks buffers only inside our io_uring_enter
- * (COOP_TASKRUN, no SQPOLL; sockets never go to io-wq), so no receive holds one now, and
- * receives waiting for bytes pick from the group registered again before the next enter. */
-static bool bufs_unlend_all(zev_loop_t *loop, struct zev__ring_bufs *rb) {
-    struct zev__uring_backend *u = zev__uring_state(loop);
-    if (u->n_parked || u->n_stash || zev__uring_cq_ready(&u->ring)) return false;
-    return bufs_drop(loop, rb);
-}
-
 /* An empty list of results that grew in a burst goes back to its first size. */
 static void list_trim(zev_loop_t *loop, struct zev__ready **arr, unsigned n, unsigned *cap) {
     if (n > 0 || *cap <= ZEV__READY_LIST_START) return;
@@ -148,21 +138,23 @@ static void list_trim(zev_loop_t *loop, struct zev__ready **arr, unsigned n, uns
     *cap = ZEV__READY_LIST_START;
 }
 
+/* The ring shrinks only as its chunks come back: once it has not run dry for an interval, it
+ * wants its first size again, and chunks returning from the data events beyond that go back
+ * to the pool instead of into the ring (zev__ring_chunk_done). Taking the lent chunks back at
+ * once would mean unregistering the group under armed receives, and on kernel 6.18 that
+ * corrupted data: in a 6 s pingpong-50 run a receive landed in a buffer id that was no longer
+ * lent (docs/internals.md). */
 bool zev__ring_bufs_trim(zev_loop_t *loop) {
     if (!zev__loop_completes(loop)) return false;
     struct zev__uring_backend *u = zev__uring_state(loop);
     list_trim(loop, &u->stash, u->n_stash, &u->cap_stash);
     list_trim(loop, &u->parked, u->n_parked, &u->cap_parked);
     struct zev__ring_bufs *rb = bufs_of(loop);
-    if (!rb->registered || rb->want <= BUF_RING_START) return false;
     if (rb->grew) { /* it ran dry this interval: still needed */
         rb->grew = false;
         return true;
     }
-    if (!bufs_unlend_all(loop, rb)) return true; /* results in flight: next interval */
     rb->want = BUF_RING_START;
-    if (bufs_register(loop, rb) < 0) return false; /* receives then get -ENOBUFS, then grow */
-    bufs_fill(loop, rb);
     return false;
 }
 
@@ -215,7 +207,7 @@ void zev__ring_chunk_done(zev_loop_t *loop, const struct zev__ready *e) {
     struct zev__ring_bufs *rb = bufs_of(loop);
     unsigned bid = buffer_id(e);
     zev_buf_t *c = rb->chunk[bid];
-    if (c->refs == 1 && rb->registered) {
+    if (c->refs == 1 && rb->registered && rb->filled <= rb->want) {
         lend(rb, bid, c); /* nobody kept it: the same chunk goes straight back */
         return;
     }

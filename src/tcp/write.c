@@ -379,14 +379,18 @@ static struct zev__wentry *first_unsent(const zev_tcp_t *t) {
     return e;
 }
 
+/* The first entry whose send is in flight. Those of a chain are consecutive, from the first
+ * unsent entry, or from the one after it once a short send left it unsent and broke the
+ * chain (the rest then end with -ECANCELED). */
 static struct zev__wentry *first_submitted(const zev_tcp_t *t) {
     struct zev__wentry *e = first_unsent(t);
+    if (e && !(e->flags & ZEV__WE_SUBMITTED)) e = entry_next(t, e);
     return e && (e->flags & ZEV__WE_SUBMITTED) ? e : NULL;
 }
 
 unsigned zev__tcp_ring_sends_in_flight(const zev_tcp_t *t) {
     unsigned n = 0;
-    for (struct zev__wentry *e = first_unsent(t); e && (e->flags & ZEV__WE_SUBMITTED);
+    for (struct zev__wentry *e = first_submitted(t); e && (e->flags & ZEV__WE_SUBMITTED);
          e = entry_next(t, e))
         n++;
     return n;
@@ -398,7 +402,7 @@ unsigned zev__tcp_ring_sends_in_flight(const zev_tcp_t *t) {
  * take still returns 1. */
 size_t zev__tcp_wq_pressure(const zev_tcp_t *t) {
     size_t in_flight = 0;
-    for (struct zev__wentry *e = first_unsent(t); e && (e->flags & ZEV__WE_SUBMITTED);
+    for (struct zev__wentry *e = first_submitted(t); e && (e->flags & ZEV__WE_SUBMITTED);
          e = entry_next(t, e))
         in_flight += entry_charge(e);
     size_t hwm = zev__tcp_hwm(t);
