@@ -20,6 +20,7 @@ enum zev__op {
     ZEV__OP_RECV = 4,    /* receive: multishot into the buffer ring, or once into user memory */
     ZEV__OP_SEND = 5,    /* send or sendmsg of the write queue's head */
     ZEV__OP_POLLOUT = 6, /* one-shot wait for room to write (what a sendfile needs) */
+    ZEV__OP_ACCEPT = 7,  /* multishot accept on a listening socket: one result per connection */
 };
 
 static inline enum zev__op zev__ready_op(const struct zev__ready *e) {
@@ -31,6 +32,13 @@ static inline struct zev_watcher *zev__ready_watcher(const struct zev__ready *e)
 }
 
 #ifdef ZEV_HAVE_IO_URING
+#include <linux/io_uring.h>
+
+/* Whether a multishot operation goes on after this result (false: its last one). */
+static inline bool zev__ready_more(const struct zev__ready *e) {
+    return (e->flags & IORING_CQE_F_MORE) != 0;
+}
+
 /* Whether the loop runs a completion backend: sockets then submit operations instead of
  * waiting for readiness. */
 bool zev__loop_completes(const zev_loop_t *loop);
@@ -61,6 +69,10 @@ int zev__ring_park(zev_loop_t *loop, const struct zev__ready *e);
 bool zev__ring_unpark(zev_loop_t *loop, const struct zev_watcher *w, struct zev__ready *out);
 /* Give the ring's chunks back to the pool (the loop is closing; no receive is in flight). */
 void zev__ring_bufs_release(zev_loop_t *loop);
+/* Accept on the listening w->fd, multishot: each result is a new non-blocking, close-on-exec
+ * descriptor (no peer address), with IORING_CQE_F_MORE while the accept goes on. Negative
+ * errno if the SQ could not take it. */
+int zev__ring_accept(zev_loop_t *loop, struct zev_watcher *w);
 #else
 static inline bool zev__loop_completes(const zev_loop_t *loop) {
     (void)loop;

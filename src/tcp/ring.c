@@ -147,6 +147,8 @@ void zev__tcp_ring_complete(zev_handle_t *h, const void *result) {
             zev__tcp_flush(t);
         }
         break;
+    case ZEV__OP_ACCEPT: /* listeners only (listen.c) */
+        break;
     }
 }
 
