@@ -512,12 +512,12 @@ static void offer(zev_tcp_server_t *s, int fd) {
 }
 
 /* Make the multishot match what the listener wants: a held descriptor offered and the
- * multishot in flight while it accepts, cancelled while paused. */
+ * multishot in flight while it accepts; cancelled while paused, or while what it brings is
+ * shed (a cancel that missed is asked again: see on_accept_complete). */
 static void ring_settle(zev_tcp_server_t *s) {
-    if (!ring_accepting(s)) {
-        ring_cancel(s);
-        return;
-    }
+    bool accepting = ring_accepting(s);
+    if (!accepting || (s->handle.flags & ZEV__TCP_ACCEPT_SHEDDING)) ring_cancel(s);
+    if (!accepting) return;
     if (s->handle.flags & ZEV__TCP_ACCEPT_HELD) {
         s->handle.flags &= ~ZEV__TCP_ACCEPT_HELD;
         int fd = s->pending_fd;
