@@ -545,8 +545,8 @@ static void on_accept_complete(zev_handle_t *h, const void *result) {
     zev_tcp_server_t *s = (zev_tcp_server_t *)h;
     const struct zev__ready *e = result;
     if (!zev__ready_more(e)) {
-        h->flags &= ~(ZEV__TCP_ACCEPT_ARMED | ZEV__TCP_ACCEPT_CANCELLING |
-                      ZEV__TCP_ACCEPT_SHEDDING);
+        h->flags &=
+            ~(ZEV__TCP_ACCEPT_ARMED | ZEV__TCP_ACCEPT_CANCELLING | ZEV__TCP_ACCEPT_SHEDDING);
     } else if (h->flags & ZEV__TCP_ACCEPT_CANCELLING) {
         /* Still going after a cancel: ask again when settling (the kernel need not catch a
          * multishot that is busy posting a result). */
