@@ -20,6 +20,7 @@ enum zev__op {
     ZEV__OP_RECV = 4,    /* receive: multishot into the buffer ring, or once into user memory */
     ZEV__OP_SEND = 5,    /* send or sendmsg of the write queue's head */
     ZEV__OP_POLLOUT = 6, /* one-shot wait for room to write (what a sendfile needs) */
+    ZEV__OP_ACCEPT = 7,  /* multishot accept on a listening socket: one result per connection */
 };
 
 static inline enum zev__op zev__ready_op(const struct zev__ready *e) {
@@ -31,6 +32,13 @@ static inline struct zev_watcher *zev__ready_watcher(const struct zev__ready *e)
 }
 
 #ifdef ZEV_HAVE_IO_URING
+#include <linux/io_uring.h>
+
+/* Whether a multishot operation goes on after this result (false: its last one). */
+static inline bool zev__ready_more(const struct zev__ready *e) {
+    return (e->flags & IORING_CQE_F_MORE) != 0;
+}
+
 /* Whether the loop runs a completion backend: sockets then submit operations instead of
  * waiting for readiness. */
 bool zev__loop_completes(const zev_loop_t *loop);
@@ -56,6 +64,9 @@ int zev__ring_pollout(zev_loop_t *loop, struct zev_watcher *w);
  * cancel took) are parked for the owner to take with zev__ring_unpark; true if any was. No
  * callback runs. */
 bool zev__ring_cancel(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op);
+/* Ask the kernel to stop w's operation of kind op, with the next enter; its remaining
+ * results, the last one -ECANCELED unless it ended first, come as usual. */
+int zev__ring_cancel_async(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op);
 /* Synchronous: cancel every operation on w->fd and hand the results to the owner until
  * in_flight of them have ended; no result names w afterwards. */
 void zev__ring_forget(zev_loop_t *loop, struct zev_watcher *w, unsigned in_flight);
@@ -82,6 +93,10 @@ void zev__ring_bufs_free(zev_loop_t *loop);
 /* The idle-memory trim (trim.c): a ring that grew and did not run dry for an interval goes
  * back to its first size. True if it should be looked at again next interval. */
 bool zev__ring_bufs_trim(zev_loop_t *loop);
+/* Accept on the listening w->fd, multishot: each result is a new non-blocking, close-on-exec
+ * descriptor (no peer address), with IORING_CQE_F_MORE while the accept goes on. Negative
+ * errno if the SQ could not take it. */
+int zev__ring_accept(zev_loop_t *loop, struct zev_watcher *w);
 #else
 static inline bool zev__loop_completes(const zev_loop_t *loop) {
     (void)loop;

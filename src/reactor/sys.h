@@ -67,6 +67,15 @@ static inline int zev__fault_hit(enum zev_sys id, size_t *limit) {
 }
 #endif
 
+/* The seam for a call the kernel made on zev's behalf (an io_uring operation's result): the
+ * call is already done, so a test's failure replaces its result. Returns res, or the injected
+ * negative errno (counted as a call of id either way); on a change the caller undoes what the
+ * kernel did (closes an accepted descriptor). */
+static inline int zev__fault_result(enum zev_sys id, int res) {
+    int f = zev__fault_hit(id, NULL);
+    return f < 0 ? f : res;
+}
+
 /* getaddrinfo, called on the resolver's threads (resolve.c). A test build lets a test answer
  * instead (zev_fault_set_getaddrinfo): lookups of made-up names, failures, a lookup that
  * blocks, with no packet sent anywhere. Returns getaddrinfo's code (0 or EAI_*). */

@@ -12,7 +12,7 @@
 enum {
     ZEV__UD_REMOVE = 2, /* removal of a watcher's poll (synchronous unwatch) */
     ZEV__UD_CANCEL = 3, /* a cancellation; its own result is of no interest */
-    /* 4..6: enum zev__op (ring.h) */
+    /* 4..7: enum zev__op (ring.h) */
 };
 
 static inline bool zev__ud_is_poll(uint64_t ud) {
@@ -20,7 +20,7 @@ static inline bool zev__ud_is_poll(uint64_t ud) {
 }
 
 static inline bool zev__ud_is_op(uint64_t ud) {
-    return (ud & 7u) >= ZEV__OP_RECV && (ud & 7u) <= ZEV__OP_POLLOUT;
+    return (ud & 7u) >= ZEV__OP_RECV && (ud & 7u) <= ZEV__OP_ACCEPT;
 }
 
 static inline struct zev_watcher *zev__ud_watcher(uint64_t ud) {

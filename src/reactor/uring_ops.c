@@ -421,3 +421,27 @@ void zev__ring_forget(zev_loop_t *loop, struct zev_watcher *w, unsigned in_fligh
         if (zev__uring_reap(loop, forgotten_op_cqe, &f) < 0) return;
     }
 }
+
+/* ---- operations of listening sockets, and stopping one operation ---- */
+
+int zev__ring_cancel_async(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op) {
+    int err = 0;
+    struct io_uring_sqe *sqe = zev__uring_sqe(&zev__uring_state(loop)->ring, &err);
+    if (!sqe) return err;
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->addr = (uintptr_t)w | (unsigned)op; /* the operation's user_data names it */
+    sqe->user_data = (uintptr_t)w | ZEV__UD_CANCEL;
+    return 0;
+}
+
+/* No address is asked for: a multishot accept would write every connection's peer to the same
+ * place, overwritten before the results are read. */
+int zev__ring_accept(zev_loop_t *loop, struct zev_watcher *w) {
+    int err = 0;
+    struct io_uring_sqe *sqe = op_sqe(loop, w, ZEV__OP_ACCEPT, &err);
+    if (!sqe) return err;
+    sqe->opcode = IORING_OP_ACCEPT;
+    sqe->ioprio = IORING_ACCEPT_MULTISHOT;
+    sqe->accept_flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+    return 0;
+}

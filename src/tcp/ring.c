@@ -191,6 +191,7 @@ void zev__tcp_ring_complete(zev_handle_t *h, const void *result) {
         t->handle.flags &= ~ZEV__TCP_RING_SEND;
         if (!zev__tcp_closing(t) && !(t->handle.flags & ZEV__TCP_FAILED)) zev__tcp_flush(t);
         break;
+    case ZEV__OP_ACCEPT: /* listeners only (listen.c) */
     default:
         break;
     }

@@ -65,6 +65,12 @@ enum {
 };
 /* A receive result waits for the reading to resume (bit 31: past an enum's int range). */
 #define ZEV__TCP_RING_PARKED (1u << 31)
+/* A listener in completion mode (ZEV__TCP_RING, listen.c) gives stream-only bits its own
+ * meanings. */
+#define ZEV__TCP_ACCEPT_ARMED ZEV__TCP_RING_RECV      /* the multishot accept is in flight */
+#define ZEV__TCP_ACCEPT_CANCELLING ZEV__TCP_RING_SEND /* a cancel of it was asked for */
+#define ZEV__TCP_ACCEPT_HELD ZEV__TCP_RING_PARKED     /* pending_fd waits for the next turn */
+#define ZEV__TCP_ACCEPT_SHEDDING ZEV__TCP_EOF /* what the multishot still brings is shed */
 
 /* Fairness is the loop's budget (reactor_internal.h), spent by read.c, write.c and listen.c. */
 enum { ZEV__TCP_DEFAULT_HWM = 64 * 1024 };
