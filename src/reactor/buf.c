@@ -10,6 +10,7 @@
  * (docs/design.md, "Threads and scale").
  */
 #include "reactor_internal.h"
+#include "ring.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -137,6 +138,10 @@ static void release_internal(zev_buf_t *b) {
 int zev_buf_pool_stats(const zev_loop_t *loop, zev_buf_pool_stats_t *out) {
     if (!loop || !out) return -EINVAL;
     *out = loop->pool.stats;
+    /* A completion backend's receive buffers are the pool's reserve, not anyone's data. */
+    size_t lent = zev__ring_bufs_lent(loop);
+    out->in_use -= lent;
+    out->idle += lent;
     return 0;
 }
 

@@ -290,3 +290,61 @@ void zev__ring_forget(zev_loop_t *loop, struct zev_watcher *w, unsigned in_fligh
         if (zev__uring_reap(loop, forgotten_op_cqe, &f) < 0) return;
     }
 }
+
+/* ---- datagram operations (src/udp/ring.c) ---- */
+
+int zev__ring_cancel(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op) {
+    int err = 0;
+    struct io_uring_sqe *sqe = zev__uring_sqe(&zev__uring_state(loop)->ring, &err);
+    if (!sqe) return err;
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->addr = (uintptr_t)w | (unsigned)op; /* the user_data of the request to cancel */
+    sqe->user_data = (uintptr_t)w | ZEV__UD_CANCEL;
+    return 0;
+}
+
+int zev__ring_recvmsg_multishot(zev_loop_t *loop, struct zev_watcher *w, const struct msghdr *msg,
+                                bool poll_first) {
+    int err = bufs_ready(loop);
+    if (err < 0) return err;
+    struct io_uring_sqe *sqe = op_sqe(loop, w, ZEV__OP_RECV, &err);
+    if (!sqe) return err;
+    sqe->opcode = IORING_OP_RECVMSG;
+    sqe->addr = (uint64_t)(uintptr_t)msg;
+    sqe->len = 1;
+    sqe->msg_flags = MSG_TRUNC; /* payloadlen is then a cut datagram's real size */
+    sqe->ioprio = IORING_RECV_MULTISHOT | (poll_first ? IORING_RECVSEND_POLL_FIRST : 0);
+    sqe->flags = IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+    return 0;
+}
+
+int zev__ring_sendmsg(zev_loop_t *loop, struct zev_watcher *w, const struct msghdr *msg,
+                      bool link) {
+    int err = 0;
+    struct io_uring_sqe *sqe = op_sqe(loop, w, ZEV__OP_SEND, &err);
+    if (!sqe) return err;
+    sqe->opcode = IORING_OP_SENDMSG;
+    sqe->addr = (uint64_t)(uintptr_t)msg;
+    sqe->len = 1;
+    sqe->msg_flags = MSG_NOSIGNAL;
+    if (link) sqe->flags = IOSQE_IO_LINK;
+    return 0;
+}
+
+unsigned zev__ring_sq_room(const zev_loop_t *loop) {
+    const struct zev__uring *r = &zev__uring_state(loop)->ring;
+    return r->sq_entries - zev__uring_unsubmitted(r);
+}
+
+size_t zev__ring_bufs_lent(const zev_loop_t *loop) {
+    if (!loop->backend || loop->backend->ops != &zev__backend_uring || !loop->backend->priv) {
+        return 0;
+    }
+    const struct zev__uring_backend *u = zev__uring_state(loop);
+    size_t holding = 0; /* parked results keep their chunks until delivered */
+    for (unsigned i = 0; i < u->n_parked; i++) {
+        if (has_buffer(&u->parked[i])) holding++;
+    }
+    return u->bufs.filled > holding ? u->bufs.filled - holding : 0;
+}
