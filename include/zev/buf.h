@@ -42,9 +42,10 @@ typedef struct {
 typedef struct {
     size_t chunk_size; /* bytes of payload per chunk */
     uint64_t allocated;  /* chunks obtained from the allocator so far */
-    uint64_t in_use;     /* chunks with at least one reference */
+    uint64_t in_use;     /* chunks with at least one reference, except those lent to the
+                            io_uring backend's receive ring and holding no result yet */
     uint64_t peak;       /* most chunks in use at once */
-    uint64_t idle;       /* chunks kept unreferenced for reuse */
+    uint64_t idle;       /* chunks kept unreferenced for reuse, and those lent to the ring */
     uint64_t released;   /* idle chunks given back to the allocator before zev_loop_close */
 } zev_buf_pool_stats_t;
 
