@@ -19,7 +19,7 @@
  *    (recv.c, the poll form of the same ring), since a datagram cut by the ring where epoll
  *    would have delivered it whole would change what the user sees.
  *  - Queued sends go out as IORING_OP_SENDMSG SQEs, submitted with the loop's one
- *    io_uring_enter. They are linked (IOSQE_IO_LINK) into one chain of up to u->batch
+ *    io_uring_enter. They are linked (IOSQE_IO_LINK) into one chain of up to 128
  *    datagrams, the ring's sendmmsg: the kernel starts each only after the previous ended,
  *    so datagrams leave in queue order, and results come back in that order. One chain is in
  *    flight at a time. A failed send cancels the rest of its chain (-ECANCELED): those were
@@ -45,16 +45,22 @@
 
 #include <linux/io_uring.h> /* struct io_uring_recvmsg_out, IORING_CQE_F_MORE */
 
-/* The socket's ring state, one allocation per socket in completion mode. The message headers
- * are read by the kernel when the SQEs are submitted, at the next enter, so they live here
- * rather than on a stack. */
+/* The longest chain of sends, and the iovecs it gathers. Longer than sendmmsg's batch: one
+ * chain is in flight at a time (two chains could overtake each other), so a chain is what one
+ * io_uring_enter sends for the socket, where epoll flushes batch after batch until EAGAIN.
+ * 128 leaves half of the SQ (256) to the rest of the loop. */
+enum { ZEV__UDP_RING_CHAIN = 128, ZEV__UDP_RING_IOV = 512 };
+
+/* The socket's ring state, one allocation per socket in completion mode (about 15 KiB). The
+ * message headers are read by the kernel when the SQEs are submitted, at the next enter, so
+ * they live here rather than on a stack. */
 struct zev__udp_ring {
     struct msghdr rx;   /* the multishot receive's layout: the name area, no control data */
     uint64_t stop_iter; /* the iteration of a recv_stop made inside a message callback */
     unsigned tx_n;      /* sends of the chain in flight */
     bool tx_broken;     /* one of them failed: the rest of the chain come back cancelled */
-    struct msghdr tx[ZEV_UDP_BATCH_MAX];
-    struct iovec iov[ZEV__UDP_FLUSH_IOV];
+    struct msghdr tx[ZEV__UDP_RING_CHAIN];
+    struct iovec iov[ZEV__UDP_RING_IOV];
 };
 
 bool zev__udp_ring_wanted(const zev_loop_t *loop) {
@@ -297,11 +303,11 @@ void zev__udp_ring_recv_stop(zev_udp_t *u) {
 
 /* ---- sending ---- */
 
-/* The longest chain: u->batch datagrams (sendmmsg's batch), no more than the SQ can take in
- * one go, since zev__uring_sqe would submit a full SQ and split the chain there. */
+/* The longest chain now: no more than the SQ can take in one go, since zev__uring_sqe would
+ * submit a full SQ and split the chain there. */
 static unsigned chain_limit(const zev_udp_t *u) {
     unsigned room = zev__ring_sq_room(u->handle.loop);
-    return u->batch < room ? u->batch : room;
+    return room < ZEV__UDP_RING_CHAIN ? room : ZEV__UDP_RING_CHAIN;
 }
 
 /* Write one chain of SQEs for the first unsent datagrams. */
@@ -320,7 +326,7 @@ static void submit_chain(zev_udp_t *u) {
     unsigned n = 0;
     unsigned n_iov = 0;
     for (struct zev__udp_req *r = u->q_unsent; r && n < limit; r = r->next) {
-        if (n_iov + r->n_slices > ZEV__UDP_FLUSH_IOV) break; /* never the first: 64 < 256 */
+        if (n_iov + r->n_slices > ZEV__UDP_RING_IOV) break; /* never the first: 64 < 512 */
         n_iov += zev__udp_req_msg(r, &rs->tx[n], rs->iov + n_iov);
         n++;
     }
