@@ -462,3 +462,56 @@ Test(udp_ring, a_failed_datagram_in_a_chain_does_not_stop_the_others) {
     zev_close(&r.udp.handle, NULL);
     zt_run();
 }
+
+/* ---- the sender's address ---- */
+
+struct from {
+    zev_udp_t udp;
+    int n;
+    zev_addr_info_t info;
+    size_t len;
+};
+
+static void from_message(zev_udp_t *u, int status, const zev_slice_t *msg,
+                         const zev_udp_rinfo_t *ri) {
+    struct from *f = u->handle.data;
+    cr_assert_eq(status, 0);
+    cr_assert_eq(zev_addr_info(ri->addr, &f->info), 0);
+    cr_assert_eq(f->info.port, ri->port);
+    cr_assert_eq(f->info.family, ri->family);
+    f->len = msg->len;
+    f->n++;
+}
+
+/* The sender's family, address and port, whole, on IPv4 (where the ring keeps only the first
+ * 8 bytes of the address) and IPv6 (a max datagram small enough for the ring's chunks). */
+static void sender_is_reported_whole(int family, const char *host) {
+    struct from f = {0};
+    cr_assert_eq(zev_udp_init(&zt_loop, &f.udp, family), 0);
+    f.udp.handle.data = &f;
+    if (family == 6) cr_assert_eq(zev_udp_set_max_datagram(&f.udp, 1500), 0);
+    cr_assert_eq(zev_udp_bind(&f.udp, host, 0, NULL, NULL), 0);
+    cr_assert_eq(zev_udp_recv_start(&f.udp, from_message), 0);
+    zev_addr_info_t to;
+    cr_assert_eq(zev_udp_local_address(&f.udp, &to), 0);
+    zev_udp_t s;
+    cr_assert_eq(zev_udp_init(&zt_loop, &s, family), 0);
+    cr_assert_eq(zev_udp_bind(&s, host, 0, NULL, NULL), 0);
+    zev_addr_info_t me;
+    cr_assert_eq(zev_udp_local_address(&s, &me), 0);
+    zev_slice_t sl = zev_slice("hello", 5);
+    cr_assert_eq(zev_udp_send(&s, &sl, 1, host, to.port, NULL, NULL), 0);
+    cr_assert(zt_run_until(&f.n, 1, 5000));
+    cr_assert_eq(f.len, 5);
+    cr_assert_str_eq(f.info.address, host);
+    cr_assert_eq(f.info.port, me.port);
+    cr_assert_eq(f.info.family, family);
+    zev_close(&s.handle, NULL);
+    zev_close(&f.udp.handle, NULL);
+    zt_run();
+}
+
+Test(udp_ring, the_sender_is_reported_whole_on_ipv4_and_ipv6) {
+    sender_is_reported_whole(4, "127.0.0.1");
+    sender_is_reported_whole(6, "::1");
+}
