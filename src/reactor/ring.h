@@ -61,6 +61,8 @@ int zev__ring_park(zev_loop_t *loop, const struct zev__ready *e);
 bool zev__ring_unpark(zev_loop_t *loop, const struct zev_watcher *w, struct zev__ready *out);
 /* Give the ring's chunks back to the pool (the loop is closing; no receive is in flight). */
 void zev__ring_bufs_release(zev_loop_t *loop);
+/* zev__ring_chunk_done, O(1) when the user kept the chunk (its id gets a fresh one at once). */
+void zev__ring_chunk_recycle(zev_loop_t *loop, const struct zev__ready *e);
 /* Chunks lent to the kernel and not holding a result: the pool's reserve, which
  * zev_buf_pool_stats counts as idle rather than in use (no user holds them). */
 size_t zev__ring_bufs_lent(const zev_loop_t *loop);
@@ -73,8 +75,7 @@ int zev__ring_recvmsg_multishot(zev_loop_t *loop, struct zev_watcher *w, const s
 /* A sendmsg of msg (read at submission, like the one above; the bytes stay untouched until
  * the result). link: the next SQE written starts only after this one ended, and is
  * cancelled (-ECANCELED) if this one failed. */
-int zev__ring_sendmsg(zev_loop_t *loop, struct zev_watcher *w, const struct msghdr *msg,
-                      bool link);
+int zev__ring_sendmsg(zev_loop_t *loop, struct zev_watcher *w, const struct msghdr *msg, bool link);
 /* SQEs that can be written before the SQ is full: a linked chain longer than this would be
  * split by the submission zev__uring_sqe makes when it finds the SQ full. */
 unsigned zev__ring_sq_room(const zev_loop_t *loop);

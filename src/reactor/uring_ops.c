@@ -348,3 +348,21 @@ size_t zev__ring_bufs_lent(const zev_loop_t *loop) {
     }
     return u->bufs.filled > holding ? u->bufs.filled - holding : 0;
 }
+
+/* zev__ring_chunk_done in O(1) for a chunk the user kept: a fresh chunk takes its own id, where
+ * zev__ring_chunk_take's refill scans the ids for an empty one (a UDP echo keeps every chunk
+ * until its reply is sent, so that scan would run per datagram). */
+void zev__ring_chunk_recycle(zev_loop_t *loop, const struct zev__ready *e) {
+    if (!has_buffer(e)) return;
+    struct zev__ring_bufs *rb = bufs_of(loop);
+    unsigned bid = buffer_id(e);
+    zev_buf_t *c = rb->chunk[bid];
+    zev_buf_t *fresh = c->refs > 1 && rb->registered ? zev_buf_get(loop) : NULL;
+    if (!fresh) {
+        zev__ring_chunk_done(loop, e);
+        return;
+    }
+    rb->chunk[bid] = fresh;
+    lend(rb, bid, fresh);
+    zev_buf_unref(c); /* the user's references keep it alive */
+}

@@ -197,7 +197,7 @@ static void use_result(zev_udp_t *u, const struct zev__ready *e) {
     bool poll_first = false;
     if (e->res >= 0) {
         deliver(u, e);
-        zev__ring_chunk_done(loop, e); /* back to the ring, or replaced if the user kept it */
+        zev__ring_chunk_recycle(loop, e); /* back to the ring, or replaced if the user kept it */
         if (zev__udp_closing(u)) return;
     } else if (e->res == -ENOBUFS) {
         zev__ring_bufs_grow(loop); /* the ring ran dry: lend it more chunks, then re-arm */
