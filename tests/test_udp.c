@@ -471,7 +471,7 @@ Test(udp, received_slice_can_be_kept_and_forwarded_without_copy) {
     cr_assert(zt_run_until(&k.got, 1, 5000));
     zev_buf_pool_stats_t ps;
     zev_buf_pool_stats(&zt_loop, &ps);
-    cr_assert_eq(ps.in_use, 1, "only the kept chunk is still in use");
+    cr_assert_eq(ps.in_use - ps.lent, 1, "only the kept chunk is still in use");
     struct sent sent = {0};
     cr_assert_eq(zev_udp_send(&k.udp, &k.kept, 1, "127.0.0.1", dport, on_sent, &sent), 0);
     zev_buf_unref(k.kept.owner); /* the send took its own reference if it needed one */
@@ -479,7 +479,7 @@ Test(udp, received_slice_can_be_kept_and_forwarded_without_copy) {
     cr_assert_eq(memcmp(dst.data[0], "forward me", 10), 0);
     cr_assert(zt_run_until(&sent.n, 1, 5000));
     zev_buf_pool_stats(&zt_loop, &ps);
-    cr_assert_eq(ps.in_use, 0);
+    cr_assert_eq(ps.in_use - ps.lent, 0);
     zev_close(&c.handle, NULL);
     zev_close(&k.udp.handle, NULL);
     inbox_close(&dst);
@@ -645,7 +645,7 @@ Test(udp, close_inside_message_callback_drops_the_rest_and_leaks_nothing) {
     cr_assert_eq(in.closed, 1);
     zev_buf_pool_stats_t ps;
     zev_buf_pool_stats(&zt_loop, &ps);
-    cr_assert_eq(ps.in_use, 0);
+    cr_assert_eq(ps.in_use - ps.lent, 0);
 }
 
 /* ---- send errors ---- */

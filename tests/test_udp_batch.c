@@ -131,7 +131,7 @@ static void burst_in_batches(unsigned batch, size_t max_datagram, int n) {
     }
     zev_buf_pool_stats_t ps;
     zev_buf_pool_stats(&zt_loop, &ps);
-    cr_assert_eq(ps.in_use, 0, "every slot went back to the pool");
+    cr_assert_eq(ps.in_use - ps.lent, 0, "every slot went back to the pool");
     zev_close(&in.udp.handle, NULL);
     zt_run();
 }
@@ -189,7 +189,16 @@ Test(udp_batch, one_socket_cannot_starve_another) {
 
 /* ---- receive failures ---- */
 
+/* These tests fail the receive and send syscalls through the seam; in completion mode the
+ * socket makes none (its operations go through the ring), and test_udp_ring.c covers the same
+ * behaviour there. */
+static void skip_if_completing(void) {
+    if (zt_loop_completes()) cr_skip_test("completion mode: no recvmmsg/sendmmsg to fail");
+}
+
+
 Test(udp_batch, eintr_is_retried_and_other_errors_reach_the_callback) {
+    skip_if_completing();
     struct inbox in;
     int port = inbox_open(&in, 0);
     preload(port, 2);
@@ -215,6 +224,7 @@ Test(udp_batch, eintr_is_retried_and_other_errors_reach_the_callback) {
 /* An ICMP error on a connected socket is handed over by one receive call and is gone: the
  * datagrams queued behind it are read in the same pass. */
 Test(udp_batch, a_handed_over_receive_error_does_not_hold_back_the_datagrams_behind_it) {
+    skip_if_completing();
     struct inbox in;
     int port = inbox_open(&in, 0);
     preload(port, 3);
@@ -266,6 +276,7 @@ static void persistent_error_blocks_the_loop(int err) {
 }
 
 Test(udp_batch, a_persistent_receive_error_is_reported_once_not_spun) {
+    skip_if_completing();
     persistent_error_blocks_the_loop(ENOMEM);
     persistent_error_blocks_the_loop(EFAULT);
     /* Even an error of the kind a receive call normally hands over once. */
@@ -366,6 +377,7 @@ Test(udp_batch, a_queued_burst_is_flushed_with_datagrams_over_batch_sendmmsg_cal
 }
 
 Test(udp_batch, batch_of_one_flushes_with_sendmsg) {
+    skip_if_completing();
     struct inbox in;
     int port = inbox_open(&in, 1);
     zev_udp_t tx;
@@ -401,13 +413,13 @@ Test(udp_batch, queued_datagrams_are_sent_by_reference) {
     zev_buf_unref(chunk); /* the queue holds its own reference */
     zev_buf_pool_stats_t ps;
     zev_buf_pool_stats(&zt_loop, &ps);
-    cr_assert_eq(ps.in_use, 1);
+    cr_assert_eq(ps.in_use - ps.lent, 1);
     memset(raw, 'B', sizeof(raw)); /* still queued: the kernel will read these bytes */
     cr_assert(zt_run_until(&in.n, 2, 5000));
     cr_assert_str_eq(in.data[0], "BBBB", "queued by reference, not copied");
     cr_assert_str_eq(in.data[1], "pooled");
     zev_buf_pool_stats(&zt_loop, &ps);
-    cr_assert_eq(ps.in_use, 0, "sent: the queue dropped its reference");
+    cr_assert_eq(ps.in_use - ps.lent, 0, "sent: the queue dropped its reference");
     zev_close(&tx.handle, NULL);
     zev_close(&in.udp.handle, NULL);
     zt_run();
@@ -438,7 +450,7 @@ Test(udp_batch, a_queued_datagram_of_many_slices_keeps_them_all) {
     cr_assert_eq(zt_loop.slab_large.in_use, 0);
     zev_buf_pool_stats_t ps;
     zev_buf_pool_stats(&zt_loop, &ps);
-    cr_assert_eq(ps.in_use, 0);
+    cr_assert_eq(ps.in_use - ps.lent, 0);
     zev_close(&tx.handle, NULL);
     zev_close(&in.udp.handle, NULL);
     zt_run();
@@ -483,6 +495,7 @@ Test(udp_batch, high_water_mark_and_drain) {
 }
 
 Test(udp_batch, a_failed_datagram_in_a_batch_does_not_stop_the_others) {
+    skip_if_completing();
     struct inbox in;
     int port = inbox_open_at(&in, 1, 6, "::1");
     zev_udp_t tx;

@@ -70,6 +70,7 @@ typedef struct {
 } zev_udp_stats_t;
 
 struct zev__udp_req;
+struct zev__udp_ring;
 
 struct zev_udp_s {
     zev_handle_t handle;
@@ -89,6 +90,7 @@ struct zev_udp_s {
     size_t hwm;
     zev_sockaddr_t peer; /* while connected */
     zev_udp_stats_t stats;
+    struct zev__udp_ring *ring; /* completion mode (io_uring): the socket's in-flight state */
 };
 
 /* ---- socket --------------------------------------------------------------------------------- */

@@ -97,6 +97,19 @@ bool zev__ring_bufs_trim(zev_loop_t *loop);
  * descriptor (no peer address), with IORING_CQE_F_MORE while the accept goes on. Negative
  * errno if the SQ could not take it. */
 int zev__ring_accept(zev_loop_t *loop, struct zev_watcher *w);
+/* Datagram sockets (src/udp/ring.c). A multishot recvmsg on w->fd into the buffer ring: each
+ * result's chunk starts with a struct io_uring_recvmsg_out, then msg->msg_namelen bytes of
+ * the sender's address, then the payload. msg is read when the SQE is submitted (the next
+ * enter): it must live until then. poll_first: wait for readability before the first try. */
+int zev__ring_recvmsg_multishot(zev_loop_t *loop, struct zev_watcher *w, const struct msghdr *msg,
+                                bool poll_first);
+/* A sendmsg of msg (read at submission, like the one above; the bytes stay untouched until
+ * the result). link: the next SQE written starts only after this one ended, and is
+ * cancelled (-ECANCELED) if this one failed. */
+int zev__ring_sendmsg(zev_loop_t *loop, struct zev_watcher *w, const struct msghdr *msg, bool link);
+/* SQEs that can be written before the SQ is full: a linked chain longer than this would be
+ * split by the submission zev__uring_sqe makes when it finds the SQ full. */
+unsigned zev__ring_sq_room(const zev_loop_t *loop);
 #else
 static inline bool zev__loop_completes(const zev_loop_t *loop) {
     (void)loop;

@@ -207,11 +207,24 @@ void zev__ring_chunk_done(zev_loop_t *loop, const struct zev__ready *e) {
     struct zev__ring_bufs *rb = bufs_of(loop);
     unsigned bid = buffer_id(e);
     zev_buf_t *c = rb->chunk[bid];
-    if (c->refs == 1 && rb->registered && rb->filled <= rb->want) {
+    if (!rb->registered || rb->filled > rb->want) { /* shrinking: it leaves the ring */
+        zev_buf_unref(zev__ring_chunk_take(loop, e));
+        return;
+    }
+    if (c->refs == 1) {
         lend(rb, bid, c); /* nobody kept it: the same chunk goes straight back */
         return;
     }
-    zev_buf_unref(zev__ring_chunk_take(loop, e)); /* the user's references keep it alive */
+    /* The user kept it: a fresh chunk takes its id at once (O(1); a UDP echo keeps every
+     * chunk until its reply is sent), and the user's references keep the old one alive. */
+    zev_buf_t *fresh = zev_buf_get(loop);
+    if (!fresh) {
+        zev_buf_unref(zev__ring_chunk_take(loop, e)); /* memory is short: one id less */
+        return;
+    }
+    rb->chunk[bid] = fresh;
+    lend(rb, bid, fresh);
+    zev_buf_unref(c);
 }
 
 /* ---- operations ---- */
@@ -422,7 +435,7 @@ void zev__ring_forget(zev_loop_t *loop, struct zev_watcher *w, unsigned in_fligh
     }
 }
 
-/* ---- operations of listening sockets, and stopping one operation ---- */
+/* ---- stopping one operation, asynchronously ---- */
 
 int zev__ring_cancel_async(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op) {
     int err = 0;
@@ -434,6 +447,8 @@ int zev__ring_cancel_async(zev_loop_t *loop, struct zev_watcher *w, enum zev__op
     return 0;
 }
 
+/* ---- operations of listening sockets ---- */
+
 /* No address is asked for: a multishot accept would write every connection's peer to the same
  * place, overwritten before the results are read. */
 int zev__ring_accept(zev_loop_t *loop, struct zev_watcher *w) {
@@ -444,4 +459,40 @@ int zev__ring_accept(zev_loop_t *loop, struct zev_watcher *w) {
     sqe->ioprio = IORING_ACCEPT_MULTISHOT;
     sqe->accept_flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
     return 0;
+}
+
+/* ---- datagram operations (src/udp/ring.c) ---- */
+
+int zev__ring_recvmsg_multishot(zev_loop_t *loop, struct zev_watcher *w, const struct msghdr *msg,
+                                bool poll_first) {
+    int err = bufs_ready(loop);
+    if (err < 0) return err;
+    struct io_uring_sqe *sqe = op_sqe(loop, w, ZEV__OP_RECV, &err);
+    if (!sqe) return err;
+    sqe->opcode = IORING_OP_RECVMSG;
+    sqe->addr = (uint64_t)(uintptr_t)msg;
+    sqe->len = 1;
+    sqe->msg_flags = MSG_TRUNC; /* payloadlen is then a cut datagram's real size */
+    sqe->ioprio = IORING_RECV_MULTISHOT | (poll_first ? IORING_RECVSEND_POLL_FIRST : 0);
+    sqe->flags = IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+    return 0;
+}
+
+int zev__ring_sendmsg(zev_loop_t *loop, struct zev_watcher *w, const struct msghdr *msg,
+                      bool link) {
+    int err = 0;
+    struct io_uring_sqe *sqe = op_sqe(loop, w, ZEV__OP_SEND, &err);
+    if (!sqe) return err;
+    sqe->opcode = IORING_OP_SENDMSG;
+    sqe->addr = (uint64_t)(uintptr_t)msg;
+    sqe->len = 1;
+    sqe->msg_flags = MSG_NOSIGNAL;
+    if (link) sqe->flags = IOSQE_IO_LINK;
+    return 0;
+}
+
+unsigned zev__ring_sq_room(const zev_loop_t *loop) {
+    const struct zev__uring *r = &zev__uring_state(loop)->ring;
+    return r->sq_entries - zev__uring_unsubmitted(r);
 }

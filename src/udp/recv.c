@@ -57,6 +57,7 @@ int zev_udp_recv_stop(zev_udp_t *u) {
     if (!u) return -EINVAL;
     if (!zev__handle_usable(&u->handle)) return zev__handle_error(&u->handle);
     u->handle.flags &= ~ZEV__UDP_RECVING;
+    zev__udp_ring_recv_stop(u); /* completion mode: the multishot receive is cancelled */
     zev__udp_update_active(u);
     return 0;
 }
@@ -142,7 +143,7 @@ static int read_batch(zev_udp_t *u, struct rx_batch *b, unsigned n) {
     return read_one(u, b);
 }
 
-static void fill_rinfo(const zev_sockaddr_t *from, size_t size, zev_udp_rinfo_t *ri) {
+void zev__udp_fill_rinfo(const zev_sockaddr_t *from, size_t size, zev_udp_rinfo_t *ri) {
     ri->addr = from;
     ri->size = size;
     ri->family = from->sa.sa_family == AF_INET ? 4 : 6;
@@ -158,7 +159,7 @@ static bool deliver(zev_udp_t *u, const struct rx_batch *b, unsigned n) {
         bool cut = b->cut[i] || b->size[i] > slot;
         zev_slice_t s = {b->iov[i].iov_base, b->size[i] > slot ? slot : b->size[i], b->owner[i]};
         zev_udp_rinfo_t ri;
-        fill_rinfo(&b->from[i], b->size[i], &ri);
+        zev__udp_fill_rinfo(&b->from[i], b->size[i], &ri);
         u->stats.datagrams_received++;
         u->stats.bytes_received += s.len;
         if (cut) u->stats.truncated++;
@@ -168,14 +169,14 @@ static bool deliver(zev_udp_t *u, const struct rx_batch *b, unsigned n) {
     return true;
 }
 
-static void report_error(zev_udp_t *u, int err) {
+void zev__udp_report_error(zev_udp_t *u, int err) {
     u->stats.recv_errors++;
     u->on_message(u, err, NULL, NULL);
 }
 
 /* Errors that one receive call hands over and clears: a connected socket's pending ICMP report
  * (so_error). Datagrams may be waiting behind one. */
-static bool handed_over(int err) {
+bool zev__udp_error_handed_over(int err) {
     switch (err) {
     case -ECONNREFUSED:
     case -EHOSTUNREACH:
@@ -199,9 +200,9 @@ static bool handed_over(int err) {
  * go away and is reported once. *seen: the pass's previous error, 0 if none. */
 static bool read_on_after(zev_udp_t *u, int err, int *seen) {
     bool first = *seen == 0;
-    if (err != *seen) report_error(u, err);
+    if (err != *seen) zev__udp_report_error(u, err);
     *seen = err;
-    return first && handed_over(err);
+    return first && zev__udp_error_handed_over(err);
 }
 
 /* Bytes of the n datagrams of a batch as delivered (a cut one counts its slot). */
@@ -225,7 +226,7 @@ void zev__udp_on_readable(zev_udp_t *u, unsigned revents) {
             /* Reading on would spin: stop, and let the user decide when to try again. */
             u->handle.flags &= ~ZEV__UDP_RECVING;
             zev__udp_update_active(u);
-            report_error(u, -ENOMEM);
+            zev__udp_report_error(u, -ENOMEM);
             return;
         }
         int r = read_batch(u, &b, want);

@@ -338,6 +338,7 @@ static size_t bytes_between(const struct zev__udp_req *r, const struct zev__udp_
 }
 
 void zev__udp_flush(zev_udp_t *u) {
+    if (zev__udp_ring_flush(u)) return; /* completion mode: sendmsg SQEs (ring.c) */
     size_t turn = ZEV__BUDGET_QUANTUM;
     for (;;) {
         if (!complete_done(u)) return;
@@ -375,6 +376,26 @@ void zev__udp_cancel_sends(zev_udp_t *u, int err) {
         if (cb) cb(u, status, arg);
         r = next;
     }
+}
+
+/* ---- for completion mode (ring.c) ---- */
+
+unsigned zev__udp_req_msg(struct zev__udp_req *r, struct msghdr *m, struct iovec *iov) {
+    unsigned n = req_iov(r, iov);
+    fill_msghdr(m, r, iov, n);
+    return n;
+}
+
+void zev__udp_sent(zev_udp_t *u, int status) {
+    mark_done(u, status);
+}
+
+bool zev__udp_run_done(zev_udp_t *u) {
+    return complete_done(u);
+}
+
+void zev__udp_after_sends(zev_udp_t *u) {
+    after_flush(u);
 }
 
 /* ---- queue introspection and backpressure ---- */

@@ -13,6 +13,7 @@
 
 static void udp_close(zev_handle_t *h) {
     zev_udp_t *u = (zev_udp_t *)h;
+    zev__udp_ring_close(u); /* completion mode: the kernel lets go of the socket first */
     zev__watcher_stop(h->loop, &u->io); /* frees the handle's queue slot for the close queue */
     if (u->io.fd >= 0) {
         zev__sys_close(u->io.fd);
@@ -32,8 +33,11 @@ static void udp_inspect(const zev_handle_t *h, zev_handle_info_t *out) {
     out->queued = u->q_count;
 }
 
-static const struct zev__handle_ops udp_ops = {
-    .close = udp_close, .finish = udp_finish, .io = zev__udp_io, .inspect = udp_inspect};
+static const struct zev__handle_ops udp_ops = {.close = udp_close,
+                                               .finish = udp_finish,
+                                               .io = zev__udp_io,
+                                               .inspect = udp_inspect,
+                                               .complete = zev__udp_ring_complete};
 _Static_assert(offsetof(zev_udp_t, io) == sizeof(zev_handle_t),
                "the watcher follows the handle (zev__watcher_dispatch)");
 
@@ -46,7 +50,9 @@ static size_t default_max_datagram(const zev_loop_t *loop, int family) {
 /* Make u a handle around the socket fd of family af. On failure fd is still the caller's. */
 static int init_with(zev_loop_t *loop, zev_udp_t *u, int fd, int af) {
     zev__watcher_init(&u->io, fd);
-    int err = zev__watcher_start(loop, &u->io, ZEV__READABLE | ZEV__WRITABLE);
+    /* Completion mode registers nothing: its operations are submitted as needed (ring.c). */
+    bool ring = zev__udp_ring_wanted(loop);
+    int err = ring ? 0 : zev__watcher_start(loop, &u->io, ZEV__READABLE | ZEV__WRITABLE);
     if (err < 0) {
         u->io.fd = -1;
         return err;
@@ -57,6 +63,7 @@ static int init_with(zev_loop_t *loop, zev_udp_t *u, int fd, int af) {
         u->io.fd = -1;
         return err;
     }
+    if (ring) u->handle.flags |= ZEV__UDP_RING;
     u->family = af;
     u->batch = ZEV_UDP_BATCH_DEFAULT;
     u->max_datagram = default_max_datagram(loop, af);
@@ -279,7 +286,7 @@ void zev__udp_io(zev_loop_t *loop, struct zev_watcher *w, unsigned revents) {
         if (zev__udp_closing(u)) return;
     }
     if (revents & (ZEV__READABLE | ZEV__ERROR) && u->handle.flags & ZEV__UDP_RECVING) {
-        zev__udp_on_readable(u, revents);
+        if (!zev__udp_ring_receive(u)) zev__udp_on_readable(u, revents);
     }
     if (zev__udp_closing(u)) return;
     /* A pending socket error with nothing received reaches the next send, never lost. */

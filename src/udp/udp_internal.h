@@ -18,6 +18,14 @@ enum {
     ZEV__UDP_LISTEN_DUE = 1u << 11, /* bound: the listening callback is to run */
     ZEV__UDP_NEED_DRAIN = 1u << 12, /* a send returned 1: call drain when under the mark */
     ZEV__UDP_CORKED = 1u << 13,     /* delivering a receive batch: sends queue, then one flush */
+    /* Completion mode (ring.c): the socket submits operations instead of waiting for
+     * readiness; its watcher is registered only if receiving falls back to readiness. */
+    ZEV__UDP_RING = 1u << 14,
+    ZEV__UDP_RING_RECV = 1u << 15,   /* the multishot receive is in flight */
+    ZEV__UDP_RING_CANCEL = 1u << 16, /* ... and its cancellation was asked for */
+    ZEV__UDP_RING_PARKED = 1u << 17, /* results kept while not receiving (zev__ring_park) */
+    ZEV__UDP_RING_POLLRX = 1u << 18, /* receiving by readiness: a datagram may not fit a chunk */
+    ZEV__UDP_RING_DRAIN = 1u << 19,  /* stopped inside a message callback: finish that batch */
 };
 
 enum {
@@ -103,11 +111,39 @@ int zev__udp_source_index6(const zev_udp_t *u, const struct in6_addr *group, uin
 
 /* recv.c */
 void zev__udp_on_readable(zev_udp_t *u, unsigned revents);
+/* A receive error to the message callback (counted in recv_errors). */
+void zev__udp_report_error(zev_udp_t *u, int err);
+/* Whether a receive error was handed over and cleared by the call (an ICMP report): datagrams
+ * may wait behind it, so receiving goes on. */
+bool zev__udp_error_handed_over(int err);
+void zev__udp_fill_rinfo(const zev_sockaddr_t *from, size_t size, zev_udp_rinfo_t *ri);
 
 /* send.c */
 /* Run due send callbacks and send what is queued, in batches, until EAGAIN. */
 void zev__udp_flush(zev_udp_t *u);
 /* Complete every queued send: unsent ones with err, finished ones with their result. */
 void zev__udp_cancel_sends(zev_udp_t *u, int err);
+/* For completion mode (ring.c), which sends the queue's unsent head through the ring: */
+/* Describe queued datagram r in *m, its slices in iov (room for r->n_slices); returns them. */
+unsigned zev__udp_req_msg(struct zev__udp_req *r, struct msghdr *m, struct iovec *iov);
+/* The first unsent datagram is finished: status is its bytes or -errno. */
+void zev__udp_sent(zev_udp_t *u, int status);
+/* Run the callbacks of finished sends; false if one closed the socket. */
+bool zev__udp_run_done(zev_udp_t *u);
+/* After sends finished: the drain callback if due, and whether the socket keeps the loop up. */
+void zev__udp_after_sends(zev_udp_t *u);
+
+/* ring.c (completion mode; every call is a no-op on a socket that is not in it) */
+/* Whether a new socket on loop runs in completion mode (then it is not registered). */
+bool zev__udp_ring_wanted(const zev_loop_t *loop);
+/* The fed READABLE of a socket that receives: false if it receives by readiness (recv.c). */
+bool zev__udp_ring_receive(zev_udp_t *u);
+void zev__udp_ring_recv_stop(zev_udp_t *u);
+/* Send the queue's unsent head through the ring; true if the socket is in completion mode. */
+bool zev__udp_ring_flush(zev_udp_t *u);
+/* Inside zev_close: end every operation, give the chunks back, free the ring state. */
+void zev__udp_ring_close(zev_udp_t *u);
+/* ops->complete: an operation's result. */
+void zev__udp_ring_complete(zev_handle_t *h, const void *result);
 
 #endif /* ZEV_UDP_INTERNAL_H */

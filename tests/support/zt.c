@@ -2,6 +2,8 @@
 #include <string.h>
 #include "zt.h"
 
+#include "ring.h"
+
 #include <dirent.h>
 #include <stdlib.h>
 
@@ -126,4 +128,8 @@ int zt_run_until_live_at_most(long long base, long long bytes, int rounds) {
     zev_close(&tick.handle, NULL);
     zev_run(&zt_loop, ZEV_RUN_NOWAIT);
     return zt_allocs.live - base <= bytes;
+}
+
+bool zt_loop_completes(void) {
+    return zev__loop_completes(&zt_loop);
 }

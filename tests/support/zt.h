@@ -45,5 +45,8 @@ void zt_loop_counting(void);
 /* Run zt_loop (ONCE at a time, at most `rounds` times) until it holds at most `bytes` more
  * than `base` from the counting allocator. Returns 1 if it did. */
 int zt_run_until_live_at_most(long long base, long long bytes, int rounds);
+/* Whether zt_loop runs in completion mode (io_uring with ZEV_URING_COMPLETION): sockets submit
+ * operations instead of making the syscalls the fault seam counts and fails. */
+bool zt_loop_completes(void);
 
 #endif
