@@ -469,10 +469,12 @@ void zev__tcp_ring_send_next(zev_tcp_t *t) {
         if (n > 0) err = zev__ring_reserve(loop, n); /* a chain never straddles two enters */
         for (unsigned i = 0; i < n && err >= 0; i++) {
             err = zev__ring_send(loop, &t->io, chain[i]->base, len[i], i + 1 < n);
-            chain[i]->flags |= ZEV__WE_SUBMITTED;
+            if (err >= 0) chain[i]->flags |= ZEV__WE_SUBMITTED;
         }
-        if (err >= 0) t->handle.flags |= ZEV__TCP_RING_SEND;
         if (err == -EAGAIN) err = zev__ring_pollout(loop, &t->io); /* an injected EAGAIN */
+        /* A send or a wait for room in flight: no other until its result (a second chain
+         * would send again what the first still carries). */
+        if (err >= 0) t->handle.flags |= ZEV__TCP_RING_SEND;
     }
     if (err < 0) zev__tcp_fail(t, err);
 }
