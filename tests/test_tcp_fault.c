@@ -182,6 +182,37 @@ Test(tcp_fault, a_read_error_reaches_the_error_event_once) {
     zt_run();
 }
 
+/* Found by the fault sweep on io_uring: a send that met EAGAIN waits for room with a poll,
+ * which did not count as a send in flight, so the next write started a chain beside it, and
+ * when the poll's answer came the chain's bytes went out a second time. (In completion mode
+ * only: on epoll an injected EAGAIN is never followed by the edge a real one would raise.) */
+Test(tcp_fault, a_write_while_waiting_for_room_after_eagain_sends_each_byte_once) {
+    if (!zev__loop_completes(&zt_loop)) cr_skip_test("a completion-mode case");
+    zev_tcp_t a, b;
+    zt_tcp_pair(&a, &b);
+    struct sink k = {.got = malloc(4 * 4096)}; /* room for bytes sent twice, to see them */
+    b.handle.data = &k;
+    zev_tcp_set_events(&b, &sink_events);
+    zev_tcp_read_start(&b);
+    zev_buf_t *c = zev_buf_get(&zt_loop);
+    cr_assert_not_null(c);
+    for (int i = 0; i < 8192; i++) c->base[i] = (char)(i * 31 + 7);
+    zev_slice_t first = {c->base, 4096, c}, second = {c->base + 4096, 4096, c};
+    zev_fault_fail(ZEV_SYS_SENDMSG, 0, 1, EAGAIN);
+    cr_assert_geq(zev_tcp_write(&a, &first, 1, NULL, NULL), 0); /* waits for room */
+    cr_assert_geq(zev_tcp_write(&a, &second, 1, NULL, NULL), 0);
+    zev_buf_unref(c);
+    while (k.n < 8192) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    for (int i = 0; i < 20 && k.n <= 4 * 4096 - 4096; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    zev_fault_reset();
+    cr_assert_eq(k.n, 8192, "each byte once");
+    for (int i = 0; i < 8192; i++) cr_assert_eq(k.got[i], (uint8_t)(i * 31 + 7), "byte %d", i);
+    free(k.got);
+    zev_close(&a.handle, NULL);
+    zev_close(&b.handle, NULL);
+    zt_run();
+}
+
 /* ---- accept errors that accept(2) says to retry -------------------------------------------- */
 
 struct backlog_srv {

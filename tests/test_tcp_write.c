@@ -1,9 +1,6 @@
 /* tests/test_tcp_write.c: the write queue: order, callbacks, backpressure and drain, end and
  * half-close, destroy with queued writes, peer reset, idle timeout, and the per-iteration
  * budget that keeps a socket that always has more to write from holding the loop. */
-#include "reactor_internal.h"
-#include "ring.h"
-#include "sys_fault.h"
 #include "tcp_pair.h"
 #include "zt.h"
 
@@ -480,31 +477,4 @@ Test(tcp_write, a_write_callback_that_keeps_writing_to_a_fast_reader_lets_a_time
     close(lfd);
     zev_close(&a.handle, NULL);
     zt_run();
-}
-
-/* Found by the fault sweep on io_uring: a send that met EAGAIN waits for room with a poll,
- * which did not count as a send in flight, so the next write started a chain beside it, and
- * when the poll's answer came the chain's bytes went out a second time. (In completion mode
- * only: on epoll an injected EAGAIN is never followed by the edge a real one would raise.) */
-Test(tcp_write, a_write_while_waiting_for_room_after_eagain_sends_each_byte_once) {
-    if (!zev__loop_completes(&zt_loop)) cr_skip_test("a completion-mode case");
-    zev_tcp_t a, b;
-    struct sink ka = {0}, kb = {.got = malloc(3 * 4096), .cap = 3 * 4096};
-    sink_pair(&a, &b, &ka, &kb);
-    zev_tcp_read_start(&b);
-    zev_buf_t *c = zev_buf_get(&zt_loop);
-    cr_assert_not_null(c);
-    for (int i = 0; i < 8192; i++) c->base[i] = (char)(i * 31 + 7);
-    zev_slice_t first = {c->base, 4096, c}, second = {c->base + 4096, 4096, c};
-    zev_fault_fail(ZEV_SYS_SENDMSG, 0, 1, EAGAIN);
-    cr_assert_geq(zev_tcp_write(&a, &first, 1, NULL, NULL), 0); /* waits for room */
-    cr_assert_geq(zev_tcp_write(&a, &second, 1, NULL, NULL), 0);
-    zev_buf_unref(c);
-    while (kb.n_got < 8192) zev_run(&zt_loop, ZEV_RUN_ONCE);
-    for (int i = 0; i < 20; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT); /* anything sent twice */
-    zev_fault_reset();
-    cr_assert_eq(kb.n_got, 8192, "each byte once");
-    for (int i = 0; i < 8192; i++) cr_assert_eq(kb.got[i], (uint8_t)(i * 31 + 7), "byte %d", i);
-    free(kb.got);
-    close_pair(&a, &b);
 }
