@@ -17,7 +17,7 @@
  *
  * In completion mode (io_uring, ring.h) the kernel accepts: one multishot accept stays in
  * flight and each result is a new descriptor, which takes the same path as accept4's
- * (take_accepted). See the "completion mode" section at the end, and docs/internals.md, "The
+ * (zev__tcp_server_take). See the "completion mode" section at the end, and docs/internals.md, "The
  * completion loop".
  */
 #include "ring.h"
@@ -40,16 +40,11 @@ static void close_fd(int *fd) {
     *fd = -1;
 }
 
-static void ring_forget(zev_tcp_server_t *s);
-static int ring_start(zev_tcp_server_t *s);
-static void ring_settle(zev_tcp_server_t *s);
-static void on_accept_complete(zev_handle_t *h, const void *result);
-static void ring_shed(zev_tcp_server_t *s);
 
 static void server_close(zev_handle_t *h) {
     zev_tcp_server_t *s = (zev_tcp_server_t *)h;
     zev__timer_node_stop(h->loop, &s->backoff);
-    ring_forget(s); /* completion mode: every accepted descriptor in flight is closed */
+    zev__tcp_server_ring_forget(s); /* completion mode: every accepted descriptor in flight is closed */
     zev__watcher_stop(h->loop, &s->io); /* frees the handle's queue slot for the close queue */
     close_fd(&s->io.fd);
     close_fd(&s->reserve_fd);
@@ -73,7 +68,7 @@ static const struct zev__handle_ops server_ops = {.close = server_close,
                                                   .finish = server_finish,
                                                   .io = on_listen_io,
                                                   .inspect = server_inspect,
-                                                  .complete = on_accept_complete};
+                                                  .complete = zev__tcp_server_ring_complete};
 _Static_assert(offsetof(zev_tcp_server_t, io) == sizeof(zev_handle_t),
                "the watcher follows the handle (zev__watcher_dispatch)");
 
@@ -114,7 +109,7 @@ static int start_accepting(zev_tcp_server_t *s, int fd, zev_tcp_connection_cb cb
     s->reserve_fd = open_reserve(); /* best effort: without it EMFILE still backs off */
     s->io.fd = fd;
     bool ring = zev__loop_completes(s->handle.loop);
-    int err = ring ? ring_start(s) : zev__watcher_start(s->handle.loop, &s->io, ZEV__READABLE);
+    int err = ring ? zev__tcp_server_ring_start(s) : zev__watcher_start(s->handle.loop, &s->io, ZEV__READABLE);
     if (err < 0) {
         s->io.fd = -1;
         close_fd(&s->reserve_fd);
@@ -210,7 +205,7 @@ static bool is_transient(int err) {
 
 /* Give up accepting for a while (doubling, BACKOFF_MIN_MS..BACKOFF_MAX_MS): the shortage could
  * not be worked around, and retrying at once would spin. The timer looks again. */
-static void pause_accepting(zev_tcp_server_t *s) {
+void zev__tcp_server_pause(zev_tcp_server_t *s) {
     s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (s->backoff_ms > BACKOFF_MAX_MS) s->backoff_ms = BACKOFF_MAX_MS;
     s->handle.flags |= ZEV__TCP_ACCEPT_PAUSED;
@@ -263,8 +258,8 @@ static void on_shortage(zev_tcp_server_t *s, int err, size_t *turn) {
     bool first = !(s->handle.flags & ZEV__TCP_FD_SHORT);
     s->handle.flags |= ZEV__TCP_FD_SHORT;
     enum shed r = err == -EMFILE || err == -ENFILE ? shed_backlog(s, turn) : SHED_FAILED;
-    if (r != SHED_FAILED) ring_shed(s);
-    if (r == SHED_FAILED) pause_accepting(s);
+    if (r != SHED_FAILED) zev__tcp_server_ring_shed(s);
+    if (r == SHED_FAILED) zev__tcp_server_pause(s);
     if (r == SHED_MORE) zev__watcher_yield(s->handle.loop, &s->io, ZEV__READABLE);
     if (!first) return;
     s->stats.accept_errors++;
@@ -275,7 +270,7 @@ static bool over_limit(const zev_tcp_server_t *s) {
     return s->max_connections && s->connections >= s->max_connections;
 }
 
-static bool is_shortage(int err) {
+bool zev__tcp_server_is_shortage(int err) {
     return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
 }
 
@@ -291,10 +286,10 @@ static void learn_peer(zev_tcp_server_t *s, int fd) {
 /* What follows an accept's answer, a descriptor or a negative errno, whoever accepted (accept4,
  * or the kernel in completion mode); with peer_known, s->pending_peer holds fd's peer. Returns
  * false when this turn of accepting is over. */
-static bool take_accepted(zev_tcp_server_t *s, int fd, bool peer_known, size_t *turn) {
+bool zev__tcp_server_take(zev_tcp_server_t *s, int fd, bool peer_known, size_t *turn) {
     /* The peer reset it first: nothing to tell (libuv skips it too). */
     if (fd == -EINTR || fd == -ECONNABORTED) return true;
-    if (is_shortage(fd)) {
+    if (zev__tcp_server_is_shortage(fd)) {
         on_shortage(s, fd, turn);
         return false;
     }
@@ -329,7 +324,7 @@ static bool accept_one(zev_tcp_server_t *s, size_t *turn) {
     socklen_t len = sizeof(s->pending_peer);
     int fd = zev__sys_accept(s->io.fd, &s->pending_peer.sa, &len);
     if (fd == -EAGAIN) return false;
-    return take_accepted(s, fd, true, turn);
+    return zev__tcp_server_take(s, fd, true, turn);
 }
 
 /* A turn of accepting: until EAGAIN, or the turn's budget (each accept and its callback is an
@@ -338,7 +333,7 @@ static void on_listen_io(zev_loop_t *loop, struct zev_watcher *w, unsigned reven
     (void)revents;
     zev_tcp_server_t *s = zev__container_of(w, zev_tcp_server_t, io);
     if (s->handle.flags & ZEV__TCP_RING) { /* a resume, or more of the backlog to shed */
-        ring_settle(s);
+        zev__tcp_server_ring_settle(s);
         return;
     }
     size_t turn = ZEV__BUDGET_QUANTUM;
@@ -378,210 +373,3 @@ int zev_tcp_server_stats(const zev_tcp_server_t *s, zev_tcp_server_stats_t *out)
     *out = s->stats;
     return 0;
 }
-
-/* ---- completion mode: the kernel accepts (io_uring) ----
- *
- * One multishot accept stays in flight while the listener accepts (ZEV__TCP_ACCEPT_ARMED):
- * the kernel takes each connection as its handshake completes, with no readiness event and no
- * accept4 of zev's, and posts its descriptor. Each result goes through take_accepted, as
- * accept4's would, and spends the loop's fairness budget as one accept. The kernel ends the
- * multishot on any error (and when it must, e.g. its CQ overflowed): that result comes without
- * IORING_CQE_F_MORE, and the multishot is armed again if the listener still accepts.
- *
- * Pausing (the backoff of a shortage, an error of the listener itself) cancels it, and the
- * resume arms it again. A cancel is not immediate: descriptors the kernel accepted before it
- * took effect still come, and are served like any other (each is a connection a peer made).
- * Shedding the backlog on EMFILE also sheds what the multishot still brings (a multishot that
- * met EMFILE itself has ended). Closing ends it synchronously (zev__ring_forget): what comes
- * then is closed, never leaked.
- *
- * The peer's address is learnt only when the drop callback needs it (learn_peer): one
- * getpeername per dropped connection, no syscall per accepted one.
- *
- * The fault seam cannot fail an accept the kernel already made, so it fails the attempt
- * before it (zev__fault_result): the error is taken as accept4's would be, and the descriptor,
- * still waiting as a connection in the backlog would, is offered again, shed with the
- * backlog, or held (in pending_fd, ZEV__TCP_ACCEPT_HELD) for the resume or the next turn.
- */
-#ifdef ZEV_HAVE_IO_URING
-
-static int ring_start(zev_tcp_server_t *s) {
-    int err = zev__ring_accept(s->handle.loop, &s->io);
-    if (err < 0) return err;
-    s->handle.flags |= ZEV__TCP_RING | ZEV__TCP_ACCEPT_ARMED;
-    return 0;
-}
-
-static bool ring_accepting(const zev_tcp_server_t *s) {
-    unsigned f = s->handle.flags;
-    return (f & ZEV__TCP_LISTENING) && !(f & (ZEV__TCP_ACCEPT_PAUSED | ZEV__H_CLOSING));
-}
-
-static void ring_cancel(zev_tcp_server_t *s) {
-    unsigned f = s->handle.flags;
-    if (!(f & ZEV__TCP_ACCEPT_ARMED) || (f & ZEV__TCP_ACCEPT_CANCELLING)) return;
-    if (zev__ring_cancel_async(s->handle.loop, &s->io, ZEV__OP_ACCEPT) == 0)
-        s->handle.flags |= ZEV__TCP_ACCEPT_CANCELLING;
-}
-
-/* on_shortage shed the backlog: descriptors the multishot accepted before the kernel would
- * have failed are part of it. */
-static void ring_shed(zev_tcp_server_t *s) {
-    if (!(s->handle.flags & ZEV__TCP_ACCEPT_ARMED)) return;
-    s->handle.flags |= ZEV__TCP_ACCEPT_SHEDDING;
-    ring_cancel(s);
-}
-
-static void shed_one(zev_tcp_server_t *s, int fd) {
-    zev__sys_close(fd);
-    s->stats.shed++;
-    s->stats.dropped++;
-}
-
-/* One slot: a second descriptor failed by the seam while one is held is shed. */
-static void hold(zev_tcp_server_t *s, int fd) {
-    if (s->handle.flags & ZEV__TCP_ACCEPT_HELD) {
-        shed_one(s, fd);
-        return;
-    }
-    s->pending_fd = fd;
-    s->handle.flags |= ZEV__TCP_ACCEPT_HELD;
-}
-
-/* A descriptor is about to be served: one held is older, and goes first. */
-static void serve_held(zev_tcp_server_t *s, size_t *turn) {
-    if (!(s->handle.flags & ZEV__TCP_ACCEPT_HELD)) return;
-    s->handle.flags &= ~ZEV__TCP_ACCEPT_HELD;
-    int fd = s->pending_fd;
-    s->pending_fd = -1;
-    (void)take_accepted(s, fd, false, turn);
-}
-
-/* The result of an accept attempt that gave no descriptor. Returns false when the turn is
- * over. */
-static bool take_ring_error(zev_tcp_server_t *s, int err, size_t *turn) {
-    /* The end of a cancelled or interrupted multishot: nothing happened to a connection. */
-    if (err == -ECANCELED || err == -EAGAIN) return true;
-    /* Accepted while a shortage pauses the listener (before the cancel took effect): the
-     * episode is already handled; a second one would only double the backoff. */
-    if (is_shortage(err) && (s->handle.flags & ZEV__TCP_ACCEPT_PAUSED)) return false;
-    bool go_on = take_accepted(s, err, false, turn);
-    /* The listener's own error (not a shortage, not one connection's): arming again at once
-     * would fail again at once, so back off, as readiness waits for the next edge. */
-    if (!go_on && !is_shortage(err) && ring_accepting(s)) pause_accepting(s);
-    return go_on && !zev__budget_spend(s->handle.loop, turn, 0);
-}
-
-/* A descriptor the kernel accepted (or one held), as if accept4 had just returned it. */
-static void offer(zev_tcp_server_t *s, int fd) {
-    size_t turn = ZEV__BUDGET_QUANTUM;
-    for (bool retry = false;; retry = true) {
-        unsigned f = s->handle.flags;
-        if (f & (ZEV__H_CLOSING | ZEV__H_CLOSED)) {
-            zev__sys_close(fd);
-            return;
-        }
-        if (f & ZEV__TCP_ACCEPT_SHEDDING) {
-            shed_one(s, fd);
-            return;
-        }
-        if (retry && !ring_accepting(s)) {
-            hold(s, fd);
-            return;
-        }
-        int err = zev__fault_result(ZEV_SYS_ACCEPT, 0);
-        if (err == 0) break;
-        bool go_on = take_ring_error(s, err, &turn);
-        if (is_shortage(err) && ring_accepting(s)) { /* the backlog was shed: this one too */
-            shed_one(s, fd);
-            return;
-        }
-        if (!go_on && ring_accepting(s)) {
-            hold(s, fd); /* the turn is over: the next one offers it again */
-            zev__watcher_yield(s->handle.loop, &s->io, ZEV__READABLE);
-            return;
-        }
-    }
-    serve_held(s, &turn);
-    if (s->handle.flags & (ZEV__H_CLOSING | ZEV__H_CLOSED)) {
-        zev__sys_close(fd);
-        return;
-    }
-    (void)take_accepted(s, fd, false, &turn);
-    (void)zev__budget_spend(s->handle.loop, &turn, 0);
-}
-
-/* Make the multishot match what the listener wants: a held descriptor offered and the
- * multishot in flight while it accepts; cancelled while paused, or while what it brings is
- * shed (a cancel that missed is asked again: see on_accept_complete). */
-static void ring_settle(zev_tcp_server_t *s) {
-    bool accepting = ring_accepting(s);
-    if (!accepting || (s->handle.flags & ZEV__TCP_ACCEPT_SHEDDING)) ring_cancel(s);
-    if (!accepting) return;
-    if (s->handle.flags & ZEV__TCP_ACCEPT_HELD) {
-        s->handle.flags &= ~ZEV__TCP_ACCEPT_HELD;
-        int fd = s->pending_fd;
-        s->pending_fd = -1;
-        offer(s, fd);
-        if (!ring_accepting(s)) return;
-    }
-    if (s->handle.flags & ZEV__TCP_ACCEPT_ARMED) return; /* a cancel under way: its end arms */
-    if (zev__ring_accept(s->handle.loop, &s->io) < 0) {
-        pause_accepting(s); /* the SQ could not take it: look again after a backoff */
-        return;
-    }
-    s->handle.flags |= ZEV__TCP_ACCEPT_ARMED;
-}
-
-/* Closing: end the multishot before the descriptor goes; what comes meanwhile reaches
- * on_accept_complete, which closes it (the handle is closing). */
-static void ring_forget(zev_tcp_server_t *s) {
-    if (!(s->handle.flags & ZEV__TCP_RING)) return;
-    if (s->handle.flags & ZEV__TCP_ACCEPT_ARMED) zev__ring_forget(s->handle.loop, &s->io, 1);
-    s->handle.flags &= ~(ZEV__TCP_ACCEPT_ARMED | ZEV__TCP_ACCEPT_CANCELLING);
-}
-
-static void on_accept_complete(zev_handle_t *h, const void *result) {
-    zev_tcp_server_t *s = (zev_tcp_server_t *)h;
-    const struct zev__ready *e = result;
-    if (!zev__ready_more(e)) {
-        h->flags &=
-            ~(ZEV__TCP_ACCEPT_ARMED | ZEV__TCP_ACCEPT_CANCELLING | ZEV__TCP_ACCEPT_SHEDDING);
-    } else if (h->flags & ZEV__TCP_ACCEPT_CANCELLING) {
-        /* Still going after a cancel: ask again when settling (the kernel need not catch a
-         * multishot that is busy posting a result). */
-        h->flags &= ~ZEV__TCP_ACCEPT_CANCELLING;
-    }
-    if (e->res >= 0) {
-        offer(s, e->res);
-    } else if (!(h->flags & (ZEV__H_CLOSING | ZEV__H_CLOSED))) {
-        size_t turn = ZEV__BUDGET_QUANTUM;
-        (void)take_ring_error(s, e->res, &turn);
-    }
-    if (!(h->flags & (ZEV__H_CLOSING | ZEV__H_CLOSED))) ring_settle(s);
-}
-
-#else /* no io_uring in this build: a listener always waits for readiness */
-
-static int ring_start(zev_tcp_server_t *s) {
-    (void)s;
-    return -EOPNOTSUPP;
-}
-
-static void ring_settle(zev_tcp_server_t *s) {
-    (void)s;
-}
-
-static void ring_shed(zev_tcp_server_t *s) {
-    (void)s;
-}
-
-static void ring_forget(zev_tcp_server_t *s) {
-    (void)s;
-}
-
-static void on_accept_complete(zev_handle_t *h, const void *result) {
-    (void)h, (void)result;
-}
-
-#endif

@@ -202,6 +202,24 @@ static inline char *zev__tcp_user_buf(const zev_tcp_t *t, size_t *len) {
     return t->extra->user_buf;
 }
 
+/* listen.c, shared with listen_ring.c: one accepted descriptor (or accept4's error, as a
+ * negative fd) taken as accept4's would be; false when the turn of accepting is over. */
+bool zev__tcp_server_take(zev_tcp_server_t *s, int fd, bool peer_known, size_t *turn);
+/* Whether an accept error is a shortage of descriptors or memory (EMFILE, ENOBUFS, ...). */
+bool zev__tcp_server_is_shortage(int err);
+/* Stop accepting for a backoff (its timer resumes). */
+void zev__tcp_server_pause(zev_tcp_server_t *s);
+
+/* listen_ring.c: a listener in completion mode (io_uring); no-ops in other builds. Start the
+ * multishot accept (-EOPNOTSUPP where there is no io_uring); make it match what the listener
+ * wants; shed what it still brings; end it synchronously (closing); an accept result
+ * (ops->complete). */
+int zev__tcp_server_ring_start(zev_tcp_server_t *s);
+void zev__tcp_server_ring_settle(zev_tcp_server_t *s);
+void zev__tcp_server_ring_shed(zev_tcp_server_t *s);
+void zev__tcp_server_ring_forget(zev_tcp_server_t *s);
+void zev__tcp_server_ring_complete(zev_handle_t *h, const void *result);
+
 /* ring.c: completion mode (io_uring). Every call is a no-op unless the socket is in it. */
 /* Attach an accepted or adopted, connected fd: completion mode on a completion backend,
  * else registered as zev__tcp_attach does. */
