@@ -379,12 +379,13 @@ static struct zev__wentry *first_unsent(const zev_tcp_t *t) {
     return e;
 }
 
-/* The first entry whose send is in flight. Those of a chain are consecutive, from the first
- * unsent entry, or from the one after it once a short send left it unsent and broke the
- * chain (the rest then end with -ECANCELED). */
+/* The entry whose send is in flight: a chain's entries are the first unsent ones, and their
+ * results come in the order of their sends. A result while the first unsent entry is not in
+ * flight is not matched to a later one: doing so (to finish a chain a short send broke) made
+ * the API fuzzer stall writes on io_uring about once in 50 seeds, for a reason not yet
+ * understood (docs/internals.md). */
 static struct zev__wentry *first_submitted(const zev_tcp_t *t) {
     struct zev__wentry *e = first_unsent(t);
-    if (e && !(e->flags & ZEV__WE_SUBMITTED)) e = entry_next(t, e);
     return e && (e->flags & ZEV__WE_SUBMITTED) ? e : NULL;
 }
 
