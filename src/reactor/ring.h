@@ -75,8 +75,6 @@ void zev__ring_forget(zev_loop_t *loop, struct zev_watcher *w, unsigned in_fligh
  * reference, else a fresh one in its place. */
 zev_buf_t *zev__ring_chunk(zev_loop_t *loop, const struct zev__ready *e);
 void zev__ring_chunk_done(zev_loop_t *loop, const struct zev__ready *e);
-/* The chunk leaves the ring with its reference; a fresh chunk takes its place. */
-zev_buf_t *zev__ring_chunk_take(zev_loop_t *loop, const struct zev__ready *e);
 /* The kernel ran out of buffers (-ENOBUFS): lend it more chunks. */
 void zev__ring_bufs_grow(zev_loop_t *loop);
 /* Keep a receive result that came while its socket's reading is paused, and take it back on

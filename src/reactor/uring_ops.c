@@ -110,13 +110,13 @@ void zev__ring_bufs_grow(zev_loop_t *loop) {
 }
 
 /* Every chunk leaves the ring: unregistering the group drops the kernel's entries, and the
- * chunks go back to the pool. False if the kernel refused. */
-static bool bufs_drop(zev_loop_t *loop, struct zev__ring_bufs *rb) {
+ * chunks go back to the pool. Only with no receive in flight (the loop or the backend
+ * closes). */
+static void bufs_drop(zev_loop_t *loop, struct zev__ring_bufs *rb) {
     if (rb->registered) {
         struct io_uring_buf_reg reg = {.bgid = BUF_GROUP};
-        if (syscall(__NR_io_uring_register, zev__uring_state(loop)->ring.fd,
-                    IORING_UNREGISTER_PBUF_RING, &reg, 1) < 0)
-            return false;
+        (void)syscall(__NR_io_uring_register, zev__uring_state(loop)->ring.fd,
+                      IORING_UNREGISTER_PBUF_RING, &reg, 1);
         rb->registered = false;
     }
     for (unsigned i = 0; i < rb->entries; i++) {
@@ -125,7 +125,6 @@ static bool bufs_drop(zev_loop_t *loop, struct zev__ring_bufs *rb) {
     }
     loop->pool.stats.lent -= rb->filled;
     rb->filled = 0;
-    return true;
 }
 
 /* An empty list of results that grew in a burst goes back to its first size. */
@@ -160,13 +159,13 @@ bool zev__ring_bufs_trim(zev_loop_t *loop) {
 
 void zev__ring_bufs_release(zev_loop_t *loop) {
     struct zev__ring_bufs *rb = bufs_of(loop);
-    if (rb->br) (void)bufs_drop(loop, rb);
+    if (rb->br) bufs_drop(loop, rb);
 }
 
 void zev__ring_bufs_free(zev_loop_t *loop) {
     struct zev__ring_bufs *rb = bufs_of(loop);
     if (!rb->br) return;
-    (void)bufs_drop(loop, rb);
+    bufs_drop(loop, rb);
     zev__free(loop, rb->chunk, rb->entries * sizeof(*rb->chunk));
     munmap(rb->br, rb->br_size);
     *rb = (struct zev__ring_bufs){0};
@@ -190,7 +189,7 @@ zev_buf_t *zev__ring_chunk(zev_loop_t *loop, const struct zev__ready *e) {
 
 /* The id's chunk leaves the ring (with the ring's reference); a fresh one is lent in its
  * place. */
-zev_buf_t *zev__ring_chunk_take(zev_loop_t *loop, const struct zev__ready *e) {
+static zev_buf_t *chunk_take(zev_loop_t *loop, const struct zev__ready *e) {
     if (!has_buffer(e)) return NULL;
     struct zev__ring_bufs *rb = bufs_of(loop);
     unsigned bid = buffer_id(e);
@@ -208,7 +207,7 @@ void zev__ring_chunk_done(zev_loop_t *loop, const struct zev__ready *e) {
     unsigned bid = buffer_id(e);
     zev_buf_t *c = rb->chunk[bid];
     if (!rb->registered || rb->filled > rb->want) { /* shrinking: it leaves the ring */
-        zev_buf_unref(zev__ring_chunk_take(loop, e));
+        zev_buf_unref(chunk_take(loop, e));
         return;
     }
     if (c->refs == 1) {
@@ -219,7 +218,7 @@ void zev__ring_chunk_done(zev_loop_t *loop, const struct zev__ready *e) {
      * chunk until its reply is sent), and the user's references keep the old one alive. */
     zev_buf_t *fresh = zev_buf_get(loop);
     if (!fresh) {
-        zev_buf_unref(zev__ring_chunk_take(loop, e)); /* memory is short: one id less */
+        zev_buf_unref(chunk_take(loop, e)); /* memory is short: one id less */
         return;
     }
     rb->chunk[bid] = fresh;
@@ -354,13 +353,7 @@ bool zev__ring_cancel(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op) 
         keep_result(loop, &s, &b->ready[i]);
         b->ready[i].tag = 0; /* void: dispatch skips it */
     }
-    if (s.ended) return s.kept;
-    int err = 0;
-    struct io_uring_sqe *sqe = zev__uring_sqe(&u->ring, &err);
-    if (!sqe) return s.kept;
-    sqe->opcode = IORING_OP_ASYNC_CANCEL;
-    sqe->addr = s.ud;
-    sqe->user_data = (uintptr_t)w | ZEV__UD_CANCEL;
+    if (s.ended || zev__ring_cancel_async(loop, w, op) < 0) return s.kept;
     while (!s.ended) {
         if (zev__uring_reap(loop, stopped_op_cqe, &s) < 0) break;
     }

@@ -105,6 +105,18 @@ static void on_received(zev_tcp_t *t, const struct zev__ready *e) {
     arm_recv(t);
 }
 
+/* Keep a result for the resume (reading is paused); without memory to keep it, its chunk
+ * goes back and the socket fails. */
+static void park(zev_tcp_t *t, const struct zev__ready *e) {
+    zev_loop_t *loop = t->handle.loop;
+    if (zev__ring_park(loop, e) < 0) {
+        zev__ring_chunk_done(loop, e);
+        zev__tcp_fail(t, -ENOMEM);
+        return;
+    }
+    t->handle.flags |= ZEV__TCP_RING_PARKED;
+}
+
 static void on_recv_result(zev_tcp_t *t, const struct zev__ready *e) {
     zev_loop_t *loop = t->handle.loop;
     t->handle.flags &= ~ZEV__TCP_RING_RECV;
@@ -121,13 +133,7 @@ static void on_recv_result(zev_tcp_t *t, const struct zev__ready *e) {
         return;
     }
     if (!(f & ZEV__TCP_READING)) {
-        /* Paused since this receive was asked for: keep it for the resume. */
-        if (zev__ring_park(loop, e) < 0) {
-            zev__ring_chunk_done(loop, e);
-            zev__tcp_fail(t, -ENOMEM);
-            return;
-        }
-        t->handle.flags |= ZEV__TCP_RING_PARKED;
+        park(t, e); /* paused since this receive was asked for */
         return;
     }
     on_received(t, e);
@@ -140,14 +146,10 @@ void zev__tcp_ring_read_mode(zev_tcp_t *t, bool was_pool) {
     size_t len = 0;
     unsigned f = t->handle.flags;
     if (!(f & ZEV__TCP_RING_RECV) || !was_pool || !zev__tcp_user_buf(t, &len)) return;
-    zev_loop_t *loop = t->handle.loop;
     t->handle.flags &= ~ZEV__TCP_RING_RECV;
-    if (zev__ring_cancel(loop, &t->io, ZEV__OP_RECV)) {
+    if (zev__ring_cancel(t->handle.loop, &t->io, ZEV__OP_RECV))
         t->handle.flags |= ZEV__TCP_RING_PARKED;
-        if (f & ZEV__TCP_READING) zev__watcher_feed(loop, &t->io, ZEV__READABLE);
-        return;
-    }
-    arm_recv(t);
+    if (f & ZEV__TCP_READING) zev__tcp_ring_read_start(t); /* what was kept, or a new ask */
 }
 
 void zev__tcp_ring_read_start(zev_tcp_t *t) {
@@ -168,10 +170,9 @@ void zev__tcp_ring_resume(zev_tcp_t *t) {
         t->handle.flags &= ~ZEV__TCP_RING_PARKED;
         if (t->handle.flags & ZEV__TCP_READING) {
             on_received(t, &e);
-            return;
+        } else {
+            park(t, &e); /* paused again meanwhile */
         }
-        (void)zev__ring_park(t->handle.loop, &e); /* paused again meanwhile: keep it */
-        t->handle.flags |= ZEV__TCP_RING_PARKED;
         return;
     }
     arm_recv(t);

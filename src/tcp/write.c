@@ -389,11 +389,21 @@ static struct zev__wentry *first_submitted(const zev_tcp_t *t) {
     return e && (e->flags & ZEV__WE_SUBMITTED) ? e : NULL;
 }
 
-unsigned zev__tcp_ring_sends_in_flight(const zev_tcp_t *t) {
-    unsigned n = 0;
+/* The entries in flight: how many, and the memory they hold. */
+static size_t in_flight(const zev_tcp_t *t, unsigned *n) {
+    size_t held = 0;
+    *n = 0;
     for (struct zev__wentry *e = first_submitted(t); e && (e->flags & ZEV__WE_SUBMITTED);
-         e = entry_next(t, e))
-        n++;
+         e = entry_next(t, e)) {
+        held += entry_charge(e);
+        (*n)++;
+    }
+    return held;
+}
+
+unsigned zev__tcp_ring_sends_in_flight(const zev_tcp_t *t) {
+    unsigned n;
+    (void)in_flight(t, &n);
     return n;
 }
 
@@ -402,12 +412,10 @@ unsigned zev__tcp_ring_sends_in_flight(const zev_tcp_t *t) {
  * single send larger than that is counted beyond the mark, so a write the kernel cannot
  * take still returns 1. */
 size_t zev__tcp_wq_pressure(const zev_tcp_t *t) {
-    size_t in_flight = 0;
-    for (struct zev__wentry *e = first_submitted(t); e && (e->flags & ZEV__WE_SUBMITTED);
-         e = entry_next(t, e))
-        in_flight += entry_charge(e);
+    unsigned n;
+    size_t flying = in_flight(t, &n);
     size_t hwm = zev__tcp_hwm(t);
-    return zev__tcp_wq_held(t) - (in_flight < hwm ? in_flight : hwm);
+    return zev__tcp_wq_held(t) - (flying < hwm ? flying : hwm);
 }
 
 /* A file region at the head: sendfile has no SQE here, so it runs now and waits for room
