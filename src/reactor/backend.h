@@ -29,6 +29,7 @@ struct zev__ready {
     int32_t res;      /* a completion: the operation's result (bytes, or a negative errno) */
     uint32_t flags;   /* a completion: IORING_CQE_F_* (MORE: the operation goes on; BUFFER:
                        * buffer id in the top 16 bits) */
+    uint32_t off;     /* a completion into a buffer: where in its chunk the bytes start */
 };
 
 /* revents of a completion: dispatched to the owner's ops->complete, never queued. */

@@ -69,7 +69,7 @@ static int arm(zev_loop_t *loop, struct zev_watcher *w, unsigned events) {
 bool zev__uring_take_cqe(zev_loop_t *loop, const struct io_uring_cqe *c, struct zev__ready *out) {
     uint64_t ud = c->user_data;
     if (zev__ud_is_op(ud)) {
-        *out = zev__op_result(c);
+        *out = zev__op_result(loop, c);
         return true;
     }
     if (!zev__ud_is_poll(ud)) return false; /* removals and cancellations */

@@ -23,6 +23,13 @@ enum zev__op {
     ZEV__OP_ACCEPT = 7,  /* multishot accept on a listening socket: one result per connection */
 };
 
+/* The loop's two rings of receive buffers: streams take what they need of a chunk, datagrams
+ * a whole chunk each (uring_backend.h). The value is the kernel's buffer group. */
+enum zev__bufs_kind {
+    ZEV__BUFS_STREAM = 0,
+    ZEV__BUFS_DGRAM = 1,
+};
+
 static inline enum zev__op zev__ready_op(const struct zev__ready *e) {
     return (enum zev__op)(e->tag & 7u);
 }
@@ -70,13 +77,15 @@ int zev__ring_cancel_async(zev_loop_t *loop, struct zev_watcher *w, enum zev__op
 /* Synchronous: cancel every operation on w->fd and hand the results to the owner until
  * in_flight of them have ended; no result names w afterwards. */
 void zev__ring_forget(zev_loop_t *loop, struct zev_watcher *w, unsigned in_flight);
-/* The chunk a receive result landed in (NULL for a receive into user memory), and its
- * return to the ring once the data event is over: the same chunk if nobody kept a
- * reference, else a fresh one in its place. */
+/* The chunk a receive result landed in (NULL for a receive into user memory); its bytes
+ * start at e->off. Once the owner is done with the result, zev__ring_chunk_done: when the
+ * kernel and every other result are done with the chunk too, it goes back to the ring, the
+ * same chunk if nobody kept a reference, else a fresh one in its place. */
 zev_buf_t *zev__ring_chunk(zev_loop_t *loop, const struct zev__ready *e);
 void zev__ring_chunk_done(zev_loop_t *loop, const struct zev__ready *e);
-/* The kernel ran out of buffers (-ENOBUFS): lend it more chunks. */
-void zev__ring_bufs_grow(zev_loop_t *loop);
+/* The kernel ran out of buffers (-ENOBUFS) in the ring of this kind: lend it more chunks.
+ * Returns how many chunks that ring holds now (0: none could be had). */
+unsigned zev__ring_bufs_grow(zev_loop_t *loop, enum zev__bufs_kind kind);
 /* Keep a receive result that came while its socket's reading is paused, and take it back on
  * resume (false: none kept). */
 int zev__ring_park(zev_loop_t *loop, const struct zev__ready *e);

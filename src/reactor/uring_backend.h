@@ -27,25 +27,42 @@ static inline struct zev_watcher *zev__ud_watcher(uint64_t ud) {
     return (struct zev_watcher *)(uintptr_t)(ud & ~(uint64_t)7);
 }
 
-/* An operation's CQE as the entry its owner's ops->complete receives. */
-static inline struct zev__ready zev__op_result(const struct io_uring_cqe *c) {
-    return (struct zev__ready){.tag = (uintptr_t)c->user_data, .revents = ZEV__COMPLETED,
-                               .res = c->res, .flags = c->flags};
-}
+/* An operation's CQE as the entry its owner's ops->complete receives (uring_ops.c). Every
+ * CQE of an operation goes through it once, in the order the kernel posted them: a receive
+ * into a buffer that the kernel fills bit by bit learns here where its bytes start. */
+struct zev__ready zev__op_result(zev_loop_t *loop, const struct io_uring_cqe *c);
 
-/* The kernel's receive buffers: a provided-buffer ring (IORING_REGISTER_PBUF_RING) whose
- * entries are whole pool chunks. Buffer id i is chunk[i]; the kernel picks a free one for each
- * receive, and its result names the id. */
+/* One buffer id of a ring of receive buffers. */
+struct zev__ring_id {
+    zev_buf_t *chunk; /* NULL: the id holds no chunk */
+    uint32_t off;     /* where the kernel's next receive into it lands (incremental rings) */
+    uint32_t pending; /* results read from the CQ that point into it, not yet done with */
+    bool lent;        /* the kernel may still receive into it */
+};
+
+/* A ring of receive buffers: a provided-buffer ring (IORING_REGISTER_PBUF_RING) whose entries
+ * are whole pool chunks. The kernel picks a lent one for each receive, and its result names
+ * the id. The streams' ring is incremental where the kernel can (IOU_PBUF_RING_INC, 6.12):
+ * a receive takes only the bytes it needs from the id's chunk, and the next receive goes on
+ * where it stopped, so a thousand small receives share a chunk as they share epoll's read
+ * area; the datagrams' ring is not (a datagram must never be cut by the end of a chunk's
+ * remainder), so each datagram takes a whole chunk. The two rings number their ids apart
+ * (bid_base), so a result's id alone says which ring it came from. */
 struct zev__ring_bufs {
     struct io_uring_buf_ring *br; /* shared with the kernel: entries and our tail */
     size_t br_size;
     unsigned entries; /* ring capacity: the most chunks it can hold */
     uint16_t tail;
+    uint16_t bgid;     /* the kernel's buffer group */
+    uint16_t bid_base; /* the first id's number in results */
+    bool incremental;  /* registered with IOU_PBUF_RING_INC */
     bool registered;
-    zev_buf_t **chunk; /* by buffer id; NULL: the id holds no chunk */
-    unsigned filled;   /* ids that hold a chunk */
-    unsigned want;     /* how many ids to keep filled (grows when the kernel runs out) */
-    bool grew;         /* it ran out since the last trim (zev__ring_bufs_trim) */
+    struct zev__ring_id *ids;
+    unsigned filled; /* ids that hold a chunk */
+    unsigned start;  /* its first size, and the size it shrinks back to */
+    unsigned want;   /* how many ids to keep filled (grows when the kernel runs out) */
+    bool grew;       /* it ran out since the last trim (zev__ring_bufs_trim) */
+    uint64_t grew_iter; /* the loop iteration it last grew in */
 };
 
 struct zev__uring_backend {
@@ -56,7 +73,7 @@ struct zev__uring_backend {
     struct zev__ready *parked; /* receive results kept while their socket's reading is paused */
     unsigned n_parked;
     unsigned cap_parked;
-    struct zev__ring_bufs bufs;
+    struct zev__ring_bufs bufs[2]; /* by enum zev__bufs_kind (ring.h) */
     bool completion; /* sockets run in completion mode (ring.h); else readiness only */
 };
 

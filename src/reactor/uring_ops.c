@@ -1,13 +1,17 @@
 /* src/reactor/uring_ops.c: the io_uring backend's completion half: the operations sockets
- * submit (ring.h), the ring of receive buffers, and ending every operation of a socket that
+ * submit (ring.h), the rings of receive buffers, and ending every operation of a socket that
  * closes.
  *
- * Receive buffers are the loop's own pool chunks, lent to the kernel through a provided-buffer
- * ring: the kernel picks one when bytes arrive and the result says which, so the data event's
- * slice points straight at what the kernel wrote, owned by that chunk as on epoll (zero-copy
- * holds: nothing is copied out of the ring). After the data event the chunk goes back to the
- * ring, or, if the user kept a reference, a fresh chunk takes its place. The ring starts with
- * a few chunks and doubles when the kernel reports it ran dry (-ENOBUFS).
+ * Receive buffers are the loop's own pool chunks, lent to the kernel through provided-buffer
+ * rings: the kernel picks one when bytes arrive and the result says which, so the data
+ * event's slice points straight at what the kernel wrote, owned by that chunk as on epoll
+ * (zero-copy holds: nothing is copied out of the ring). Streams and datagrams have a ring
+ * each. A stream receive takes only the bytes it needs and the next one goes on in the same
+ * chunk (incremental consumption), so small receives from thousands of sockets share a few
+ * chunks, like epoll's read area; a datagram takes a whole chunk. Once the kernel used a
+ * chunk up and every result in it was delivered, the chunk goes back to its ring, or, if the
+ * user kept a reference, a fresh chunk takes its place. A ring starts small and doubles when
+ * the kernel reports it ran dry (-ENOBUFS), at most once per loop iteration.
  */
 #include "reactor_internal.h"
 #include "uring_backend.h"
@@ -18,58 +22,114 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define BUF_RING_ENTRIES 1024u /* ids; each holds at most one chunk */
-#define BUF_RING_START 8u      /* chunks lent at first: half the pool's idle floor (buf.c) */
-#define BUF_GROUP 0
+#define BUF_IDS 512u       /* ids per ring; each holds at most one chunk */
+/* Chunks lent at first. A stream receive takes only the bytes it needs, so two chunks serve
+ * any number of small receives (one filling while the other comes back), as epoll's read area
+ * does; a datagram takes a whole chunk, so that ring starts with a batch's worth (half the
+ * pool's idle floor, buf.c). */
+#define BUF_START_STREAM 2u
+#define BUF_START_DGRAM 8u
+
+/* Newer than some kernel headers this builds against (6.12's incremental consumption). */
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
+#define ZEV_PBUF_RING_INC 2u /* IOU_PBUF_RING_INC */
+
+/* struct io_uring_buf_reg with its flags field by name (older headers call it pad). */
+struct buf_reg {
+    uint64_t ring_addr;
+    uint32_t ring_entries;
+    uint16_t bgid;
+    uint16_t flags;
+    uint64_t resv[3];
+};
+_Static_assert(sizeof(struct buf_reg) == sizeof(struct io_uring_buf_reg), "io_uring_buf_reg");
 
 bool zev__loop_completes(const zev_loop_t *loop) {
     return loop->backend->ops == &zev__backend_uring && zev__uring_state(loop)->completion;
 }
 
-/* ---- the buffer ring ---- */
+/* ---- the buffer rings ---- */
 
-static struct zev__ring_bufs *bufs_of(zev_loop_t *loop) {
-    return &zev__uring_state(loop)->bufs;
+static struct zev__ring_bufs *bufs_of(zev_loop_t *loop, enum zev__bufs_kind kind) {
+    return &zev__uring_state(loop)->bufs[kind];
 }
 
-/* Lend chunk as buffer id bid: write the entry, then publish the tail (release order: the
- * kernel must see the entry before the tail that covers it). */
-static void lend(struct zev__ring_bufs *rb, unsigned bid, zev_buf_t *chunk) {
+/* The ring a result's buffer id belongs to, and the id's index in it. */
+static struct zev__ring_bufs *bufs_of_result(zev_loop_t *loop, const struct zev__ready *e,
+                                             unsigned *index) {
+    unsigned bid = e->flags >> IORING_CQE_BUFFER_SHIFT;
+    struct zev__ring_bufs *rb = bufs_of(loop, bid >= BUF_IDS ? ZEV__BUFS_DGRAM : ZEV__BUFS_STREAM);
+    *index = bid - rb->bid_base;
+    return rb;
+}
+
+static bool has_buffer(const struct zev__ready *e) {
+    return (e->flags & IORING_CQE_F_BUFFER) != 0;
+}
+
+/* Lend id i's chunk, whole: write the entry, then publish the tail (release order: the kernel
+ * must see the entry before the tail that covers it). */
+static void lend(struct zev__ring_bufs *rb, unsigned i) {
+    struct zev__ring_id *id = &rb->ids[i];
     struct io_uring_buf *e = &rb->br->bufs[rb->tail & (rb->entries - 1)];
-    e->addr = (uint64_t)(uintptr_t)chunk->base;
-    e->len = (uint32_t)chunk->size;
-    e->bid = (uint16_t)bid;
+    e->addr = (uint64_t)(uintptr_t)id->chunk->base;
+    e->len = (uint32_t)id->chunk->size;
+    e->bid = (uint16_t)(rb->bid_base + i);
+    id->off = 0;
+    id->lent = true;
     rb->tail++;
     __atomic_store_n(&rb->br->tail, rb->tail, __ATOMIC_RELEASE);
 }
 
-/* The ring's memory and bookkeeping, taken when the loop starts (its fixed cost, like the
- * event array's); chunks are lent at the first receive (bufs_ready). */
-int zev__ring_bufs_init(zev_loop_t *loop) {
-    struct zev__ring_bufs *rb = bufs_of(loop);
-    rb->entries = BUF_RING_ENTRIES;
+static int ring_init(zev_loop_t *loop, struct zev__ring_bufs *rb, enum zev__bufs_kind kind) {
+    rb->entries = BUF_IDS;
+    rb->bgid = (uint16_t)kind;
+    rb->bid_base = (uint16_t)(kind * BUF_IDS);
     rb->br_size = rb->entries * sizeof(struct io_uring_buf);
     void *mem = mmap(NULL, rb->br_size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (mem == MAP_FAILED) return -errno;
-    rb->chunk = zev__alloc(loop, rb->entries * sizeof(*rb->chunk));
-    if (!rb->chunk) {
+    rb->ids = zev__alloc(loop, rb->entries * sizeof(*rb->ids));
+    if (!rb->ids) {
         munmap(mem, rb->br_size);
         return -ENOMEM;
     }
-    for (unsigned i = 0; i < rb->entries; i++) rb->chunk[i] = NULL;
+    for (unsigned i = 0; i < rb->entries; i++) rb->ids[i] = (struct zev__ring_id){0};
     rb->br = mem;
-    rb->want = BUF_RING_START;
+    rb->start = kind == ZEV__BUFS_STREAM ? BUF_START_STREAM : BUF_START_DGRAM;
+    rb->want = rb->start;
     return 0;
 }
 
-static int bufs_register(zev_loop_t *loop, struct zev__ring_bufs *rb) {
-    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)rb->br,
-                                   .ring_entries = rb->entries,
-                                   .bgid = BUF_GROUP};
+/* The rings' memory and bookkeeping, taken when the loop starts (its fixed cost, like the
+ * event array's); chunks are lent at a ring's first receive (bufs_ready). */
+int zev__ring_bufs_init(zev_loop_t *loop) {
+    int err = ring_init(loop, bufs_of(loop, ZEV__BUFS_STREAM), ZEV__BUFS_STREAM);
+    if (err == 0) err = ring_init(loop, bufs_of(loop, ZEV__BUFS_DGRAM), ZEV__BUFS_DGRAM);
+    return err;
+}
+
+static int ring_register(zev_loop_t *loop, struct zev__ring_bufs *rb, uint16_t flags) {
+    struct buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)rb->br,
+                          .ring_entries = rb->entries,
+                          .bgid = rb->bgid,
+                          .flags = flags};
     long r = syscall(__NR_io_uring_register, zev__uring_state(loop)->ring.fd,
                      IORING_REGISTER_PBUF_RING, &reg, 1);
-    if (r < 0) return -errno;
+    return r < 0 ? -errno : 0;
+}
+
+static int bufs_register(zev_loop_t *loop, struct zev__ring_bufs *rb) {
+    int err = -EINVAL;
+    rb->incremental = rb->bgid == ZEV__BUFS_STREAM;
+    if (rb->incremental) err = ring_register(loop, rb, ZEV_PBUF_RING_INC);
+    if (err == -EINVAL) { /* before 6.12: every receive takes a whole chunk */
+        rb->incremental = false;
+        err = ring_register(loop, rb, 0);
+    }
+    if (err < 0) return err;
     rb->tail = 0;
     rb->br->tail = 0;
     rb->registered = true;
@@ -78,19 +138,19 @@ static int bufs_register(zev_loop_t *loop, struct zev__ring_bufs *rb) {
 
 /* Lend chunks to empty ids until `want` are lent. */
 static void bufs_fill(zev_loop_t *loop, struct zev__ring_bufs *rb) {
-    for (unsigned bid = 0; bid < rb->entries && rb->filled < rb->want; bid++) {
-        if (rb->chunk[bid]) continue;
+    for (unsigned i = 0; i < rb->entries && rb->filled < rb->want; i++) {
+        if (rb->ids[i].chunk) continue;
         zev_buf_t *c = zev_buf_get(loop);
         if (!c) return; /* memory is short: the ring makes do with what it has */
-        rb->chunk[bid] = c;
+        rb->ids[i].chunk = c;
         rb->filled++;
         loop->pool.stats.lent++;
-        lend(rb, bid, c);
+        lend(rb, i);
     }
 }
 
-static int bufs_ready(zev_loop_t *loop) {
-    struct zev__ring_bufs *rb = bufs_of(loop);
+static int bufs_ready(zev_loop_t *loop, enum zev__bufs_kind kind) {
+    struct zev__ring_bufs *rb = bufs_of(loop, kind);
     if (!rb->registered) {
         int err = bufs_register(loop, rb);
         if (err < 0) return err;
@@ -99,14 +159,20 @@ static int bufs_ready(zev_loop_t *loop) {
     return 0;
 }
 
-void zev__ring_bufs_grow(zev_loop_t *loop) {
-    struct zev__ring_bufs *rb = bufs_of(loop);
-    if (!rb->registered) return;
+/* Every receive that found the ring dry at the same moment says so: a burst of them is one
+ * shortage, so the ring doubles at most once per loop iteration (doubling once per result
+ * took it from 1 chunk to 512 in one batch of 64 receives). */
+unsigned zev__ring_bufs_grow(zev_loop_t *loop, enum zev__bufs_kind kind) {
+    struct zev__ring_bufs *rb = bufs_of(loop, kind);
+    if (!rb->registered) return rb->filled;
+    if (rb->grew && rb->grew_iter == loop->metrics.iterations) return rb->filled;
+    rb->grew_iter = loop->metrics.iterations;
     if (rb->want < rb->entries) rb->want *= 2;
     if (rb->want > rb->entries) rb->want = rb->entries;
     rb->grew = true;
     zev__trim_arm(loop);
     bufs_fill(loop, rb);
+    return rb->filled;
 }
 
 /* Every chunk leaves the ring: unregistering the group drops the kernel's entries, and the
@@ -114,14 +180,14 @@ void zev__ring_bufs_grow(zev_loop_t *loop) {
  * closes). */
 static void bufs_drop(zev_loop_t *loop, struct zev__ring_bufs *rb) {
     if (rb->registered) {
-        struct io_uring_buf_reg reg = {.bgid = BUF_GROUP};
+        struct buf_reg reg = {.bgid = rb->bgid};
         (void)syscall(__NR_io_uring_register, zev__uring_state(loop)->ring.fd,
                       IORING_UNREGISTER_PBUF_RING, &reg, 1);
         rb->registered = false;
     }
     for (unsigned i = 0; i < rb->entries; i++) {
-        if (rb->chunk[i]) zev_buf_unref(rb->chunk[i]);
-        rb->chunk[i] = NULL;
+        if (rb->ids[i].chunk) zev_buf_unref(rb->ids[i].chunk);
+        rb->ids[i] = (struct zev__ring_id){0};
     }
     loop->pool.stats.lent -= rb->filled;
     rb->filled = 0;
@@ -137,46 +203,69 @@ static void list_trim(zev_loop_t *loop, struct zev__ready **arr, unsigned n, uns
     *cap = ZEV__READY_LIST_START;
 }
 
-/* The ring shrinks only as its chunks come back: once it has not run dry for an interval, it
+/* A ring shrinks only as its chunks come back: once it has not run dry for an interval, it
  * wants its first size again, and chunks returning from the data events beyond that go back
  * to the pool instead of into the ring (zev__ring_chunk_done). Taking the lent chunks back at
  * once would mean unregistering the group under armed receives, and on kernel 6.18 that
  * corrupted data: in a 6 s pingpong-50 run a receive landed in a buffer id that was no longer
  * lent (docs/internals.md). */
+static bool ring_trim(struct zev__ring_bufs *rb) {
+    if (rb->grew) { /* it ran dry this interval: still needed */
+        rb->grew = false;
+        return true;
+    }
+    rb->want = rb->start;
+    return false;
+}
+
 bool zev__ring_bufs_trim(zev_loop_t *loop) {
     if (!zev__loop_completes(loop)) return false;
     struct zev__uring_backend *u = zev__uring_state(loop);
     list_trim(loop, &u->stash, u->n_stash, &u->cap_stash);
     list_trim(loop, &u->parked, u->n_parked, &u->cap_parked);
-    struct zev__ring_bufs *rb = bufs_of(loop);
-    if (rb->grew) { /* it ran dry this interval: still needed */
-        rb->grew = false;
-        return true;
-    }
-    rb->want = BUF_RING_START;
-    return false;
+    bool more = ring_trim(bufs_of(loop, ZEV__BUFS_STREAM));
+    more |= ring_trim(bufs_of(loop, ZEV__BUFS_DGRAM));
+    return more;
 }
 
 void zev__ring_bufs_release(zev_loop_t *loop) {
-    struct zev__ring_bufs *rb = bufs_of(loop);
-    if (rb->br) bufs_drop(loop, rb);
+    for (unsigned k = 0; k < 2; k++) {
+        struct zev__ring_bufs *rb = bufs_of(loop, (enum zev__bufs_kind)k);
+        if (rb->br) bufs_drop(loop, rb);
+    }
 }
 
 void zev__ring_bufs_free(zev_loop_t *loop) {
-    struct zev__ring_bufs *rb = bufs_of(loop);
-    if (!rb->br) return;
-    bufs_drop(loop, rb);
-    zev__free(loop, rb->chunk, rb->entries * sizeof(*rb->chunk));
-    munmap(rb->br, rb->br_size);
-    *rb = (struct zev__ring_bufs){0};
+    for (unsigned k = 0; k < 2; k++) {
+        struct zev__ring_bufs *rb = bufs_of(loop, (enum zev__bufs_kind)k);
+        if (!rb->br) continue;
+        bufs_drop(loop, rb);
+        zev__free(loop, rb->ids, rb->entries * sizeof(*rb->ids));
+        munmap(rb->br, rb->br_size);
+        *rb = (struct zev__ring_bufs){0};
+    }
 }
 
-static bool has_buffer(const struct zev__ready *e) {
-    return (e->flags & IORING_CQE_F_BUFFER) != 0;
-}
-
-static unsigned buffer_id(const struct zev__ready *e) {
-    return e->flags >> IORING_CQE_BUFFER_SHIFT;
+/* Where a receive's bytes start is known only here, as the CQE is read: the kernel moved its
+ * receive point past them, and the next result for the same id starts there. A result keeps
+ * its id's chunk in place until the owner is done with it (pending), even after the kernel
+ * gave the id back. */
+struct zev__ready zev__op_result(zev_loop_t *loop, const struct io_uring_cqe *c) {
+    struct zev__ready e = {.tag = (uintptr_t)c->user_data, .revents = ZEV__COMPLETED,
+                           .res = c->res, .flags = c->flags};
+    if (!has_buffer(&e)) return e;
+    unsigned i;
+    struct zev__ring_bufs *rb = bufs_of_result(loop, &e, &i);
+    struct zev__ring_id *id = &rb->ids[i];
+    e.off = id->off;
+    if (c->res > 0) id->off += (uint32_t)c->res;
+    id->pending++;
+    /* Without BUF_MORE the kernel is done with the id: always in a whole-chunk ring; in an
+     * incremental one, once a receive used up the chunk (a result of no bytes consumed
+     * nothing, so the id stays the kernel's). */
+    bool kernel_done = !(c->flags & IORING_CQE_F_BUF_MORE) && (!rb->incremental || c->res > 0);
+    if (kernel_done) id->lent = false;
+    return e;
 }
 
 bool zev__ring_is_readiness(const struct zev__ready *e) {
@@ -184,46 +273,46 @@ bool zev__ring_is_readiness(const struct zev__ready *e) {
 }
 
 zev_buf_t *zev__ring_chunk(zev_loop_t *loop, const struct zev__ready *e) {
-    return has_buffer(e) ? bufs_of(loop)->chunk[buffer_id(e)] : NULL;
+    if (!has_buffer(e)) return NULL;
+    unsigned i;
+    return bufs_of_result(loop, e, &i)->ids[i].chunk;
 }
 
-/* The id's chunk leaves the ring (with the ring's reference); a fresh one is lent in its
- * place. */
-static zev_buf_t *chunk_take(zev_loop_t *loop, const struct zev__ready *e) {
-    if (!has_buffer(e)) return NULL;
-    struct zev__ring_bufs *rb = bufs_of(loop);
-    unsigned bid = buffer_id(e);
-    zev_buf_t *c = rb->chunk[bid];
-    rb->chunk[bid] = NULL;
+/* Id i's chunk leaves the ring (with the ring's reference); a fresh one is lent to an empty
+ * id if the ring wants more. */
+static void chunk_drop(zev_loop_t *loop, struct zev__ring_bufs *rb, unsigned i) {
+    zev_buf_unref(rb->ids[i].chunk);
+    rb->ids[i] = (struct zev__ring_id){0};
     rb->filled--;
     loop->pool.stats.lent--;
     if (rb->registered) bufs_fill(loop, rb);
-    return c;
 }
 
 void zev__ring_chunk_done(zev_loop_t *loop, const struct zev__ready *e) {
     if (!has_buffer(e)) return;
-    struct zev__ring_bufs *rb = bufs_of(loop);
-    unsigned bid = buffer_id(e);
-    zev_buf_t *c = rb->chunk[bid];
+    unsigned i;
+    struct zev__ring_bufs *rb = bufs_of_result(loop, e, &i);
+    struct zev__ring_id *id = &rb->ids[i];
+    id->pending--;
+    if (id->lent || id->pending > 0) return; /* the kernel or another result still uses it */
     if (!rb->registered || rb->filled > rb->want) { /* shrinking: it leaves the ring */
-        zev_buf_unref(chunk_take(loop, e));
+        chunk_drop(loop, rb, i);
         return;
     }
-    if (c->refs == 1) {
-        lend(rb, bid, c); /* nobody kept it: the same chunk goes straight back */
+    if (id->chunk->refs == 1) {
+        lend(rb, i); /* nobody kept it: the same chunk goes straight back */
         return;
     }
     /* The user kept it: a fresh chunk takes its id at once (O(1); a UDP echo keeps every
      * chunk until its reply is sent), and the user's references keep the old one alive. */
     zev_buf_t *fresh = zev_buf_get(loop);
     if (!fresh) {
-        zev_buf_unref(chunk_take(loop, e)); /* memory is short: one id less */
+        chunk_drop(loop, rb, i); /* memory is short: one id less */
         return;
     }
-    rb->chunk[bid] = fresh;
-    lend(rb, bid, fresh);
-    zev_buf_unref(c);
+    zev_buf_unref(id->chunk);
+    id->chunk = fresh;
+    lend(rb, i);
 }
 
 /* ---- operations ---- */
@@ -238,13 +327,13 @@ static struct io_uring_sqe *op_sqe(zev_loop_t *loop, struct zev_watcher *w, enum
 }
 
 int zev__ring_recv(zev_loop_t *loop, struct zev_watcher *w) {
-    int err = bufs_ready(loop);
+    int err = bufs_ready(loop, ZEV__BUFS_STREAM);
     if (err < 0) return err;
     struct io_uring_sqe *sqe = op_sqe(loop, w, ZEV__OP_RECV, &err);
     if (!sqe) return err;
     sqe->opcode = IORING_OP_RECV;
     sqe->flags = IOSQE_BUFFER_SELECT; /* the kernel picks a chunk when bytes arrive */
-    sqe->buf_group = BUF_GROUP;
+    sqe->buf_group = ZEV__BUFS_STREAM;
     return 0;
 }
 
@@ -329,7 +418,7 @@ static void keep_result(zev_loop_t *loop, struct stopping *s, const struct zev__
 static bool stopped_op_cqe(void *ctx, const struct io_uring_cqe *c) {
     struct stopping *s = ctx;
     if (c->user_data != s->ud) return false;
-    struct zev__ready e = zev__op_result(c);
+    struct zev__ready e = zev__op_result(s->loop, c);
     keep_result(s->loop, s, &e);
     return true;
 }
@@ -399,6 +488,7 @@ static unsigned settle_read_ahead(zev_loop_t *loop, struct zev_watcher *w) {
 
 /* Where ending a socket's operations stands (zev__ring_forget). */
 struct forgetting {
+    zev_loop_t *loop;
     struct zev_watcher *w;
     unsigned ended; /* operations whose last result came */
 };
@@ -407,14 +497,14 @@ struct forgetting {
 static bool forgotten_op_cqe(void *ctx, const struct io_uring_cqe *c) {
     struct forgetting *f = ctx;
     if (!zev__ud_is_op(c->user_data) || zev__ud_watcher(c->user_data) != f->w) return false;
-    struct zev__ready e = zev__op_result(c);
+    struct zev__ready e = zev__op_result(f->loop, c);
     if (!(c->flags & IORING_CQE_F_MORE)) f->ended++;
     hand_to_owner(f->w, &e);
     return true;
 }
 
 void zev__ring_forget(zev_loop_t *loop, struct zev_watcher *w, unsigned in_flight) {
-    struct forgetting f = {.w = w, .ended = settle_read_ahead(loop, w)};
+    struct forgetting f = {.loop = loop, .w = w, .ended = settle_read_ahead(loop, w)};
     if (f.ended >= in_flight) return;
     int err = 0;
     struct io_uring_sqe *sqe = zev__uring_sqe(&zev__uring_state(loop)->ring, &err);
@@ -458,7 +548,7 @@ int zev__ring_accept(zev_loop_t *loop, struct zev_watcher *w) {
 
 int zev__ring_recvmsg_multishot(zev_loop_t *loop, struct zev_watcher *w, const struct msghdr *msg,
                                 bool poll_first) {
-    int err = bufs_ready(loop);
+    int err = bufs_ready(loop, ZEV__BUFS_DGRAM);
     if (err < 0) return err;
     struct io_uring_sqe *sqe = op_sqe(loop, w, ZEV__OP_RECV, &err);
     if (!sqe) return err;
@@ -468,7 +558,7 @@ int zev__ring_recvmsg_multishot(zev_loop_t *loop, struct zev_watcher *w, const s
     sqe->msg_flags = MSG_TRUNC; /* payloadlen is then a cut datagram's real size */
     sqe->ioprio = IORING_RECV_MULTISHOT | (poll_first ? IORING_RECVSEND_POLL_FIRST : 0);
     sqe->flags = IOSQE_BUFFER_SELECT;
-    sqe->buf_group = BUF_GROUP;
+    sqe->buf_group = ZEV__BUFS_DGRAM;
     return 0;
 }
 

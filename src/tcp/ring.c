@@ -84,7 +84,7 @@ static void on_received(zev_tcp_t *t, const struct zev__ready *e) {
     zev_loop_t *loop = t->handle.loop;
     int res = seen_as_read(e);
     if (e->res == -ENOBUFS) { /* the ring ran dry: lend it more and ask again */
-        zev__ring_bufs_grow(loop);
+        (void)zev__ring_bufs_grow(loop, ZEV__BUFS_STREAM);
     } else if (res < 0) {
         zev__ring_chunk_done(loop, e);
         zev__tcp_fail(t, res);
@@ -94,7 +94,7 @@ static void on_received(zev_tcp_t *t, const struct zev__ready *e) {
         return;
     } else {
         zev_buf_t *chunk = zev__ring_chunk(loop, e);
-        zev_slice_t slice = {chunk->base, (size_t)res, chunk};
+        zev_slice_t slice = {chunk->base + e->off, (size_t)res, chunk};
         zev__tcp_deliver(t, &slice);
         zev__ring_chunk_done(loop, e);
         /* One receive is one turn; spending it ends the phase when its slice is over, and

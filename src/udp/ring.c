@@ -200,8 +200,8 @@ static void use_result(zev_udp_t *u, const struct zev__ready *e) {
         zev__ring_chunk_done(loop, e); /* back to the ring, or replaced if the user kept it */
         if (zev__udp_closing(u)) return;
     } else if (e->res == -ENOBUFS) {
-        zev__ring_bufs_grow(loop); /* the ring ran dry: lend it more chunks, then re-arm */
-        if (loop->pool.stats.lent == 0) { /* none to lend: the pool cannot grow */
+        /* The ring ran dry: lend it more chunks, then re-arm. */
+        if (zev__ring_bufs_grow(loop, ZEV__BUFS_DGRAM) == 0) { /* the pool cannot grow */
             give_up(u, -ENOMEM);
             return;
         }
@@ -244,7 +244,7 @@ static void on_recv_result(zev_udp_t *u, const struct zev__ready *e) {
         return;
     }
     if (!may_deliver(u)) {
-        if (e->res == -ENOBUFS) zev__ring_bufs_grow(loop);
+        if (e->res == -ENOBUFS) (void)zev__ring_bufs_grow(loop, ZEV__BUFS_DGRAM);
         return; /* an ended multishot is armed again by the next recv_start */
     }
     use_result(u, e);
