@@ -213,6 +213,61 @@ Test(tcp_fault, a_write_while_waiting_for_room_after_eagain_sends_each_byte_once
     zt_run();
 }
 
+/* Switching to user memory stops the pool receive in flight with a synchronous cancel, whose
+ * wait is an enter of its own. When that enter fails, the receive goes on, and it must stay
+ * the socket's one operation: a readiness report armed beside it for the user's buffer could
+ * read bytes that overtake the receive's, and the close would wait for one operation of two.
+ * The bytes the receive takes come as a pool slice; after it, reads land in user memory. */
+struct switch_sink {
+    char got[16];
+    size_t n;
+    int pool_slices_after_user; /* a pool slice after one in user memory: order broken */
+    int user_slices;
+    char *user;
+};
+
+static void switch_sink_data(zev_tcp_t *t, const zev_slice_t *s) {
+    struct switch_sink *k = t->handle.data;
+    cr_assert_leq(k->n + s->len, sizeof(k->got));
+    if (s->base >= k->user && s->base < k->user + 32) {
+        k->user_slices++;
+    } else if (k->user_slices > 0) {
+        k->pool_slices_after_user++;
+    }
+    memcpy(k->got + k->n, s->base, s->len);
+    k->n += s->len;
+}
+
+static const zev_tcp_events_t switch_sink_events = {.data = switch_sink_data};
+
+Test(tcp_fault, a_switch_to_user_memory_whose_cancel_cannot_be_entered_keeps_one_receive) {
+    if (!zev__loop_completes(&zt_loop)) cr_skip_test("a completion-mode case");
+    zev_tcp_t a, b;
+    zt_tcp_pair(&a, &b);
+    char user[32];
+    struct switch_sink k = {.user = user};
+    b.handle.data = &k;
+    zev_tcp_set_events(&b, &switch_sink_events);
+    zev_tcp_read_start(&b);
+    for (int i = 0; i < 3; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT); /* a pool receive waits */
+    zev_fault_fail(ZEV_SYS_RING_SUBMIT, 0, 1, ENOMEM);
+    cr_assert_eq(zev_tcp_set_read_buffer(&b, user, sizeof(user)), 0);
+    cr_assert_eq(zev_fault_hits(ZEV_SYS_RING_SUBMIT), 1, "the cancel's enter failed");
+    zev_fault_reset();
+    const char *parts[] = {"abc", "def", "ghi"};
+    for (int i = 0; i < 3; i++) {
+        zev_slice_t s = zev_slice((void *)parts[i], 3);
+        cr_assert_geq(zev_tcp_write(&a, &s, 1, NULL, NULL), 0);
+        while (k.n < 3u * (size_t)(i + 1)) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    }
+    cr_assert_eq(memcmp(k.got, "abcdefghi", 9), 0, "in order, each byte once");
+    cr_assert_eq(k.pool_slices_after_user, 0);
+    cr_assert_geq(k.user_slices, 1, "reads land in user memory once the receive ended");
+    zev_close(&a.handle, NULL);
+    zev_close(&b.handle, NULL);
+    zt_run();
+}
+
 /* ---- accept errors that accept(2) says to retry -------------------------------------------- */
 
 struct backlog_srv {

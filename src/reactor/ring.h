@@ -68,9 +68,10 @@ int zev__ring_reserve(zev_loop_t *loop, unsigned n);
 /* A one-shot wait for room to write on w->fd (sendfile, which has no SQE here). */
 int zev__ring_pollout(zev_loop_t *loop, struct zev_watcher *w);
 /* Synchronous: stop w's operation of kind op. Results it had (bytes received before the
- * cancel took) are parked for the owner to take with zev__ring_unpark; true if any was. No
- * callback runs. */
-bool zev__ring_cancel(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op);
+ * cancel took) are parked for the owner to take with zev__ring_unpark; *kept says if any
+ * was. No callback runs. 0 once the operation ended; a negative errno if it could not be
+ * stopped (the enter failed): it is still running, and its results come as usual. */
+int zev__ring_cancel(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op, bool *kept);
 /* Ask the kernel to stop w's operation of kind op, with the next enter; its remaining
  * results, the last one -ECANCELED unless it ended first, come as usual. */
 int zev__ring_cancel_async(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op);

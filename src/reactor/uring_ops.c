@@ -14,6 +14,7 @@
  * the kernel reports it ran dry (-ENOBUFS), at most once per loop iteration.
  */
 #include "reactor_internal.h"
+#include "sys.h"
 #include "uring_backend.h"
 
 #include <errno.h>
@@ -423,30 +424,31 @@ static bool stopped_op_cqe(void *ctx, const struct io_uring_cqe *c) {
     return true;
 }
 
-bool zev__ring_cancel(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op) {
+int zev__ring_cancel(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op, bool *kept) {
     struct zev__uring_backend *u = zev__uring_state(loop);
     struct zev__backend *b = loop->backend;
     struct stopping s = {.ud = (uintptr_t)w | (unsigned)op, .loop = loop};
     /* Results read ahead: the stash, then the batch being dispatched. */
-    unsigned kept = 0;
+    unsigned n = 0;
     for (unsigned i = 0; i < u->n_stash; i++) {
         if (u->stash[i].tag == s.ud) {
             keep_result(loop, &s, &u->stash[i]);
             continue;
         }
-        u->stash[kept++] = u->stash[i];
+        u->stash[n++] = u->stash[i];
     }
-    u->n_stash = kept;
+    u->n_stash = n;
     for (unsigned i = b->next_ready; i < b->n_ready; i++) {
         if (b->ready[i].tag != s.ud || !(b->ready[i].revents & ZEV__COMPLETED)) continue;
         keep_result(loop, &s, &b->ready[i]);
         b->ready[i].tag = 0; /* void: dispatch skips it */
     }
-    if (s.ended || zev__ring_cancel_async(loop, w, op) < 0) return s.kept;
-    while (!s.ended) {
-        if (zev__uring_reap(loop, stopped_op_cqe, &s) < 0) break;
-    }
-    return s.kept;
+    /* The wait below is an enter of its own, and the seam may fail it like any submit. */
+    int err = s.ended ? 0 : zev__fault_hit(ZEV_SYS_RING_SUBMIT, NULL);
+    if (!s.ended && err == 0) err = zev__ring_cancel_async(loop, w, op);
+    while (!s.ended && err == 0) err = zev__uring_reap(loop, stopped_op_cqe, &s);
+    *kept = s.kept;
+    return s.ended ? 0 : (err < 0 ? err : -EIO);
 }
 
 /* ---- ending a socket's operations ---- */

@@ -146,9 +146,14 @@ void zev__tcp_ring_read_mode(zev_tcp_t *t, bool was_pool) {
     size_t len = 0;
     unsigned f = t->handle.flags;
     if (!(f & ZEV__TCP_RING_RECV) || !was_pool || !zev__tcp_user_buf(t, &len)) return;
+    bool kept = false;
+    int err = zev__ring_cancel(t->handle.loop, &t->io, ZEV__OP_RECV, &kept);
+    if (kept) t->handle.flags |= ZEV__TCP_RING_PARKED;
+    /* Not stopped: the receive stays the socket's one operation, and its result comes as a
+     * pool slice before any read into user memory (a readiness report beside it could read
+     * bytes that overtake it, and would be a second operation the close does not wait for). */
+    if (err < 0) return;
     t->handle.flags &= ~ZEV__TCP_RING_RECV;
-    if (zev__ring_cancel(t->handle.loop, &t->io, ZEV__OP_RECV))
-        t->handle.flags |= ZEV__TCP_RING_PARKED;
     if (f & ZEV__TCP_READING) zev__tcp_ring_read_start(t); /* what was kept, or a new ask */
 }
 
