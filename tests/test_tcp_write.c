@@ -290,6 +290,59 @@ Test(tcp_write, a_peer_reset_is_econnreset_in_error_and_write_callbacks) {
     zt_run();
 }
 
+/* The peer resets while a write is half sent and two more wait behind it. On io_uring the
+ * three are one chain of linked sends: the first ends short (the bytes it sent before the
+ * reset) and the kernel cancels the two linked behind it, so two results are still to come
+ * for a chain whose first entry is no longer in flight. Each write is told once, in order,
+ * with an error; the error event comes once; the close waits for every send to answer. */
+Test(tcp_write, a_reset_in_the_middle_of_a_chain_of_writes_tells_each_write_once) {
+    zev_tcp_t a, b;
+    struct sink ka = {0};
+    zt_tcp_pair(&a, &b);
+    a.handle.data = &ka;
+    zev_tcp_set_events(&a, &sink_events);
+    n_writes_done = 0;
+    /* Fill the kernel's buffers past zev (nothing is queued in zev meanwhile). */
+    static char filler[65536];
+    while (send(zev_tcp_fileno(&a), filler, sizeof(filler), MSG_DONTWAIT) > 0) {
+    }
+    /* Three writes in one call: one chain of three linked sends on io_uring. */
+    static char first[60000], more[1000];
+    zev_slice_t s[3] = {zev_slice(first, sizeof(first)), zev_slice(more, sizeof(more)),
+                        zev_slice(more, sizeof(more))};
+    cr_assert_geq(zev_tcp_write(&a, s, 3, record_write, (void *)1), 0);
+    zev_slice_t s4 = zev_slice(more, sizeof(more));
+    cr_assert_geq(zev_tcp_write(&a, &s4, 1, record_write, (void *)2), 0);
+    for (int i = 0; i < 5; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT); /* the sends wait for room */
+    /* Room for part of the first slice, then the reset. */
+    size_t drained = 0;
+    for (int i = 0; i < 200 && drained < 20000; i++) {
+        ssize_t r = recv(zev_tcp_fileno(&b), filler, 20000 - drained, MSG_DONTWAIT);
+        if (r > 0) drained += (size_t)r;
+        zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    for (int i = 0; i < 20; i++) {
+        zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    cr_assert_eq(n_writes_done, 0, "the first write is still being sent");
+    struct linger lin = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(zev_tcp_fileno(&b), SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+    zev_close(&b.handle, NULL);
+    for (int i = 0; i < 2000 && (n_writes_done < 2 || !ka.errors); i++)
+        zev_run(&zt_loop, ZEV_RUN_ONCE);
+    for (int i = 0; i < 10; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(n_writes_done, 2, "each write told once");
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(write_order[i], i + 1, "in order");
+        cr_assert_lt(write_statuses[i], 0, "write %d: %s", i + 1, zev_err_name(write_statuses[i]));
+    }
+    cr_assert_eq(ka.errors, 1, "the error event once");
+    zev_close(&a.handle, NULL);
+    zt_run();
+}
+
 Test(tcp_write, writing_to_a_reset_peer_never_raises_sigpipe) {
     zev_tcp_t a, b;
     struct sink ka = {0};

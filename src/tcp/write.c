@@ -379,14 +379,18 @@ static struct zev__wentry *first_unsent(const zev_tcp_t *t) {
     return e;
 }
 
-/* The entry whose send is in flight: a chain's entries are the first unsent ones, and their
- * results come in the order of their sends. A result while the first unsent entry is not in
- * flight is not matched to a later one: doing so (to finish a chain a short send broke) made
- * the API fuzzer stall writes on io_uring about once in 50 seeds, for a reason not yet
- * understood (docs/internals.md). */
+/* The entry the next send result belongs to: the first whose send is in flight. One chain is
+ * in flight at a time and its results come in the order of its sends, so this is usually the
+ * first unsent entry. Not after a send that ended short (a reset in the middle of it): that
+ * entry keeps its unsent rest and is no longer in flight, while the sends linked behind it
+ * are still to answer (-ECANCELED, the kernel broke the link). The chain started at the
+ * entry that was first unsent then, so its sends lie within RING_CHAIN entries of it. */
 static struct zev__wentry *first_submitted(const zev_tcp_t *t) {
     struct zev__wentry *e = first_unsent(t);
-    return e && (e->flags & ZEV__WE_SUBMITTED) ? e : NULL;
+    for (unsigned i = 0; e && i < RING_CHAIN; i++, e = entry_next(t, e)) {
+        if (e->flags & ZEV__WE_SUBMITTED) return e;
+    }
+    return NULL;
 }
 
 /* The entries in flight: how many, and the memory they hold. */
@@ -494,18 +498,22 @@ void zev__tcp_ring_sent(zev_tcp_t *t, int res) {
     struct zev__wentry *e = first_submitted(t);
     if (!e) return;
     e->flags &= ~ZEV__WE_SUBMITTED;
+    /* Bytes are only ever sent by the first unsent entry's send: a link runs the next send
+     * only after this one sent everything. */
+    zev__debug_assert(res <= 0 || e == first_unsent(t), "a send result past the unsent head");
     if (res > 0) {
         account_written(t, (size_t)res);
         advance(t, (size_t)res);
     }
+    bool live = !zev__tcp_closing(t) && !(t->handle.flags & ZEV__TCP_FAILED);
+    /* The chain's first error is the socket's, at once: the sends linked behind it end
+     * -ECANCELED (the link broken), which says nothing of the socket. Waiting for the chain's
+     * last result to judge lost the error, and the chain went out again and again. */
+    if (live && res < 0 && res != -ECANCELED) zev__tcp_fail(t, res);
     if (first_submitted(t)) return; /* the chain's later sends are still to answer */
     t->handle.flags &= ~ZEV__TCP_RING_SEND;
     if (zev__tcp_closing(t) || (t->handle.flags & ZEV__TCP_FAILED)) return;
-    if (res < 0 && res != -ECANCELED) { /* -ECANCELED: a link broken by a short send */
-        zev__tcp_fail(t, res);
-        return;
-    }
-    zev__tcp_flush(t);
+    zev__tcp_flush(t); /* what a short send left, and what the broken link cancelled */
 }
 
 /* Run the callbacks of finished writes, send what is next, then the shutdown and drain
