@@ -260,6 +260,7 @@ struct zev__ready zev__op_result(zev_loop_t *loop, const struct io_uring_cqe *c)
     struct zev__ring_id *id = &rb->ids[i];
     e.off = id->off;
     if (c->res > 0) id->off += (uint32_t)c->res;
+    zev__debug_assert(id->chunk && id->off <= id->chunk->size, "a receive past its chunk");
     id->pending++;
     /* Without BUF_MORE the kernel is done with the id: always in a whole-chunk ring; in an
      * incremental one, once a receive used up the chunk (a result of no bytes consumed
