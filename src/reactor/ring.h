@@ -63,7 +63,8 @@ bool zev__ring_is_readiness(const struct zev__ready *e);
 int zev__ring_send(zev_loop_t *loop, struct zev_watcher *w, const char *base, size_t len,
                    bool linked);
 /* Room for n operations in the submission queue without submitting between them (a chain of
- * links must go in with one enter). */
+ * links must go in with one enter): submits what waits if need be. TCP's and UDP's chains
+ * both take it. 0, or the submission's negative errno. */
 int zev__ring_reserve(zev_loop_t *loop, unsigned n);
 /* A one-shot wait for room to write on w->fd (sendfile, which has no SQE here). */
 int zev__ring_pollout(zev_loop_t *loop, struct zev_watcher *w);
@@ -115,9 +116,6 @@ int zev__ring_recvmsg_multishot(zev_loop_t *loop, struct zev_watcher *w, const s
  * the result). link: the next SQE written starts only after this one ended, and is
  * cancelled (-ECANCELED) if this one failed. */
 int zev__ring_sendmsg(zev_loop_t *loop, struct zev_watcher *w, const struct msghdr *msg, bool link);
-/* SQEs that can be written before the SQ is full: a linked chain longer than this would be
- * split by the submission zev__uring_sqe makes when it finds the SQ full. */
-unsigned zev__ring_sq_room(const zev_loop_t *loop);
 #else
 static inline bool zev__loop_completes(const zev_loop_t *loop) {
     (void)loop;

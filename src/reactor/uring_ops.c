@@ -577,8 +577,3 @@ int zev__ring_sendmsg(zev_loop_t *loop, struct zev_watcher *w, const struct msgh
     if (link) sqe->flags = IOSQE_IO_LINK;
     return 0;
 }
-
-unsigned zev__ring_sq_room(const zev_loop_t *loop) {
-    const struct zev__uring *r = &zev__uring_state(loop)->ring;
-    return r->sq_entries - zev__uring_unsubmitted(r);
-}

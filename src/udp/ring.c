@@ -303,13 +303,6 @@ void zev__udp_ring_recv_stop(zev_udp_t *u) {
 
 /* ---- sending ---- */
 
-/* The longest chain now: no more than the SQ can take in one go, since zev__uring_sqe would
- * submit a full SQ and split the chain there. */
-static unsigned chain_limit(const zev_udp_t *u) {
-    unsigned room = zev__ring_sq_room(u->handle.loop);
-    return room < ZEV__UDP_RING_CHAIN ? room : ZEV__UDP_RING_CHAIN;
-}
-
 /* Write one chain of SQEs for the first unsent datagrams. */
 static void submit_chain(zev_udp_t *u) {
     struct zev__udp_ring *rs = ring_state(u);
@@ -318,21 +311,22 @@ static void submit_chain(zev_udp_t *u) {
         zev__watcher_feed(u->handle.loop, &u->io, ZEV__WRITABLE);
         return;
     }
-    unsigned limit = chain_limit(u);
-    if (limit == 0) { /* the SQ is full until the next enter */
-        zev__watcher_feed(u->handle.loop, &u->io, ZEV__WRITABLE);
-        return;
-    }
     unsigned n = 0;
     unsigned n_iov = 0;
-    for (struct zev__udp_req *r = u->q_unsent; r && n < limit; r = r->next) {
+    for (struct zev__udp_req *r = u->q_unsent; r && n < ZEV__UDP_RING_CHAIN; r = r->next) {
         if (n_iov + r->n_slices > ZEV__UDP_RING_IOV) break; /* never the first: 64 < 512 */
         n_iov += zev__udp_req_msg(r, &rs->tx[n], rs->iov + n_iov);
         n++;
     }
-    /* Cannot fail: the SQ has room for all n (chain_limit). */
+    /* A chain goes in with one enter: room for all of it, submitting what waits if need be
+     * (zev__uring_sqe would otherwise submit a full SQ and split the chain there). Without
+     * room, the next iteration tries again. */
+    if (zev__ring_reserve(u->handle.loop, n) < 0) {
+        zev__watcher_feed(u->handle.loop, &u->io, ZEV__WRITABLE);
+        return;
+    }
     for (unsigned i = 0; i < n; i++) {
-        (void)zev__ring_sendmsg(u->handle.loop, &u->io, &rs->tx[i], i + 1 < n);
+        (void)zev__ring_sendmsg(u->handle.loop, &u->io, &rs->tx[i], i + 1 < n); /* reserved */
     }
     rs->tx_n = n;
     rs->tx_broken = false;
