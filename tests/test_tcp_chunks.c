@@ -193,3 +193,31 @@ Test(tcp_chunks, a_burst_that_finds_the_ring_dry_grows_it_once_not_once_per_rece
                   (unsigned long long)st.lent, MAX_CLIENTS * EACH / 1024);
     close_server(&srv, fds, MAX_CLIENTS);
 }
+
+/* Reader 0 pauses with a receive in flight; its peer's 1000 bytes land in the shared chunk
+ * and wait there (on io_uring the result is kept for the resume). Meanwhile reader 1 takes
+ * 300 KiB through the same ring: the kernel uses that chunk up and moves on. The chunk must
+ * not go back into the ring while the kept result still points into it, or the kernel would
+ * write reader 1's bytes over reader 0's. On the resume reader 0 gets its bytes intact. */
+Test(tcp_chunks, a_paused_sockets_kept_bytes_survive_other_sockets_using_up_their_chunk) {
+    static struct server srv;
+    int fds[2];
+    start(&srv, 0, fds, 2);
+    struct reader *paused = &srv.readers[0], *busy = &srv.readers[1];
+    for (int i = 0; i < 3; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT); /* receives are armed */
+    cr_assert_eq(zev_tcp_read_stop(&paused->t), 0);
+    send_pattern(fds[0], paused->seed, 0, 1000);
+    for (int i = 0; i < 5; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(paused->got, 0, "paused: nothing delivered");
+    size_t sent = 0;
+    while (sent < 300 * 1024) {
+        send_pattern(fds[1], busy->seed, sent, 16384);
+        sent += 16384;
+        run_until_got(busy, sent);
+    }
+    cr_assert_eq(busy->wrong, 0);
+    cr_assert_eq(zev_tcp_read_start(&paused->t), 0);
+    run_until_got(paused, 1000);
+    cr_assert_eq(paused->wrong, 0, "the kept bytes were not written over");
+    close_server(&srv, fds, 2);
+}
