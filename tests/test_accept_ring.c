@@ -11,7 +11,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -91,19 +90,6 @@ static zev_tcp_server_stats_t stats_of(const struct srv *v) {
     return st;
 }
 
-/* The server closed every one of fds: a read says EOF or reset, never "would block". */
-static void assert_all_closed_by_server(int *fds, int n) {
-    for (int i = 0; i < n; i++) {
-        struct pollfd p = {.fd = fds[i], .events = POLLIN};
-        cr_assert_eq(poll(&p, 1, 5000), 1, "client %d was never told", i);
-        char b;
-        ssize_t r = recv(fds[i], &b, 1, MSG_DONTWAIT);
-        cr_assert(r == 0 || (r < 0 && errno == ECONNRESET), "client %d: %zd", i, r);
-        close(fds[i]);
-        fds[i] = -1;
-    }
-}
-
 /* A connect to 127.0.0.1:port: 0, or the errno it failed with. */
 static int try_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -144,7 +130,7 @@ Test(accept_ring, closing_in_the_callback_with_more_accepted_in_the_batch) {
     close_conns(&v);
     zt_run();
     cr_assert_eq(v.closed, 1);
-    assert_all_closed_by_server(fds + 1, N - 1);
+    zt_assert_closed_by_server(fds + 1, N - 1);
     close(fds[0]);
     /* Nothing listens any more (an accept left in flight would keep the socket alive). */
     cr_assert_eq(try_connect(port), ECONNREFUSED);
@@ -234,7 +220,7 @@ Test(accept_ring, the_connection_limit_met_with_more_accepted_in_flight) {
     cr_assert_eq(v.drops, 3);
     /* The drops are the connections after the first two, in order. */
     for (int i = 0; i < 3; i++) cr_assert_eq(v.drop_ports[i], ports[2 + i], "drop %d", i);
-    assert_all_closed_by_server(fds + 2, 3);
+    zt_assert_closed_by_server(fds + 2, 3);
     /* The count falls when the close has completed (its close phase): wait for it. */
     int closed = 0;
     v.conns[0].handle.data = &closed;
@@ -270,7 +256,7 @@ Test(accept_ring, accept_after_the_callback_returned_finds_nothing) {
     zev_tcp_server_stats_t st = stats_of(&v);
     cr_assert_eq(st.accepted, 0);
     cr_assert_eq(st.dropped, N);
-    assert_all_closed_by_server(fds, N);
+    zt_assert_closed_by_server(fds, N);
     zev_close(&late.handle, NULL);
     zev_close(&v.s.handle, NULL);
     zt_run();
@@ -313,5 +299,5 @@ Test(accept_ring, an_unrefd_listener_lets_run_return_and_closes_what_waits) {
     zt_run();
     cr_assert(v.callbacks == 1 || v.callbacks == 2, "%d callbacks", v.callbacks);
     cr_assert_eq(v.closed, 1);
-    assert_all_closed_by_server(fds, 2);
+    zt_assert_closed_by_server(fds, 2);
 }

@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -84,13 +83,6 @@ static void on_connection(zev_tcp_server_t *s, int status) {
     srv->accepted++;
 }
 
-static int client(int port) {
-    int fd = zt_raw_connect(port);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* each send: a segment */
-    return fd;
-}
-
 /* Send len bytes of the reader's pattern, starting at byte `from` of it. */
 static void send_pattern(int fd, unsigned seed, size_t from, size_t len) {
     unsigned char buf[16384];
@@ -123,7 +115,7 @@ static void close_server(struct server *srv, int *fds, int n) {
 static void start(struct server *srv, int keep, int *fds, int n) {
     srv->keep = keep;
     int port = zt_listen(&srv->s, on_connection, srv);
-    for (int i = 0; i < n; i++) fds[i] = client(port);
+    for (int i = 0; i < n; i++) fds[i] = zt_raw_connect_nodelay(port);
     for (int i = 0; i < 2000 && srv->accepted < n; i++) zev_run(&zt_loop, ZEV_RUN_ONCE);
     cr_assert_eq(srv->accepted, n);
 }

@@ -8,7 +8,6 @@
 #include "zt.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -364,18 +363,6 @@ static void connect_raw(int port, int *fds, int n) {
     for (int i = 0; i < n; i++) fds[i] = zt_raw_connect(port);
 }
 
-/* The server closed every one of fds: a read says EOF or reset, never "would block". */
-static void assert_all_closed_by_server(const int *fds, int n) {
-    for (int i = 0; i < n; i++) {
-        struct pollfd p = {.fd = fds[i], .events = POLLIN};
-        cr_assert_eq(poll(&p, 1, 5000), 1, "client %d was never told", i);
-        char b;
-        ssize_t r = recv(fds[i], &b, 1, MSG_DONTWAIT);
-        cr_assert(r == 0 || (r < 0 && errno == ECONNRESET), "client %d: %zd", i, r);
-        close(fds[i]);
-    }
-}
-
 static void run_until_shed(const zev_tcp_server_t *s, uint64_t want) {
     zev_tcp_server_stats_t st = {0};
     for (int i = 0; i < 100; i++) {
@@ -403,14 +390,14 @@ Test(tcp_fault, descriptor_exhaustion_sheds_the_whole_backlog_and_reports_once) 
     run_until_shed(&s, 5);
     cr_assert_eq(exh_accepted, 0, "nothing accepted while out of descriptors");
     cr_assert_eq(emfile_reports, 1);
-    assert_all_closed_by_server(fds, 5);
+    zt_assert_closed_by_server(fds, 5);
 
     /* Still short (no accept has succeeded since): three more are shed without a report. */
     connect_raw(info.port, fds, 3);
     zev_fault_fail(ZEV_SYS_ACCEPT, 0, 1, EMFILE);
     run_until_shed(&s, 8);
     cr_assert_eq(emfile_reports, 1, "one report per episode");
-    assert_all_closed_by_server(fds, 3);
+    zt_assert_closed_by_server(fds, 3);
 
     /* Descriptors are back: the next client is served, which ends the episode... */
     zev_fault_reset();
@@ -421,7 +408,7 @@ Test(tcp_fault, descriptor_exhaustion_sheds_the_whole_backlog_and_reports_once) 
     zev_fault_fail(ZEV_SYS_ACCEPT, 0, 1, EMFILE);
     run_until_shed(&s, 9);
     cr_assert_eq(emfile_reports, 2);
-    assert_all_closed_by_server(fds + 1, 1);
+    zt_assert_closed_by_server(fds + 1, 1);
 
     zev_tcp_server_stats_t st;
     zev_tcp_server_stats(&s, &st);

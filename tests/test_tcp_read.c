@@ -5,7 +5,6 @@
 #include "zt.h"
 
 #include <errno.h>
-#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -40,13 +39,6 @@ static void on_connection(zev_tcp_server_t *s, int status) {
     u->accepted++;
 }
 
-static int raw_connect(int port) {
-    int fd = zt_raw_connect(port);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* each send: a segment */
-    return fd;
-}
-
 /* Wait (bounded) until the receiver has acknowledged every byte the peer sent: the loop must
  * then find them all there at once, as when a peer's bytes arrive before the loop gets round
  * to reading. (The receiver's FIONREAD would not do: without SO_OOBINLINE Linux counts only
@@ -66,7 +58,7 @@ static void wait_acked(int peer) {
  * without it, it stays out of band (zev never reads MSG_OOB) and only the rest arrives. */
 static void urgent_data_case(int oob_inline, int paused) {
     struct urgent_case u = {0};
-    int peer = raw_connect(zt_listen(&u.s, on_connection, &u));
+    int peer = zt_raw_connect_nodelay(zt_listen(&u.s, on_connection, &u));
     cr_assert_eq(zt_run_until(&u.accepted, 1, 5000), 1);
     int fd = zev_tcp_fileno(&u.conn);
     cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &oob_inline, sizeof(oob_inline)), 0);
@@ -159,7 +151,7 @@ static void close_switch_case(struct switch_case *c, int peer) {
 Test(tcp_read, bytes_after_a_switch_of_user_buffer_never_land_in_the_old_one) {
     struct switch_case c = {0};
     c.s.handle.data = &c;
-    int peer = raw_connect(zt_listen(&c.s, on_switch_connection, &c));
+    int peer = zt_raw_connect_nodelay(zt_listen(&c.s, on_switch_connection, &c));
     cr_assert(zt_run_until(&c.accepted, 1, 5000));
     char old_buf[32], new_buf[32];
     memset(old_buf, '.', sizeof(old_buf));
@@ -183,7 +175,7 @@ Test(tcp_read, bytes_after_a_switch_of_user_buffer_never_land_in_the_old_one) {
 Test(tcp_read, a_switch_to_user_memory_with_bytes_in_flight_loses_and_repeats_none) {
     struct switch_case c = {0};
     c.s.handle.data = &c;
-    int peer = raw_connect(zt_listen(&c.s, on_switch_connection, &c));
+    int peer = zt_raw_connect_nodelay(zt_listen(&c.s, on_switch_connection, &c));
     cr_assert(zt_run_until(&c.accepted, 1, 5000));
     cr_assert_eq(zev_tcp_read_start(&c.conn), 0);
     for (int i = 0; i < 3; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT); /* a pool receive waits */

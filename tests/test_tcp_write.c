@@ -88,6 +88,13 @@ static void close_pair(zev_tcp_t *a, zev_tcp_t *b) {
     zt_run();
 }
 
+/* Close t so that its peer sees a reset: SO_LINGER 0 makes close() send a RST. */
+static void close_with_reset(zev_tcp_t *t) {
+    struct linger lin = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(zev_tcp_fileno(t), SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+    zev_close(&t->handle, NULL);
+}
+
 static uint8_t *pattern(size_t n, unsigned seed) {
     uint8_t *p = malloc(n);
     for (size_t i = 0; i < n; i++) p[i] = (uint8_t)((i * 31u + seed) ^ (i >> 8));
@@ -277,10 +284,7 @@ Test(tcp_write, a_peer_reset_is_econnreset_in_error_and_write_callbacks) {
     a.handle.data = &ka;
     zev_tcp_set_events(&a, &sink_events);
     zev_tcp_read_start(&a);
-    /* b aborts: SO_LINGER 0 makes close() send a RST. */
-    struct linger lin = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(zev_tcp_fileno(&b), SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
-    zev_close(&b.handle, NULL);
+    close_with_reset(&b);
     while (!ka.errors && !ka.ends) zev_run(&zt_loop, ZEV_RUN_ONCE);
     cr_assert_eq(ka.errors, 1);
     cr_assert_eq(ka.last_error, -ECONNRESET, "%s", zev_err_name(ka.last_error));
@@ -327,9 +331,7 @@ Test(tcp_write, a_reset_in_the_middle_of_a_chain_of_writes_tells_each_write_once
         usleep(1000);
     }
     cr_assert_eq(n_writes_done, 0, "the first write is still being sent");
-    struct linger lin = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(zev_tcp_fileno(&b), SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
-    zev_close(&b.handle, NULL);
+    close_with_reset(&b);
     for (int i = 0; i < 2000 && (n_writes_done < 2 || !ka.errors); i++)
         zev_run(&zt_loop, ZEV_RUN_ONCE);
     for (int i = 0; i < 10; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
@@ -349,9 +351,7 @@ Test(tcp_write, writing_to_a_reset_peer_never_raises_sigpipe) {
     zt_tcp_pair(&a, &b);
     a.handle.data = &ka;
     zev_tcp_set_events(&a, &sink_events);
-    struct linger lin = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(zev_tcp_fileno(&b), SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
-    zev_close(&b.handle, NULL);
+    close_with_reset(&b);
     zt_run();
     n_writes_done = 0;
     zev_slice_t s = zev_slice("ping", 4);

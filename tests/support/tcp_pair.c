@@ -4,7 +4,11 @@
 #include "zt.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 struct pair_setup {
     zev_tcp_server_t server;
@@ -66,4 +70,23 @@ int zt_listen(zev_tcp_server_t *s, zev_tcp_connection_cb cb, void *data) {
     zev_addr_info_t info;
     cr_assert_eq(zev_tcp_server_address(s, &info), 0);
     return info.port;
+}
+
+int zt_raw_connect_nodelay(int port) {
+    int fd = zt_raw_connect(port);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+void zt_assert_closed_by_server(int *fds, int n) {
+    for (int i = 0; i < n; i++) {
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, 5000), 1, "client %d was never told", i);
+        char b;
+        ssize_t r = recv(fds[i], &b, 1, MSG_DONTWAIT);
+        cr_assert(r == 0 || (r < 0 && errno == ECONNRESET), "client %d: %zd", i, r);
+        close(fds[i]);
+        fds[i] = -1;
+    }
 }
