@@ -183,6 +183,9 @@ typedef struct {
     uint64_t max_events;     /* most events returned by one poll */
     uint64_t blocked_ns;     /* time spent inside the kernel wait */
     uint64_t timers_fired;   /* timer callbacks run */
+    uint64_t zc_sends;       /* io_uring: sends that went out zero-copy (SEND_ZC) and whose
+                                memory the kernel held until its notification
+                                (zev_loop_options_t.send_zc_min) */
 } zev_loop_metrics_t;
 
 /* Which kernel interface a loop drives (zev_loop_options_t.backend, zev_loop_backend). */
@@ -203,6 +206,13 @@ typedef struct {
                                      to the allocator (past 1 MiB of chunks); 0: 1000 */
     zev_backend_kind backend;     /* ZEV_BACKEND_DEFAULT: see above. A backend this build or
                                      this kernel cannot run falls back to the built-in one */
+    size_t send_zc_min;           /* io_uring completion mode only: a queued TCP write slice of
+                                     at least this many bytes goes out with zero-copy send
+                                     (SEND_ZC), and its write callback runs once the kernel let
+                                     go of its memory (docs/tcp.md, "Zero-copy send"); 0: the
+                                     ZEV_SEND_ZC_MIN environment variable if set, else never,
+                                     the default (slower than a copy on loopback and on NICs
+                                     that cannot send from user pages: docs/internals.md) */
 } zev_loop_options_t;
 
 /* private: an entry of the loop's timer heap. Timers and the loop itself (to give idle memory

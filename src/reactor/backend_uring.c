@@ -135,6 +135,15 @@ static int uring_init(zev_loop_t *loop) {
      * ZEV_URING_COMPLETION=0 asks for readiness only: the poll form, for comparison. */
     const char *mode = getenv("ZEV_URING_COMPLETION");
     u->completion = !(mode && mode[0] == '0');
+    /* Zero-copy sends from this many bytes up, for runs that compare them (the loop option,
+     * when set, wins: zev_loop_init_ex). Text that is not a number leaves them off. */
+    const char *zc_min = getenv("ZEV_SEND_ZC_MIN");
+    if (zc_min && *zc_min) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(zc_min, &end, 10);
+        if (errno == 0 && *end == '\0' && zc_min[0] != '-') u->send_zc_min = (size_t)v;
+    }
     /* The lists results wait in, at their first size: a fixed cost, taken now. */
     err = zev__ready_reserve(loop, &u->stash, &u->cap_stash, ZEV__READY_LIST_START);
     if (err == 0)

@@ -94,6 +94,7 @@ int zev_loop_init_ex(zev_loop_t *loop, const zev_loop_options_t *opts) {
         loop->state = ZEV__LOOP_CLOSED;
         return err;
     }
+    if (o.send_zc_min) zev__ring_set_send_zc_min(loop, o.send_zc_min);
     loop->state = ZEV__LOOP_READY;
     return 0;
 }

@@ -59,9 +59,16 @@ int zev__ring_poll_in(zev_loop_t *loop, struct zev_watcher *w);
 /* Whether a ZEV__OP_RECV result is zev__ring_poll_in's report (res: the poll mask). */
 bool zev__ring_is_readiness(const struct zev__ready *e);
 /* Send base..base+len (the bytes stay untouched until the result), with MSG_NOSIGNAL; linked:
- * the next operation submitted runs only after this one succeeded whole. */
+ * the next operation submitted runs only after this one succeeded whole. zero_copy: SEND_ZC,
+ * the kernel sends from these pages; a result with IORING_CQE_F_MORE says it still holds
+ * them, and a second CQE with the same user_data and IORING_CQE_F_NOTIF says when it let go
+ * (the bytes stay untouched until then). */
 int zev__ring_send(zev_loop_t *loop, struct zev_watcher *w, const char *base, size_t len,
-                   bool linked);
+                   bool linked, bool zero_copy);
+/* Whether a send of len queued bytes goes zero-copy (zev_loop_options_t.send_zc_min). */
+bool zev__ring_send_zc_wanted(const zev_loop_t *loop, size_t len);
+/* Set the loop's zero-copy threshold (0: never). */
+void zev__ring_set_send_zc_min(zev_loop_t *loop, size_t min);
 /* Room for n operations in the submission queue without submitting between them (a chain of
  * links must go in with one enter): submits what waits if need be. TCP's and UDP's chains
  * both take it. 0, or the submission's negative errno. */
@@ -120,6 +127,10 @@ int zev__ring_sendmsg(zev_loop_t *loop, struct zev_watcher *w, const struct msgh
 static inline bool zev__loop_completes(const zev_loop_t *loop) {
     (void)loop;
     return false;
+}
+
+static inline void zev__ring_set_send_zc_min(zev_loop_t *loop, size_t min) {
+    (void)loop, (void)min;
 }
 
 static inline void zev__ring_bufs_release(zev_loop_t *loop) {

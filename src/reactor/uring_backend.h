@@ -75,6 +75,7 @@ struct zev__uring_backend {
     unsigned cap_parked;
     struct zev__ring_bufs bufs[2]; /* by enum zev__bufs_kind (ring.h) */
     bool completion; /* sockets run in completion mode (ring.h); else readiness only */
+    size_t send_zc_min; /* queued slices this long go out zero-copy; 0: never */
 };
 
 static inline struct zev__uring_backend *zev__uring_state(const zev_loop_t *loop) {

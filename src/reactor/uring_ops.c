@@ -349,11 +349,11 @@ int zev__ring_poll_in(zev_loop_t *loop, struct zev_watcher *w) {
 }
 
 int zev__ring_send(zev_loop_t *loop, struct zev_watcher *w, const char *base, size_t len,
-                   bool linked) {
+                   bool linked, bool zero_copy) {
     int err = 0;
     struct io_uring_sqe *sqe = op_sqe(loop, w, ZEV__OP_SEND, &err);
     if (!sqe) return err;
-    sqe->opcode = IORING_OP_SEND;
+    sqe->opcode = zero_copy ? IORING_OP_SEND_ZC : IORING_OP_SEND;
     sqe->addr = (uint64_t)(uintptr_t)base;
     sqe->len = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
     /* WAITALL: the kernel retries a partial send itself, so a result short of len is an
@@ -361,6 +361,15 @@ int zev__ring_send(zev_loop_t *loop, struct zev_watcher *w, const char *base, si
     sqe->msg_flags = MSG_NOSIGNAL | MSG_WAITALL;
     if (linked) sqe->flags |= IOSQE_IO_LINK;
     return 0;
+}
+
+bool zev__ring_send_zc_wanted(const zev_loop_t *loop, size_t len) {
+    size_t min = zev__uring_state(loop)->send_zc_min;
+    return min > 0 && len >= min;
+}
+
+void zev__ring_set_send_zc_min(zev_loop_t *loop, size_t min) {
+    if (zev__loop_completes(loop)) zev__uring_state(loop)->send_zc_min = min;
 }
 
 int zev__ring_reserve(zev_loop_t *loop, unsigned n) {
@@ -454,6 +463,15 @@ int zev__ring_cancel(zev_loop_t *loop, struct zev_watcher *w, enum zev__op op, b
 
 /* ---- ending a socket's operations ---- */
 
+/* Whether a result is its operation's last. A multishot says "more to come" with
+ * IORING_CQE_F_MORE; a zero-copy send's result says with it that a notification will follow,
+ * which is no result: the send itself has ended, and the notification, when it comes, goes
+ * to the owner like any result (its socket holds its close until then: write.c). */
+static bool ends_op(const struct zev__ready *e) {
+    if (e->flags & IORING_CQE_F_NOTIF) return false;
+    return zev__ready_op(e) == ZEV__OP_SEND || !(e->flags & IORING_CQE_F_MORE);
+}
+
 static void hand_to_owner(struct zev_watcher *w, const struct zev__ready *e) {
     zev_handle_t *owner = zev__watcher_owner(w);
     owner->ops->complete(owner, e);
@@ -475,7 +493,7 @@ static unsigned settle_read_ahead(zev_loop_t *loop, struct zev_watcher *w) {
             u->stash[kept++] = e;
             continue;
         }
-        if (!(e.flags & IORING_CQE_F_MORE)) ended++;
+        if (ends_op(&e)) ended++;
         hand_to_owner(w, &e);
     }
     u->n_stash = kept;
@@ -483,7 +501,7 @@ static unsigned settle_read_ahead(zev_loop_t *loop, struct zev_watcher *w) {
         e = b->ready[i];
         if (!(e.revents & ZEV__COMPLETED) || zev__ready_watcher(&e) != w) continue;
         b->ready[i].tag = 0; /* void: dispatch skips it */
-        if (!(e.flags & IORING_CQE_F_MORE)) ended++;
+        if (ends_op(&e)) ended++;
         hand_to_owner(w, &e);
     }
     return ended;
@@ -501,7 +519,7 @@ static bool forgotten_op_cqe(void *ctx, const struct io_uring_cqe *c) {
     struct forgetting *f = ctx;
     if (!zev__ud_is_op(c->user_data) || zev__ud_watcher(c->user_data) != f->w) return false;
     struct zev__ready e = zev__op_result(f->loop, c);
-    if (!(c->flags & IORING_CQE_F_MORE)) f->ended++;
+    if (ends_op(&e)) f->ended++;
     hand_to_owner(f->w, &e);
     return true;
 }

@@ -190,8 +190,12 @@ void zev__tcp_ring_complete(zev_handle_t *h, const void *result) {
     case ZEV__OP_RECV:
         on_recv_result(t, e);
         break;
-    case ZEV__OP_SEND:
-        zev__tcp_ring_sent(t, e->res);
+    case ZEV__OP_SEND: /* a send's result, or a zero-copy send's notification (write.c) */
+        if (e->flags & IORING_CQE_F_NOTIF) {
+            zev__tcp_ring_zc_notified(t);
+        } else {
+            zev__tcp_ring_sent(t, e->res, zev__ready_more(e));
+        }
         break;
     case ZEV__OP_POLLOUT: /* room for a file region's sendfile */
         t->handle.flags &= ~ZEV__TCP_RING_SEND;

@@ -59,6 +59,13 @@ static void tcp_close(zev_handle_t *h) {
  * tcp_close, callback and all (Node emits no 'connect' after destroy()). */
 static int tcp_finish(zev_handle_t *h) {
     zev_tcp_t *t = (zev_tcp_t *)h;
+    /* A zero-copy send's bytes may still be read by the kernel (the descriptor's close lets
+     * it go on sending them): the writes, the close callback and the loop wait for its
+     * notification, which resumes the close (write.c). */
+    if (zev__tcp_ring_zc_due(t)) {
+        zev__handle_set_requests(h, true);
+        return 1;
+    }
     zev__tcp_cancel_writes(t, -ECANCELED);
     if (t->server) {
         zev__tcp_server_connection_closed(t->server);

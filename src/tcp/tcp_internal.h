@@ -98,6 +98,12 @@ enum {
     ZEV__WE_PIN = 1u << 2,  /* counts its owner chunk in wq_held for the run of entries after
                                it that share that chunk (write.c) */
     ZEV__WE_SUBMITTED = 1u << 3, /* completion mode: its send is in flight (write.c, ring) */
+    /* Zero-copy sends (write.c): the kernel may still read the entry's bytes after its send's
+     * result, until a notification. Notifications name the socket, not the send, so the
+     * entries wait for every one of them before any is released. */
+    ZEV__WE_ZC_WAIT = 1u << 4, /* sent zero-copy; a notification is still due for it */
+    ZEV__WE_ZC_HELD = 1u << 5, /* a notification came in its place; released with the rest */
+    ZEV__WE_ZC_SENDING = 1u << 6, /* its send in flight is a zero-copy one */
 };
 
 /* A socket's rare state: one object from the loop's large slab, taken on first need
@@ -238,7 +244,13 @@ void zev__tcp_ring_forget(zev_tcp_t *t);
 /* write.c, completion mode: submit a send of the queue's first unsent bytes unless one is in
  * flight; a send's result. */
 void zev__tcp_ring_send_next(zev_tcp_t *t);
-void zev__tcp_ring_sent(zev_tcp_t *t, int res);
+/* notice_due: IORING_CQE_F_MORE on the result of a zero-copy send, whose notification
+ * (zev__tcp_ring_zc_notified) says when the kernel let go of its bytes. */
+void zev__tcp_ring_sent(zev_tcp_t *t, int res, bool notice_due);
+void zev__tcp_ring_zc_notified(zev_tcp_t *t);
+/* Whether a zero-copy send's notification is still due: the queue's entries (their bytes)
+ * must stay until it came, through a failure or a close. */
+bool zev__tcp_ring_zc_due(const zev_tcp_t *t);
 /* Where bytes land changed: was_pool says whether they landed in the pool before. */
 void zev__tcp_ring_read_mode(zev_tcp_t *t, bool was_pool);
 /* Sends in flight (the entries marked SUBMITTED). */

@@ -83,6 +83,7 @@ static size_t entry_charge(const struct zev__wentry *e) {
  * holding one slice here and there still pays for the chunks it keeps. */
 static void entry_charge_new(zev_tcp_t *t, struct zev__wentry *e) {
     const struct zev__wentry *prev = t->wq_tail;
+    if (prev && (prev->flags & ZEV__WE_DONE)) prev = NULL; /* charges nothing any more */
     bool by_bytes = charged_by_bytes(e);
     if (e->owner && !by_bytes && (!prev || prev->owner != e->owner)) e->flags |= ZEV__WE_PIN;
     if (e->owner && by_bytes && prev && prev->owner && prev->owner->carved)
@@ -290,8 +291,15 @@ static void entry_sent(zev_tcp_t *t, struct zev__wentry *e) {
     }
     t->wq_held -= entry_charge(e);
     e->flags |= ZEV__WE_DONE;
+    if (e->flags & (ZEV__WE_ZC_WAIT | ZEV__WE_ZC_HELD)) return; /* the kernel reads them still */
     zev_buf_unref(e->owner); /* sent: the bytes are no longer needed */
     e->owner = NULL;
+}
+
+/* A finished write whose bytes the kernel may still read (a zero-copy send): its callback
+ * waits, and so do the ones behind it. */
+static bool zc_held(const struct zev__wentry *e) {
+    return (e->flags & (ZEV__WE_ZC_WAIT | ZEV__WE_ZC_HELD)) != 0;
 }
 
 /* Mark fully sent entries; a write's last entry stays (DONE) until its callback runs. */
@@ -340,7 +348,8 @@ static ssize_t send_file_entry(zev_tcp_t *t, struct zev__wentry *e) {
  * Returns false if the socket was closed or failed. */
 static bool complete_done(zev_tcp_t *t, size_t *turn) {
     struct zev__wentry *head;
-    while (*turn > 0 && (head = zev__tcp_wq_head(t)) && (head->flags & ZEV__WE_DONE)) {
+    while (*turn > 0 && (head = zev__tcp_wq_head(t)) && (head->flags & ZEV__WE_DONE) &&
+           !zc_held(head)) {
         zev__budget_spend(t->handle.loop, turn, 0);
         complete(t, entry_pop(t), 0);
         if (zev__tcp_closing(t) || t->handle.flags & ZEV__TCP_FAILED) return false;
@@ -369,7 +378,18 @@ static void after_flush(zev_tcp_t *t) {
  * -ECANCELED and go out again). A chain stops after RING_CHAIN entries or once it holds a
  * high-water mark's worth of memory, and the next one is submitted when its last result has
  * come. Each result belongs to the first entry still marked SUBMITTED: results of a chain
- * come in the order the kernel ran its sends. */
+ * come in the order the kernel ran its sends.
+ *
+ * Zero-copy (zev_loop_options_t.send_zc_min): an entry that long goes out as SEND_ZC, and the
+ * kernel sends from its pages, which it holds past the send's result until a notification
+ * (when the peer acknowledged them). Until then the entry keeps its bytes (its owner
+ * reference; raw memory is the caller's until the callback), and its callback waits. A
+ * notification names the socket, not the send, and need not come in send order, so none is
+ * released before all have come: a chain goes zero-copy only when no notification is due,
+ * which bounds what waits to one chain, and each notification marks the first entry still
+ * waiting as HELD; the last one releases them all. A failure's cancellations and a close's
+ * callback wait for it too (cancel_writes, tcp_finish): the kernel may send those bytes
+ * after the descriptor is closed. */
 #ifdef ZEV_HAVE_IO_URING
 #define RING_CHAIN 16
 
@@ -409,6 +429,63 @@ unsigned zev__tcp_ring_sends_in_flight(const zev_tcp_t *t) {
     unsigned n;
     (void)in_flight(t, &n);
     return n;
+}
+
+/* The entries a zero-copy notification may be due for: the finished ones at the head, then
+ * (a zero-copy send cut short, or cancelled behind one) a chain's worth of unsent ones. */
+static struct zev__wentry *first_zc_waiting(const zev_tcp_t *t) {
+    unsigned unsent = 0;
+    for (struct zev__wentry *e = zev__tcp_wq_head(t); e && unsent < RING_CHAIN;
+         e = entry_next(t, e)) {
+        if (e->flags & ZEV__WE_ZC_WAIT) return e;
+        if (!(e->flags & ZEV__WE_DONE)) unsent++;
+    }
+    return NULL;
+}
+
+bool zev__tcp_ring_zc_due(const zev_tcp_t *t) {
+    return (t->handle.flags & ZEV__TCP_RING) && first_zc_waiting(t);
+}
+
+/* Every notification came: the entries let go of their bytes, and what waited for that runs:
+ * a held-back close, a failure's cancellations, or the callbacks and the next sends. */
+static void zc_release(zev_tcp_t *t) {
+    unsigned unsent = 0;
+    for (struct zev__wentry *e = zev__tcp_wq_head(t); e && unsent < RING_CHAIN;
+         e = entry_next(t, e)) {
+        e->flags &= ~ZEV__WE_ZC_HELD;
+        if (!(e->flags & ZEV__WE_DONE)) {
+            unsent++;
+        } else if (e->owner) {
+            zev_buf_unref(e->owner); /* as entry_sent would have */
+            e->owner = NULL;
+        }
+    }
+    if (zev__tcp_closing(t)) {
+        /* Once tcp_close is over (its descriptor gone), tcp_finish may be holding the close:
+         * it goes on. Inside tcp_close (ending the operations brought this notification)
+         * the close is not queued yet, and its finish will find nothing due. */
+        if (t->io.fd < 0) {
+            zev__handle_set_requests(&t->handle, false);
+            zev__handle_close_resume(&t->handle);
+        }
+        return;
+    }
+    if (t->handle.flags & ZEV__TCP_FAILED) {
+        if (!(t->handle.flags & ZEV__TCP_REPORTED)) return; /* the report cancels them */
+        zev__tcp_cancel_writes(t, t->err);
+        zev__tcp_update_active(t);
+        return;
+    }
+    zev__tcp_flush(t);
+}
+
+void zev__tcp_ring_zc_notified(zev_tcp_t *t) {
+    struct zev__wentry *e = first_zc_waiting(t);
+    zev__debug_assert(e != NULL, "a zero-copy notification with none due");
+    if (!e) return;
+    e->flags = (e->flags & ~ZEV__WE_ZC_WAIT) | ZEV__WE_ZC_HELD;
+    if (!first_zc_waiting(t)) zc_release(t);
 }
 
 /* Up to a mark's worth of sends in flight count as the kernel's, as bytes in the socket's
@@ -480,9 +557,13 @@ void zev__tcp_ring_send_next(zev_tcp_t *t) {
         unsigned n = err < 0 ? 0 : chain_pick(t, e, limit, chain, len);
         zev_loop_t *loop = t->handle.loop;
         if (n > 0) err = zev__ring_reserve(loop, n); /* a chain never straddles two enters */
+        /* Zero-copy only while no notification is due (the section's comment). */
+        bool zc_free = zev__ring_send_zc_wanted(loop, SIZE_MAX) && !first_zc_waiting(t);
         for (unsigned i = 0; i < n && err >= 0; i++) {
-            err = zev__ring_send(loop, &t->io, chain[i]->base, len[i], i + 1 < n);
+            bool zc = zc_free && zev__ring_send_zc_wanted(loop, len[i]);
+            err = zev__ring_send(loop, &t->io, chain[i]->base, len[i], i + 1 < n, zc);
             if (err >= 0) chain[i]->flags |= ZEV__WE_SUBMITTED;
+            if (err >= 0 && zc) chain[i]->flags |= ZEV__WE_ZC_SENDING | ZEV__WE_ZC_WAIT;
         }
         if (err == -EAGAIN) err = zev__ring_pollout(loop, &t->io); /* an injected EAGAIN */
         /* A send or a wait for room in flight: no other until its result (a second chain
@@ -494,10 +575,17 @@ void zev__tcp_ring_send_next(zev_tcp_t *t) {
 
 /* A send's result, for the first entry in flight. A closing or failed socket still counts
  * what was sent, so a write whose bytes went out is told 0, never cancelled. */
-void zev__tcp_ring_sent(zev_tcp_t *t, int res) {
+void zev__tcp_ring_sent(zev_tcp_t *t, int res, bool notice_due) {
     struct zev__wentry *e = first_submitted(t);
     if (!e) return;
     e->flags &= ~ZEV__WE_SUBMITTED;
+    /* Every zero-copy send the kernel took gets a notification, even one cancelled because
+     * the send linked before it failed: its result then lacks IORING_CQE_F_MORE (6.18), so
+     * the flag cannot be the count. Only a send refused outright has none. */
+    bool zc = (e->flags & ZEV__WE_ZC_SENDING) != 0;
+    e->flags &= ~ZEV__WE_ZC_SENDING;
+    if (zc && !notice_due && res != -ECANCELED) e->flags &= ~ZEV__WE_ZC_WAIT;
+    if (notice_due && res > 0) t->handle.loop->metrics.zc_sends++;
     /* Bytes are only ever sent by the first unsent entry's send: a link runs the next send
      * only after this one sent everything. */
     zev__debug_assert(res <= 0 || e == first_unsent(t), "a send result past the unsent head");
@@ -522,7 +610,7 @@ static void ring_flush(zev_tcp_t *t) {
     size_t turn = ZEV__BUDGET_QUANTUM;
     if (!complete_done(t, &turn)) return;
     struct zev__wentry *head = zev__tcp_wq_head(t);
-    if (head && (head->flags & ZEV__WE_DONE)) { /* callbacks left past the turn */
+    if (head && (head->flags & ZEV__WE_DONE) && !zc_held(head)) { /* past the turn */
         zev__watcher_yield(t->handle.loop, &t->io, ZEV__WRITABLE);
         return;
     }
@@ -543,8 +631,17 @@ size_t zev__tcp_wq_pressure(const zev_tcp_t *t) {
     return zev__tcp_wq_held(t);
 }
 
-void zev__tcp_ring_sent(zev_tcp_t *t, int res) {
-    (void)t, (void)res;
+void zev__tcp_ring_sent(zev_tcp_t *t, int res, bool notice_due) {
+    (void)t, (void)res, (void)notice_due;
+}
+
+void zev__tcp_ring_zc_notified(zev_tcp_t *t) {
+    (void)t;
+}
+
+bool zev__tcp_ring_zc_due(const zev_tcp_t *t) {
+    (void)t;
+    return false;
 }
 
 static void ring_flush(zev_tcp_t *t) {
@@ -592,6 +689,8 @@ void zev__tcp_flush(zev_tcp_t *t) {
 }
 
 void zev__tcp_cancel_writes(zev_tcp_t *t, int err) {
+    /* The kernel still reads bytes of some entries: the last notification runs this. */
+    if (zev__tcp_ring_zc_due(t)) return;
     /* Detach first: a callback may write again (and fail fast) while we walk. */
     struct zev__wentry *tail = t->wq_tail;
     t->wq_tail = NULL;
