@@ -420,3 +420,77 @@ Test(tcp_fault, descriptor_exhaustion_sheds_the_whole_backlog_and_reports_once) 
     zt_run();
     close(fds[0]);
 }
+
+/* Found by the API fuzzer with every slice sent zero-copy (ZEV_SEND_ZC_MIN=1): a socket that
+ * failed while the kernel still held a zero-copy send's bytes reported the error at once and
+ * completed its writes only at the kernel's notification, after the error; writes complete
+ * before the error event on every other path. Here the peer does not read and its window is
+ * full, so the zero-copy send's bytes wait in the socket, and the notification with them. */
+static int zc_written, zc_status, zc_errors, zc_written_at_error;
+
+static void zc_write_done(zev_tcp_t *t, int status, void *arg) {
+    (void)t, (void)arg;
+    zc_written++;
+    zc_status = status;
+}
+
+static void zc_error(zev_tcp_t *t, int err) {
+    (void)t, (void)err;
+    zc_errors++;
+    zc_written_at_error = zc_written;
+}
+
+static void discard(zev_tcp_t *t, const zev_slice_t *s) {
+    (void)t, (void)s;
+}
+
+Test(tcp_fault, a_failure_while_the_kernel_holds_a_zero_copy_send_reports_the_write_first) {
+    cr_assert_eq(zev_loop_close(&zt_loop), 0);
+    zev_loop_options_t o = {.send_zc_min = 4096};
+    cr_assert_eq(zev_loop_init_ex(&zt_loop, &o), 0);
+    if (!zev__loop_completes(&zt_loop)) cr_skip_test("zero-copy sends are io_uring's");
+    zev_tcp_t a, b;
+    zt_tcp_pair(&a, &b);
+    static const zev_tcp_events_t a_events = {.error = zc_error};
+    static const zev_tcp_events_t b_events = {.data = discard};
+    zev_tcp_set_events(&a, &a_events);
+    zev_tcp_set_events(&b, &b_events);
+    /* Fill the peer's window past what it takes, leaving room in a's own buffer. */
+    int big = 1 << 20;
+    cr_assert_eq(setsockopt(zev_tcp_fileno(&a), SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)), 0);
+    static char filler[256 * 1024];
+    size_t filled = 0;
+    while (filled < sizeof(filler)) {
+        ssize_t r = send(zev_tcp_fileno(&a), filler + filled, sizeof(filler) - filled,
+                         MSG_DONTWAIT);
+        if (r <= 0) break;
+        filled += (size_t)r;
+    }
+    zev_buf_t *chunk = zev_buf_get(&zt_loop);
+    zev_slice_t s = {chunk->base, 16384, chunk};
+    memset(chunk->base, 'z', s.len);
+    cr_assert_geq(zev_tcp_write(&a, &s, 1, zc_write_done, NULL), 0);
+    zev_buf_unref(chunk);
+    for (int i = 0; i < 2000 && zt_loop.metrics.zc_sends == 0; i++) {
+        zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    cr_assert_eq(zt_loop.metrics.zc_sends, 1, "the write went out zero-copy");
+    for (int i = 0; i < 20; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(zc_written, 0, "the peer has not read: the kernel holds the bytes");
+    /* The socket fails: the next send it starts meets an error. */
+    zev_fault_fail(ZEV_SYS_SENDMSG, 0, 1, ECONNRESET);
+    zev_slice_t more = zev_slice("x", 1);
+    cr_assert_geq(zev_tcp_write(&a, &more, 1, zc_write_done, NULL), 0);
+    for (int i = 0; i < 20; i++) zev_run(&zt_loop, ZEV_RUN_NOWAIT);
+    cr_assert_eq(zc_errors, 0, "the error waits for the writes, which wait for the kernel");
+    zev_tcp_read_start(&b); /* the peer reads: the bytes go, the kernel lets go of them */
+    for (int i = 0; i < 5000 && !zc_errors; i++) zev_run(&zt_loop, ZEV_RUN_ONCE);
+    cr_assert_eq(zc_errors, 1);
+    cr_assert_eq(zc_written, 2);
+    cr_assert_eq(zc_written_at_error, 2, "both writes were told before the error event");
+    cr_assert_eq(zc_status, -ECONNRESET, "the last write failed with the socket");
+    zev_close(&a.handle, NULL);
+    zev_close(&b.handle, NULL);
+    zt_run();
+}

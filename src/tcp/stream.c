@@ -172,6 +172,12 @@ static void report_failure(zev_tcp_t *t) {
         return;
     }
     zev__tcp_ring_forget(t); /* a send in flight reads the bytes about to be let go */
+    /* The kernel still reads bytes of a zero-copy send: the writes complete first, as always,
+     * so the whole report waits for its notification, which feeds it again (write.c). */
+    if (zev__tcp_ring_zc_due(t)) {
+        t->handle.flags &= ~ZEV__TCP_REPORTED;
+        return;
+    }
     zev__tcp_cancel_writes(t, t->err);
     if (zev__tcp_closing(t)) return;
     zev__tcp_update_active(t);

@@ -387,9 +387,9 @@ static void after_flush(zev_tcp_t *t) {
  * notification names the socket, not the send, and need not come in send order, so none is
  * released before all have come: a chain goes zero-copy only when no notification is due,
  * which bounds what waits to one chain, and each notification marks the first entry still
- * waiting as HELD; the last one releases them all. A failure's cancellations and a close's
- * callback wait for it too (cancel_writes, tcp_finish): the kernel may send those bytes
- * after the descriptor is closed. */
+ * waiting as HELD; the last one releases them all. A failure's report (its cancellations,
+ * then the error event) and a close's callback wait for it too (stream.c): the kernel may
+ * send those bytes after the descriptor is closed. */
 #ifdef ZEV_HAVE_IO_URING
 #define RING_CHAIN 16
 
@@ -472,9 +472,9 @@ static void zc_release(zev_tcp_t *t) {
         return;
     }
     if (t->handle.flags & ZEV__TCP_FAILED) {
-        if (!(t->handle.flags & ZEV__TCP_REPORTED)) return; /* the report cancels them */
-        zev__tcp_cancel_writes(t, t->err);
-        zev__tcp_update_active(t);
+        /* The failure's report waited for this (stream.c): it runs from the loop. */
+        if (!(t->handle.flags & ZEV__TCP_REPORTED))
+            zev__watcher_feed(t->handle.loop, &t->io, ZEV__ERROR);
         return;
     }
     zev__tcp_flush(t);
@@ -689,8 +689,9 @@ void zev__tcp_flush(zev_tcp_t *t) {
 }
 
 void zev__tcp_cancel_writes(zev_tcp_t *t, int err) {
-    /* The kernel still reads bytes of some entries: the last notification runs this. */
-    if (zev__tcp_ring_zc_due(t)) return;
+    /* The kernel still reads bytes of some entries: the close and the failure report wait
+     * for the last notification before they come here (stream.c). */
+    zev__debug_assert(!zev__tcp_ring_zc_due(t), "writes cancelled under a zero-copy send");
     /* Detach first: a callback may write again (and fail fast) while we walk. */
     struct zev__wentry *tail = t->wq_tail;
     t->wq_tail = NULL;
