@@ -460,7 +460,7 @@ static void teardown(struct fz *fz, int fds_before) {
     zev_run(&fz->loop, ZEV_RUN_NOWAIT);
     int err = zev_loop_close(&fz->loop);
     if (err != 0) fz_fail(fz, "zev_loop_close: %s", zev_err_name(err));
-    close(fz->raw_fd);
+    if (fz->raw_fd >= 0) close(fz->raw_fd); /* winding down closes it */
     close(fz->refused_fd);
     int fds = count_fds();
     if (fds != fds_before) fz_fail(fz, "%d descriptors leaked", fds - fds_before);

@@ -928,6 +928,12 @@ void fz_tcp_wind_down(struct fz *fz) {
         if (s->target == FZ_TG_RAW || s->target == FZ_TG_REFUSED || s->failed)
             fz_stream_close(s, "winding down");
     }
+    /* The stalled listener goes away too, as a peer that never reads eventually does: its
+     * queued connections are reset. Until then, the kernel still holds the bytes a stream
+     * closed above had sent it with zero-copy (ZEV_SEND_ZC_MIN), and that stream's close
+     * callback rightly waits for them (docs/tcp.md, "Zero-copy send"). */
+    close(fz->raw_fd);
+    fz->raw_fd = -1;
     for (int i = 0; i < FZ_SERVERS; i++)
         if (fz->servers[i].phase == FZ_OPEN) fz_server_close(&fz->servers[i], "winding down");
     for (int i = 0; i < FZ_STREAMS; i++) {
