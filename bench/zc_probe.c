@@ -1,10 +1,11 @@
 /* bench/zc_probe.c: does zero-copy send (io_uring SEND_ZC) pay on this machine?
  *
- * zev sends a stream's queued slices with io_uring SEND. SEND_ZC would let the kernel send
- * straight from the slice's pages, at the price of a second completion per send (the
- * notification that the kernel let go of the pages, which comes only once the peer has
- * acknowledged the bytes). Whether that pays depends on the path: over loopback and veth the
- * kernel copies anyway, and says so in the notification (IORING_NOTIF_USAGE_ZC_COPIED).
+ * zev sends a stream's queued slices with io_uring SEND, or with SEND_ZC from a threshold
+ * (zev_loop_options_t.send_zc_min). SEND_ZC lets the kernel send straight from the slice's
+ * pages, at the price of a second completion per send (the notification that the kernel let
+ * go of the pages, which comes only once the peer has acknowledged the bytes). Whether that
+ * pays depends on the path: over loopback and veth the kernel copies anyway, and says so in
+ * the notification (IORING_NOTIF_USAGE_ZC_COPIED).
  *
  * This probe sends the same bytes over one TCP connection on 127.0.0.1 with SEND and with
  * SEND_ZC, at several sizes, 4 sends in flight, and prints MB/s and how many notifications
