@@ -310,6 +310,18 @@ static int uring_wait(zev_loop_t *loop, int timeout_ms) {
             n++;
         used++;
     }
+    /* What the batch cannot take waits in the stash, not in the CQ: a CQ left full overflows
+     * at the next enter, and the kernel then ends every multishot, a listener's accept
+     * included, which stops accepting until its last result is read, behind all of these.
+     * (Room first: reading a CQE is not idempotent, so none is read that cannot be kept.) */
+    unsigned want = u->n_stash + (avail - used);
+    if (want > u->cap_stash && want < 2 * u->cap_stash) want = 2 * u->cap_stash; /* amortised */
+    if (used < avail && zev__ready_reserve(loop, &u->stash, &u->cap_stash, want) == 0) {
+        for (; used < avail; used++) {
+            if (zev__uring_take_cqe(loop, zev__uring_cqe(ring, used), &u->stash[u->n_stash]))
+                u->n_stash++;
+        }
+    }
     zev__uring_cq_advance(ring, used);
     return (int)n;
 }
