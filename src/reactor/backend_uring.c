@@ -200,6 +200,7 @@ int zev__uring_reap(zev_loop_t *loop, bool (*mine)(void *ctx, const struct io_ur
         if (mine(ctx, c) || !zev__uring_take_cqe(loop, c, &e)) continue;
         /* -ENOMEM: only under a failing allocator */
         (void)zev__ready_push(loop, &u->stash, &u->n_stash, &u->cap_stash, e);
+        u->defer_in_order = false; /* newer than the batch: no deferral may go behind it */
     }
     zev__uring_cq_advance(&u->ring, n);
     return 0;
@@ -323,11 +324,18 @@ static int uring_wait(zev_loop_t *loop, int timeout_ms) {
         }
     }
     zev__uring_cq_advance(ring, used);
+    u->defer_in_order = u->n_stash == 0;
     return (int)n;
 }
 
+/* A result the phase's budget has no room for waits in the stash, which the next wait reads
+ * first; but only while nothing newer waits there (what the batch could not take, what a
+ * synchronous end read ahead). Behind newer results it would wait a whole backlog more, and
+ * come after a later result of its own socket: then it is dispatched now, and the batch,
+ * at most max_events, bounds the phase instead. */
 static int uring_defer(zev_loop_t *loop, const struct zev__ready *e) {
     struct zev__uring_backend *u = zev__uring_state(loop);
+    if (!u->defer_in_order) return -EAGAIN;
     return zev__ready_push(loop, &u->stash, &u->n_stash, &u->cap_stash, *e);
 }
 

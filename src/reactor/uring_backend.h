@@ -67,9 +67,12 @@ struct zev__ring_bufs {
 
 struct zev__uring_backend {
     struct zev__uring ring;
-    struct zev__ready *stash; /* results read ahead by a synchronous unwatch or forget */
+    struct zev__ready *stash; /* results read ahead by a synchronous unwatch or forget, what
+                                 a wait's batch could not take, and what its budget deferred */
     unsigned n_stash;
     unsigned cap_stash;
+    bool defer_in_order; /* the stash holds nothing newer than the batch being dispatched, so
+                            its results may wait there (uring_defer) */
     struct zev__ready *parked; /* receive results kept while their socket's reading is paused */
     unsigned n_parked;
     unsigned cap_parked;
