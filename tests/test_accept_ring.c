@@ -312,9 +312,7 @@ Test(accept_ring, an_unrefd_listener_lets_run_return_and_closes_what_waits) {
  * own list, so the completion queue is empty after every wait; the connections still come in
  * order, a batch at a time. */
 Test(accept_ring, results_a_batch_cannot_take_leave_the_completion_queue_at_once) {
-    cr_assert_eq(zev_loop_close(&zt_loop), 0);
-    zev_loop_options_t o = {.max_events = 4};
-    cr_assert_eq(zev_loop_init_ex(&zt_loop, &o), 0);
+    zt_loop_with(&(zev_loop_options_t){.max_events = 4});
     if (!zt_loop_completes()) cr_skip_test("the completion queue is io_uring's");
     struct srv v;
     int port = srv_listen(&v);
@@ -358,9 +356,7 @@ static void slow_data(zev_tcp_t *t, const zev_slice_t *s) {
 }
 
 Test(accept_ring, results_deferred_by_the_budget_keep_their_order_behind_a_backlog) {
-    cr_assert_eq(zev_loop_close(&zt_loop), 0);
-    zev_loop_options_t o = {.max_events = 4};
-    cr_assert_eq(zev_loop_init_ex(&zt_loop, &o), 0);
+    zt_loop_with(&(zev_loop_options_t){.max_events = 4});
     if (!zt_loop_completes()) cr_skip_test("the stash is io_uring's");
     struct srv v;
     int port = srv_listen(&v);

@@ -445,9 +445,7 @@ static void discard(zev_tcp_t *t, const zev_slice_t *s) {
 }
 
 Test(tcp_fault, a_failure_while_the_kernel_holds_a_zero_copy_send_reports_the_write_first) {
-    cr_assert_eq(zev_loop_close(&zt_loop), 0);
-    zev_loop_options_t o = {.send_zc_min = 4096};
-    cr_assert_eq(zev_loop_init_ex(&zt_loop, &o), 0);
+    zt_loop_with(&(zev_loop_options_t){.send_zc_min = 4096});
     if (!zev__loop_completes(&zt_loop)) cr_skip_test("zero-copy sends are io_uring's");
     zev_tcp_t a, b;
     zt_tcp_pair(&a, &b);

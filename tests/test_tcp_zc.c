@@ -29,9 +29,7 @@ TestSuite(tcp_zc, .init = zt_setup, .fini = zt_teardown, .timeout = 60);
 
 /* zt_loop again, with zero-copy sends from min bytes up (0: the environment decides). */
 static void zc_loop(size_t min) {
-    cr_assert_eq(zev_loop_close(&zt_loop), 0);
-    zev_loop_options_t o = {.send_zc_min = min};
-    cr_assert_eq(zev_loop_init_ex(&zt_loop, &o), 0);
+    zt_loop_with(&(zev_loop_options_t){.send_zc_min = min});
 }
 
 /* Move this test's process (Criterion runs each in its own) into a new network namespace

@@ -112,12 +112,16 @@ static void counting_free(void *ctx, void *p, size_t size) {
     free(p);
 }
 
+void zt_loop_with(const zev_loop_options_t *o) {
+    cr_assert_eq(zev_loop_close(&zt_loop), 0, "zt_loop_with wants a fresh loop");
+    cr_assert_eq(zev_loop_init_ex(&zt_loop, o), 0);
+    expect_backend();
+}
+
 void zt_loop_counting(void) {
-    cr_assert_eq(zev_loop_close(&zt_loop), 0, "zt_loop_counting wants a fresh loop");
     zt_allocs = (zt_alloc_count_t){0};
     zev_loop_options_t o = {.allocator = {counting_alloc, counting_free, NULL}, .idle_ms = 1};
-    cr_assert_eq(zev_loop_init_ex(&zt_loop, &o), 0);
-    expect_backend();
+    zt_loop_with(&o);
 }
 
 int zt_run_until_live_at_most(long long base, long long bytes, int rounds) {

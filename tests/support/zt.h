@@ -39,6 +39,9 @@ typedef struct {
     unsigned long frees;
 } zt_alloc_count_t;
 extern zt_alloc_count_t zt_allocs;
+/* Re-initialise the (fresh) zt_loop through zev_loop_init_ex with options o (the fixture's
+ * backend check included). */
+void zt_loop_with(const zev_loop_options_t *o);
 /* Re-initialise the (fresh) zt_loop through zev_loop_init_ex with that counting allocator,
  * and idle memory given back after 1 ms (zev_loop_options_t.idle_ms). */
 void zt_loop_counting(void);
